@@ -1,0 +1,8 @@
+//! The check kinds. Each file is one kind: its config, its check and its
+//! registration. Adding a kind is one file here and one `mod` line below.
+
+mod command;
+mod cpu;
+mod disk;
+mod host;
+mod memory;

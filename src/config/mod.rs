@@ -1,0 +1,527 @@
+//! Loading `vitals.toml`: every error at once, each with file, line, column, section
+//! and key. Loading is pure: it reads the one file and touches nothing else.
+
+pub mod diag;
+pub mod duration;
+
+use std::collections::{BTreeMap, HashSet};
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use toml::Spanned;
+use toml::de::{DeTable, DeValue, ValueDeserializer};
+
+pub use diag::{Diagnostic, Diagnostics, Severity};
+use diag::Collector;
+
+use crate::plugin::{ParsedCheck, Registry, did_you_mean};
+use crate::schema::DurationStr;
+
+/// The config file used when neither `-c` nor `$VITALS_CONFIG` names one.
+pub const DEFAULT_PATH: &str = "config/vitals.toml";
+
+/// `[server]`: the HTTP server (status page, API, metrics).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Address and port the web server listens on. Loopback by default: put a reverse
+    /// proxy with TLS in front before exposing it.
+    pub listen: String,
+    /// Name of the environment variable holding the bearer token that `POST` actions
+    /// require. When the variable is unset or empty, actions are disabled (403).
+    pub token_env: String,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: "127.0.0.1:8686".into(),
+            token_env: "VITALS_TOKEN".into(),
+        }
+    }
+}
+
+/// `[defaults]`: settings every check inherits unless it sets its own.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct Defaults {
+    /// How often each check runs. Missed ticks are skipped, never bunched up.
+    #[serde(with = "duration")]
+    #[schemars(with = "DurationStr")]
+    pub interval: Duration,
+    /// How long one run may take before the runner reports the check `unknown`
+    /// ("timed out after …"). A check whose target hangs reports that itself, as
+    /// `critical`, just before this.
+    #[serde(with = "duration")]
+    #[schemars(with = "DurationStr")]
+    pub timeout: Duration,
+    /// Each check starts at a random offset up to this (capped at its interval) and
+    /// keeps that phase, so checks do not all fire in the same instant.
+    #[serde(with = "duration")]
+    #[schemars(with = "DurationStr")]
+    pub jitter: Duration,
+}
+
+impl Default for Defaults {
+    fn default() -> Self {
+        Defaults {
+            interval: Duration::from_secs(5),
+            timeout: Duration::from_secs(3),
+            jitter: Duration::from_secs(1),
+        }
+    }
+}
+
+/// The keys every `[checks.<id>]` has, whatever its kind.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CommonSettings {
+    /// The check kind: one of those `vitals plugins` lists.
+    pub kind: String,
+    /// How often this check runs (default: `[defaults] interval`).
+    #[serde(default, with = "duration::option")]
+    #[schemars(with = "Option<DurationStr>")]
+    pub interval: Option<Duration>,
+    /// How long one run may take (default: `[defaults] timeout`).
+    #[serde(default, with = "duration::option")]
+    #[schemars(with = "Option<DurationStr>")]
+    pub timeout: Option<Duration>,
+    /// Largest random start offset (default: `[defaults] jitter`).
+    #[serde(default, with = "duration::option")]
+    #[schemars(with = "Option<DurationStr>")]
+    pub jitter: Option<Duration>,
+    /// Ids of checks this one depends on: while one of them is not ok, this check's
+    /// alerts are held back (an IB outage does not also page for every stale table).
+    #[serde(default)]
+    pub depends_on: Vec<String>,
+}
+
+/// The common keys, as written in `[checks.<id>]`.
+pub const COMMON_KEYS: [&str; 5] = ["kind", "interval", "timeout", "jitter", "depends_on"];
+
+/// One configured check, validated and ready to build.
+#[derive(Debug)]
+pub struct CheckSpec {
+    /// Its id: the `<id>` of `[checks.<id>]`.
+    pub id: String,
+    /// Its kind.
+    pub kind: &'static str,
+    /// Effective interval.
+    pub interval: Duration,
+    /// Effective timeout.
+    pub timeout: Duration,
+    /// Effective jitter (at most the interval).
+    pub jitter: Duration,
+    /// Checks it depends on.
+    pub depends_on: Vec<String>,
+    /// The kind's own config.
+    pub params: Box<dyn ParsedCheck>,
+}
+
+impl CheckSpec {
+    /// Identifies the check's whole configuration: equal fingerprints mean a reload
+    /// can keep the running instance.
+    pub fn fingerprint(&self) -> String {
+        serde_json::json!({
+            "kind": self.kind,
+            "interval": self.interval.as_nanos().to_string(),
+            "timeout": self.timeout.as_nanos().to_string(),
+            "jitter": self.jitter.as_nanos().to_string(),
+            "depends_on": self.depends_on,
+            "params": self.params.to_json(),
+        })
+        .to_string()
+    }
+}
+
+/// A loaded, valid config.
+#[derive(Debug)]
+pub struct Config {
+    /// The file it came from.
+    pub path: PathBuf,
+    /// `[server]`.
+    pub server: ServerConfig,
+    /// `[defaults]`.
+    pub defaults: Defaults,
+    /// `[checks.*]`, in file order.
+    pub checks: Vec<CheckSpec>,
+    /// Notes (not errors) found while loading.
+    pub notes: Vec<Diagnostic>,
+}
+
+impl Config {
+    /// The directory relative paths in the config are resolved against.
+    pub fn dir(&self) -> PathBuf {
+        config_dir(&self.path)
+    }
+
+    /// The check with this id.
+    pub fn check(&self, id: &str) -> Option<&CheckSpec> {
+        self.checks.iter().find(|c| c.id == id)
+    }
+}
+
+/// The directory of a config file (`.` for a bare file name).
+pub fn config_dir(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+        _ => PathBuf::from("."),
+    }
+}
+
+/// Reads and validates a config file.
+pub fn load(path: &Path, registry: &Registry) -> Result<Config, Diagnostics> {
+    match std::fs::read_to_string(path) {
+        Ok(src) => parse(path, &src, registry),
+        Err(e) => Err(Diagnostics(vec![Diagnostic {
+            severity: Severity::Error,
+            file: path.to_owned(),
+            position: None,
+            section: None,
+            key: None,
+            message: format!("cannot read the config file: {e}"),
+        }])),
+    }
+}
+
+const TOP_LEVEL: [&str; 5] = ["server", "defaults", "checks", "rules", "sinks"];
+
+/// Validates config text (`path` is only used in messages and for relative paths).
+pub fn parse(path: &Path, src: &str, registry: &Registry) -> Result<Config, Diagnostics> {
+    let mut c = Collector::new(path, src);
+    let (root, syntax) = DeTable::parse_recoverable(src);
+    if !syntax.is_empty() {
+        for e in syntax {
+            c.error(e.span(), None, None, format!("TOML syntax error: {}", e.message()));
+        }
+        return Err(Diagnostics(c.out));
+    }
+    let root = root.into_inner();
+    let mut server = ServerConfig::default();
+    let mut defaults = Defaults::default();
+    let mut check_tables = Vec::new();
+
+    for (key, value) in root.iter() {
+        let name = key.get_ref().as_ref();
+        match name {
+            "server" => {
+                if let Some(s) = section::<ServerConfig>(&mut c, "server", value) {
+                    server = s;
+                }
+            }
+            "defaults" => {
+                if let Some(d) = section::<Defaults>(&mut c, "defaults", value) {
+                    defaults = d;
+                }
+            }
+            "checks" => match value.get_ref() {
+                DeValue::Table(t) => check_tables.extend(t.iter()),
+                other => c.error(
+                    Some(value.span()),
+                    None,
+                    Some("checks"),
+                    format!("expected a table of checks (`[checks.<id>]`), found {}", other.type_str()),
+                ),
+            },
+            "rules" => c.note(
+                Some(key.span()),
+                None,
+                "[[rules]] are accepted but not evaluated yet: this build has no rule engine",
+            ),
+            "sinks" => c.note(
+                Some(key.span()),
+                None,
+                "[sinks.*] are accepted but not used yet: this build has no alert sinks",
+            ),
+            other => c.error(
+                Some(key.span()),
+                None,
+                Some(other),
+                unknown_key_message(other, &TOP_LEVEL, "top-level sections"),
+            ),
+        }
+    }
+    validate_durations(&mut c, &defaults);
+
+    let mut checks = Vec::new();
+    for (id, table) in check_tables {
+        if let Some(spec) = parse_check(&mut c, registry, &defaults, id, table) {
+            checks.push(spec);
+        }
+    }
+    validate_dependencies(&mut c, &root);
+    if checks.is_empty() && !c.has_errors() {
+        c.note(None, None, "no checks are configured: add a `[checks.<id>]` table");
+    }
+
+    // Report in file order; problems without a place (none so far) first.
+    c.out.sort_by_key(|d| d.position);
+    if c.has_errors() {
+        return Err(Diagnostics(c.out));
+    }
+    Ok(Config {
+        path: path.to_owned(),
+        server,
+        defaults,
+        checks,
+        notes: c.out,
+    })
+}
+
+fn validate_durations(c: &mut Collector, d: &Defaults) {
+    if d.interval.is_zero() {
+        c.error(None, Some("defaults"), Some("interval"), "must be longer than 0s");
+    }
+    if d.timeout.is_zero() {
+        c.error(None, Some("defaults"), Some("timeout"), "must be longer than 0s");
+    }
+}
+
+/// Deserializes a whole section, reporting unknown keys with suggestions.
+fn section<T: for<'de> Deserialize<'de> + JsonSchema>(
+    c: &mut Collector,
+    name: &str,
+    value: &Spanned<DeValue<'_>>,
+) -> Option<T> {
+    let DeValue::Table(table) = value.get_ref() else {
+        c.error(
+            Some(value.span()),
+            None,
+            Some(name),
+            format!("expected a table `[{name}]`, found {}", value.get_ref().type_str()),
+        );
+        return None;
+    };
+    let keys: Vec<String> = crate::schema::keys_of::<T>().into_iter().map(|k| k.name).collect();
+    let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+    if report_unknown_keys(c, name, table, &keys, "keys") {
+        return None;
+    }
+    deserialize_table(c, name, table, value.span())
+}
+
+/// Reports keys of `table` not in `allowed`; true if there were any.
+fn report_unknown_keys(c: &mut Collector, section: &str, table: &DeTable<'_>, allowed: &[&str], what: &str) -> bool {
+    let mut found = false;
+    for key in table.keys() {
+        let k = key.get_ref().as_ref();
+        if !allowed.contains(&k) {
+            c.error(Some(key.span()), Some(section), Some(k), unknown_key_message(k, allowed, what));
+            found = true;
+        }
+    }
+    found
+}
+
+fn unknown_key_message(key: &str, allowed: &[&str], what: &str) -> String {
+    let mut m = format!("unknown key `{key}`");
+    if let Some(best) = did_you_mean(key, allowed.iter().copied()) {
+        m.push_str(&format!(" (did you mean `{best}`?)"));
+    }
+    m.push_str(&format!("; expected one of the {what}: {}", allowed.join(", ")));
+    m
+}
+
+/// Deserializes a table, reporting a failure at the key it concerns.
+fn deserialize_table<T: for<'de> Deserialize<'de>>(
+    c: &mut Collector,
+    section: &str,
+    table: &DeTable<'_>,
+    span: Range<usize>,
+) -> Option<T> {
+    let de = ValueDeserializer::from(Spanned::new(span.clone(), DeValue::Table(table.clone())));
+    match T::deserialize(de) {
+        Ok(v) => Some(v),
+        Err(e) => {
+            report_de_error(c, section, table, span, &e);
+            None
+        }
+    }
+}
+
+fn report_de_error(c: &mut Collector, section: &str, table: &DeTable<'_>, span: Range<usize>, e: &toml::de::Error) {
+    let (key, at) = locate(table, e.span(), e.message());
+    let message = e.message().to_owned();
+    let message = match message.strip_prefix("missing field ") {
+        Some(field) => format!("required key {field} is missing"),
+        None => message,
+    };
+    c.error(Some(at.unwrap_or(span)), Some(section), key.as_deref(), message);
+}
+
+/// Which key of `table` an error is about, and where to point.
+fn locate(table: &DeTable<'_>, span: Option<Range<usize>>, message: &str) -> (Option<String>, Option<Range<usize>>) {
+    if let Some(span) = &span {
+        for (k, v) in table.iter() {
+            let (ks, vs) = (k.span(), v.span());
+            if (ks.start <= span.start && span.end <= ks.end) || (vs.start <= span.start && span.end <= vs.end) {
+                return (Some(k.get_ref().to_string()), Some(if span.start == vs.start { vs } else { span.clone() }));
+            }
+        }
+    }
+    // "missing field `x`" points at the table; name the key anyway.
+    let key = message
+        .strip_prefix("missing field `")
+        .and_then(|m| m.split('`').next())
+        .map(str::to_owned);
+    (key, span)
+}
+
+fn parse_check(
+    c: &mut Collector,
+    registry: &Registry,
+    defaults: &Defaults,
+    id_key: &Spanned<std::borrow::Cow<'_, str>>,
+    value: &Spanned<DeValue<'_>>,
+) -> Option<CheckSpec> {
+    let id = id_key.get_ref().to_string();
+    let section = format!("checks.{id}");
+    if id.is_empty() || !id.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '_' || ch == '-') {
+        c.error(
+            Some(id_key.span()),
+            Some(&section),
+            None,
+            "a check id may only use letters, digits, `_` and `-` (it appears in URLs and metrics)",
+        );
+        return None;
+    }
+    let DeValue::Table(table) = value.get_ref() else {
+        c.error(
+            Some(value.span()),
+            None,
+            Some(&section),
+            format!("expected a table `[{section}]`, found {}", value.get_ref().type_str()),
+        );
+        return None;
+    };
+    // Split the common keys from the kind's own.
+    let mut common = DeTable::new();
+    let mut own = DeTable::new();
+    for (k, v) in table.iter() {
+        if COMMON_KEYS.contains(&k.get_ref().as_ref()) {
+            common.insert(k.clone(), v.clone());
+        } else {
+            own.insert(k.clone(), v.clone());
+        }
+    }
+    let settings: CommonSettings = deserialize_table(c, &section, &common, value.span())?;
+    let Some(kind) = registry.get(&settings.kind) else {
+        let span = table.get("kind").map(Spanned::span);
+        let names = registry.names();
+        let mut m = format!("unknown check kind `{}`", settings.kind);
+        if let Some(best) = did_you_mean(&settings.kind, names.iter().copied()) {
+            m.push_str(&format!(" (did you mean `{best}`?)"));
+        }
+        m.push_str(&format!("; registered kinds: {}", names.join(", ")));
+        c.error(span, Some(&section), Some("kind"), m);
+        return None;
+    };
+    let kind_keys: Vec<String> = (kind.keys)().into_iter().map(|k| k.name).collect();
+    let mut allowed: Vec<&str> = kind_keys.iter().map(String::as_str).collect();
+    allowed.extend(COMMON_KEYS);
+    if report_unknown_keys(c, &section, &own, &allowed, &format!("keys of `{}`", kind.name)) {
+        return None;
+    }
+    let de = ValueDeserializer::from(Spanned::new(value.span(), DeValue::Table(own.clone())));
+    let params = match (kind.parse)(de) {
+        Ok(p) => p,
+        Err(e) => {
+            report_de_error(c, &section, table, value.span(), &e);
+            return None;
+        }
+    };
+    let mut ok = true;
+    for e in params.validate() {
+        let span = table.get_key_value(e.key.as_str()).map(|(_, v)| v.span()).unwrap_or(value.span());
+        c.error(Some(span), Some(&section), Some(&e.key), e.message);
+        ok = false;
+    }
+    let interval = settings.interval.unwrap_or(defaults.interval);
+    let timeout = settings.timeout.unwrap_or(defaults.timeout);
+    for (key, d) in [("interval", settings.interval), ("timeout", settings.timeout)] {
+        if d.is_some_and(|d| d.is_zero()) {
+            c.error(table.get(key).map(Spanned::span), Some(&section), Some(key), "must be longer than 0s");
+            ok = false;
+        }
+    }
+    ok.then(|| CheckSpec {
+        id,
+        kind: kind.name,
+        interval,
+        timeout,
+        jitter: settings.jitter.unwrap_or(defaults.jitter).min(interval),
+        depends_on: settings.depends_on,
+        params,
+    })
+}
+
+fn validate_dependencies(c: &mut Collector, root: &DeTable<'_>) {
+    // Read `depends_on` straight from the document, so a dependency typo is reported
+    // even in a check that has other errors.
+    let Some(tables) = root.get("checks").and_then(|v| v.get_ref().as_table()) else {
+        return;
+    };
+    let all_ids: Vec<&str> = tables.keys().map(|k| k.get_ref().as_ref()).collect();
+    let mut edges: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    let mut spans = BTreeMap::new();
+    for (id, table) in tables.iter() {
+        let id = id.get_ref().as_ref();
+        let Some(deps) = table.get_ref().as_table().and_then(|t| t.get("depends_on")) else {
+            continue;
+        };
+        spans.insert(id, deps.span());
+        let Some(list) = deps.get_ref().as_array() else {
+            continue; // a type error, reported when the check is parsed
+        };
+        let section = format!("checks.{id}");
+        for dep in list.iter() {
+            let Some(name) = dep.get_ref().as_str() else { continue };
+            if name == id {
+                c.error(Some(dep.span()), Some(&section), Some("depends_on"), "a check cannot depend on itself");
+            } else if !all_ids.contains(&name) {
+                let mut m = format!("depends on `{name}`, which is not a configured check");
+                if let Some(best) = did_you_mean(name, all_ids.iter().copied()) {
+                    m.push_str(&format!(" (did you mean `{best}`?)"));
+                }
+                c.error(Some(dep.span()), Some(&section), Some("depends_on"), m);
+            } else {
+                edges.entry(id).or_default().push(name);
+            }
+        }
+    }
+    let mut reported = HashSet::new();
+    for start in edges.keys() {
+        let mut path = vec![*start];
+        if let Some(cycle) = find_cycle(&edges, &mut path)
+            && reported.insert(cycle.iter().min().copied().unwrap_or_default().to_owned())
+        {
+            let first = cycle[0];
+            c.error(
+                spans.get(first).cloned(),
+                Some(&format!("checks.{first}")),
+                Some("depends_on"),
+                format!("dependency cycle: {}", cycle.join(" -> ")),
+            );
+        }
+    }
+}
+
+fn find_cycle<'a>(edges: &BTreeMap<&'a str, Vec<&'a str>>, path: &mut Vec<&'a str>) -> Option<Vec<&'a str>> {
+    let last = *path.last()?;
+    for next in edges.get(last).into_iter().flatten() {
+        if let Some(pos) = path.iter().position(|p| p == next) {
+            let mut cycle = path[pos..].to_vec();
+            cycle.push(next);
+            return Some(cycle);
+        }
+        path.push(next);
+        if let Some(c) = find_cycle(edges, path) {
+            return Some(c);
+        }
+        path.pop();
+    }
+    None
+}

@@ -1,0 +1,153 @@
+//! `vitals run`: load the config, run the checks, log every status change, reload on
+//! SIGHUP or when the file changes (an invalid new file is refused and the running
+//! config stays), and stop cleanly.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tracing::{debug, error, info, warn};
+
+use crate::board::{Board, BoardEvent};
+use crate::check::Status;
+use crate::config::{self, Diagnostics};
+use crate::plugin::Registry;
+use crate::resources::Resources;
+use crate::runner::{ApplyReport, Runner};
+
+/// How often the config file is looked at for changes.
+pub const WATCH_INTERVAL: Duration = Duration::from_secs(1);
+
+/// What the outside (signals, tests) can ask of a running daemon.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Control {
+    /// Load the config file again (SIGHUP).
+    Reload,
+    /// Stop every check and return (SIGTERM, SIGINT).
+    Shutdown,
+}
+
+/// A running daemon.
+pub struct Daemon {
+    path: PathBuf,
+    registry: &'static Registry,
+    runner: Runner,
+    /// The file's content as last read, to notice changes.
+    seen: Option<Vec<u8>>,
+}
+
+impl Daemon {
+    /// Loads the config and starts every check; a bad config starts nothing.
+    pub async fn start(path: &Path, registry: &'static Registry) -> Result<Daemon, Diagnostics> {
+        let seen = std::fs::read(path).ok();
+        let config = config::load(path, registry)?;
+        for note in &config.notes {
+            info!("{note}");
+        }
+        let board = Board::new();
+        tokio::spawn(log_changes(board.follow()));
+        let mut runner = Runner::new(board, Arc::new(Resources::default()));
+        let report = runner.apply(config).await;
+        info!(
+            config = %path.display(),
+            checks = report.added.len(),
+            "vitals started with {} checks: {}",
+            report.added.len(),
+            report.added.join(", ")
+        );
+        Ok(Daemon {
+            path: path.to_owned(),
+            registry,
+            runner,
+            seen,
+        })
+    }
+
+    /// The status board.
+    pub fn board(&self) -> &Board {
+        self.runner.board()
+    }
+
+    /// The runner (to reach a check's instance).
+    pub fn runner(&self) -> &Runner {
+        &self.runner
+    }
+
+    /// Loads the config file again and applies it; on errors the running config stays.
+    pub async fn reload(&mut self) -> Result<ApplyReport, Diagnostics> {
+        self.seen = std::fs::read(&self.path).ok();
+        let config = match config::load(&self.path, self.registry) {
+            Ok(c) => c,
+            Err(diags) => {
+                error!(
+                    config = %self.path.display(),
+                    "new config refused, the running config stays:\n{diags}"
+                );
+                return Err(diags);
+            }
+        };
+        for note in &config.notes {
+            info!("{note}");
+        }
+        let report = self.runner.apply(config).await;
+        info!(
+            config = %self.path.display(),
+            "config reloaded: added [{}], changed [{}], removed [{}], unchanged [{}]",
+            report.added.join(", "),
+            report.changed.join(", "),
+            report.removed.join(", "),
+            report.kept.len()
+        );
+        Ok(report)
+    }
+
+    /// Serves until `Control::Shutdown` (or the sender is dropped), reloading on
+    /// `Control::Reload` and when the file's content changes.
+    pub async fn serve(mut self, mut control: mpsc::Receiver<Control>) {
+        let mut watch = tokio::time::interval(WATCH_INTERVAL);
+        watch.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                c = control.recv() => match c {
+                    Some(Control::Reload) => {
+                        info!("reload requested");
+                        let _ = self.reload().await;
+                    }
+                    Some(Control::Shutdown) | None => break,
+                },
+                _ = watch.tick() => {
+                    let now = std::fs::read(&self.path).ok();
+                    if now != self.seen {
+                        info!(config = %self.path.display(), "config file changed");
+                        let _ = self.reload().await;
+                    }
+                }
+            }
+        }
+        self.shutdown().await;
+    }
+
+    /// Stops every check.
+    pub async fn shutdown(mut self) {
+        info!("shutting down");
+        self.runner.shutdown().await;
+        info!("vitals stopped");
+    }
+}
+
+/// Logs every status change (and every observation at debug level).
+async fn log_changes(mut events: mpsc::UnboundedReceiver<BoardEvent>) {
+    while let Some(e) = events.recv().await {
+        let o = &e.observation;
+        debug!(check = %o.id, status = %o.status, value = ?o.value, "{}", o.message);
+        if !e.is_change() {
+            continue;
+        }
+        let from = e.previous.map_or("(new)", Status::as_str);
+        match o.status {
+            Status::Ok => info!(check = %o.id, "{}: {from} -> {}: {}", o.id, o.status, o.message),
+            _ => warn!(check = %o.id, "{}: {from} -> {}: {}", o.id, o.status, o.message),
+        }
+    }
+}

@@ -1,0 +1,206 @@
+//! The `vitals` binary: commands and signals.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+use tokio::sync::mpsc;
+
+use vitals::check::BuildContext;
+use vitals::config::{self, Diagnostics};
+use vitals::daemon::{Control, Daemon};
+use vitals::plugin::{self, Registry, did_you_mean};
+use vitals::resources::Resources;
+use vitals::runner::Instance;
+use vitals::{reference, report};
+
+/// EX_CONFIG from sysexits.h: the configuration is invalid.
+const EXIT_CONFIG: u8 = 78;
+/// EX_USAGE from sysexits.h.
+const EXIT_USAGE: u8 = 64;
+
+#[derive(Parser)]
+#[command(name = "vitals", version, about = "Health checks for an IB + Delta Lake trading system")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(clap::Args)]
+struct ConfigArg {
+    /// The config file.
+    #[arg(short, long, env = "VITALS_CONFIG", default_value = config::DEFAULT_PATH)]
+    config: PathBuf,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Format {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the daemon: checks on their schedules, status changes logged; SIGHUP or a
+    /// changed file reloads the config, SIGTERM stops cleanly.
+    Run {
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+    /// Run checks once and print them. Exit 2 if any is critical, else 3 if any is
+    /// unknown, else 1 if any is warning, else 0.
+    Check {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
+        /// The checks to run (all when none are named).
+        ids: Vec<String>,
+    },
+    /// Check the config file without touching anything outside it. Exit 0 if valid,
+    /// 78 if not, with every error printed as FILE:LINE:COL: [section] key `KEY`: message.
+    Validate {
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+    /// List the registered check kinds with their keys and defaults.
+    Plugins {
+        /// Output format.
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
+    },
+}
+
+fn main() -> anyhow::Result<ExitCode> {
+    let cli = Cli::parse();
+    init_logging();
+    let registry = plugin::registry().context("the check kinds linked into this binary are inconsistent")?;
+    match cli.command {
+        Command::Validate { config } => Ok(validate(&config.config, registry)),
+        Command::Plugins { format } => {
+            match format {
+                Format::Text => print!("{}", reference::plugins_text(registry)),
+                Format::Json => println!("{}", reference::plugins_json(registry)),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Check { config, format, ids } => runtime()?.block_on(check(&config.config, registry, format, ids)),
+        Command::Run { config } => runtime()?.block_on(run(&config.config, registry)),
+    }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("VITALS_LOG")
+        .or_else(|_| tracing_subscriber::EnvFilter::try_from_default_env())
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+fn print_diagnostics(diags: &Diagnostics) {
+    eprintln!("{diags}");
+    let n = diags.errors().count();
+    eprintln!("{n} error{} in the config", if n == 1 { "" } else { "s" });
+}
+
+fn validate(path: &Path, registry: &'static Registry) -> ExitCode {
+    match config::load(path, registry) {
+        Ok(config) => {
+            for note in &config.notes {
+                eprintln!("{note}");
+            }
+            println!("{}: valid ({} checks)", path.display(), config.checks.len());
+            ExitCode::SUCCESS
+        }
+        Err(diags) => {
+            print_diagnostics(&diags);
+            ExitCode::from(EXIT_CONFIG)
+        }
+    }
+}
+
+async fn check(path: &Path, registry: &'static Registry, format: Format, ids: Vec<String>) -> anyhow::Result<ExitCode> {
+    let config = match config::load(path, registry) {
+        Ok(c) => c,
+        Err(diags) => {
+            print_diagnostics(&diags);
+            return Ok(ExitCode::from(EXIT_CONFIG));
+        }
+    };
+    let known: Vec<&str> = config.checks.iter().map(|c| c.id.as_str()).collect();
+    for id in &ids {
+        if !known.contains(&id.as_str()) {
+            let hint = did_you_mean(id, known.iter().copied())
+                .map(|b| format!(" (did you mean `{b}`?)"))
+                .unwrap_or_default();
+            eprintln!(
+                "{}: no check `{id}`{hint}; configured checks: {}",
+                path.display(),
+                known.join(", ")
+            );
+            return Ok(ExitCode::from(EXIT_USAGE));
+        }
+    }
+    let dir = config.dir();
+    let resources = Arc::new(Resources::default());
+    let instances: Vec<Instance> = config
+        .checks
+        .into_iter()
+        .filter(|c| ids.is_empty() || ids.contains(&c.id))
+        .map(|spec| {
+            let mut cx = BuildContext::standalone(&spec.id, spec.kind, &dir);
+            cx.resources = resources.clone();
+            Instance::from_spec(spec, cx)
+        })
+        .collect();
+    let now = tokio::time::Instant::now();
+    let observations = futures::future::join_all(instances.iter().map(|i| i.run_once(now))).await;
+    match format {
+        Format::Text => print!("{}", report::text(&observations)),
+        Format::Json => println!("{}", report::json(&observations)),
+    }
+    let code = report::exit_code(&observations);
+    Ok(ExitCode::from(code as u8))
+}
+
+async fn run(path: &Path, registry: &'static Registry) -> anyhow::Result<ExitCode> {
+    let daemon = match Daemon::start(path, registry).await {
+        Ok(d) => d,
+        Err(diags) => {
+            print_diagnostics(&diags);
+            eprintln!("vitals did not start: fix the config and run again");
+            return Ok(ExitCode::from(EXIT_CONFIG));
+        }
+    };
+    let (tx, rx) = mpsc::channel(8);
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hup = signal(SignalKind::hangup()).context("cannot listen for SIGHUP")?;
+    let mut term = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
+    let mut int = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
+    tokio::spawn(async move {
+        loop {
+            let control = tokio::select! {
+                _ = hup.recv() => Control::Reload,
+                _ = term.recv() => Control::Shutdown,
+                _ = int.recv() => Control::Shutdown,
+            };
+            if tx.send(control).await.is_err() || control == Control::Shutdown {
+                break;
+            }
+        }
+    });
+    daemon.serve(rx).await;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,186 @@
+//! The registry of check kinds. Each kind registers itself from its own file with
+//! [`register_check!`](crate::register_check); nothing central lists them.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::{Arc, OnceLock};
+
+use serde::Serialize;
+
+use crate::check::{BuildContext, BuildError, Check, CheckConfig, KeyError};
+use crate::schema::{KeyDoc, keys_of};
+
+/// A kind's config after parsing: validated or built without knowing its type.
+pub trait ParsedCheck: fmt::Debug + Send + Sync {
+    /// See [`CheckConfig::validate`].
+    fn validate(&self) -> Vec<KeyError>;
+    /// See [`CheckConfig::build`].
+    fn build(&self, cx: &BuildContext) -> Result<Arc<dyn Check>, BuildError>;
+    /// The config as JSON, for fingerprinting (reload keeps unchanged checks running).
+    fn to_json(&self) -> serde_json::Value;
+}
+
+impl<C: CheckConfig> ParsedCheck for C {
+    fn validate(&self) -> Vec<KeyError> {
+        CheckConfig::validate(self)
+    }
+    fn build(&self, cx: &BuildContext) -> Result<Arc<dyn Check>, BuildError> {
+        CheckConfig::build(self, cx)
+    }
+    fn to_json(&self) -> serde_json::Value {
+        serde_json::to_value(self).unwrap_or(serde_json::Value::Null)
+    }
+}
+
+/// The parser of one kind: deserializes the kind's own keys from a spanned TOML table.
+pub type ParseFn =
+    for<'i> fn(toml::de::ValueDeserializer<'i>) -> Result<Box<dyn ParsedCheck>, toml::de::Error>;
+
+/// One registered check kind.
+pub struct CheckKind {
+    /// `kind = "…"`.
+    pub name: &'static str,
+    /// One line saying what it watches.
+    pub summary: &'static str,
+    /// The value's unit.
+    pub unit: &'static str,
+    /// Example keys (see [`CheckConfig::EXAMPLE`]).
+    pub example: &'static str,
+    /// Where it was registered (for duplicate errors).
+    pub file: &'static str,
+    /// Line of the registration.
+    pub line: u32,
+    /// Parses the kind's keys.
+    pub parse: ParseFn,
+    /// Documents the kind's keys.
+    pub keys: fn() -> Vec<KeyDoc>,
+}
+
+impl CheckKind {
+    /// The registration of `C`, made in a `const` context by [`register_check!`](crate::register_check).
+    pub const fn of<C: CheckConfig>(file: &'static str, line: u32) -> CheckKind {
+        CheckKind {
+            name: C::KIND,
+            summary: C::SUMMARY,
+            unit: C::UNIT,
+            example: C::EXAMPLE,
+            file,
+            line,
+            parse: parse_as::<C>,
+            keys: keys_of::<C>,
+        }
+    }
+}
+
+fn parse_as<C: CheckConfig>(
+    de: toml::de::ValueDeserializer<'_>,
+) -> Result<Box<dyn ParsedCheck>, toml::de::Error> {
+    let config: C = serde::Deserialize::deserialize(de)?;
+    Ok(Box::new(config))
+}
+
+impl fmt::Debug for CheckKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "CheckKind({} at {}:{})", self.name, self.file, self.line)
+    }
+}
+
+inventory::collect!(CheckKind);
+
+/// Registers a check kind from its own file: `vitals::register_check!(CpuConfig);`
+#[macro_export]
+macro_rules! register_check {
+    ($config:ty) => {
+        $crate::inventory::submit! {
+            $crate::plugin::CheckKind::of::<$config>(file!(), line!())
+        }
+    };
+}
+
+/// Two registrations with one name.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("check kind `{name}` is registered twice: at {first} and at {second}")]
+pub struct DuplicateKind {
+    /// The name both use.
+    pub name: &'static str,
+    /// `file:line` of one.
+    pub first: String,
+    /// `file:line` of the other.
+    pub second: String,
+}
+
+/// All registered kinds, by name.
+#[derive(Debug)]
+pub struct Registry {
+    kinds: BTreeMap<&'static str, &'static CheckKind>,
+}
+
+impl Registry {
+    /// Builds a registry, refusing two kinds with one name.
+    pub fn from_kinds(
+        kinds: impl IntoIterator<Item = &'static CheckKind>,
+    ) -> Result<Registry, DuplicateKind> {
+        let mut map: BTreeMap<&'static str, &'static CheckKind> = BTreeMap::new();
+        for kind in kinds {
+            if let Some(prev) = map.insert(kind.name, kind) {
+                let mut places = [
+                    format!("{}:{}", prev.file, prev.line),
+                    format!("{}:{}", kind.file, kind.line),
+                ];
+                places.sort();
+                let [first, second] = places;
+                return Err(DuplicateKind {
+                    name: kind.name,
+                    first,
+                    second,
+                });
+            }
+        }
+        Ok(Registry { kinds: map })
+    }
+
+    /// The kind called `name`.
+    pub fn get(&self, name: &str) -> Option<&'static CheckKind> {
+        self.kinds.get(name).copied()
+    }
+
+    /// All kinds, sorted by name.
+    pub fn kinds(&self) -> impl Iterator<Item = &'static CheckKind> + '_ {
+        self.kinds.values().copied()
+    }
+
+    /// All names, sorted.
+    pub fn names(&self) -> Vec<&'static str> {
+        self.kinds.keys().copied().collect()
+    }
+}
+
+/// The registry of every kind linked into this binary.
+pub fn registry() -> Result<&'static Registry, DuplicateKind> {
+    static REGISTRY: OnceLock<Result<Registry, DuplicateKind>> = OnceLock::new();
+    REGISTRY
+        .get_or_init(|| Registry::from_kinds(inventory::iter::<CheckKind>))
+        .as_ref()
+        .map_err(Clone::clone)
+}
+
+/// The closest of `candidates` to `word`, if it is close enough to be a likely typo.
+pub fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    candidates
+        .into_iter()
+        .map(|c| (strsim::jaro_winkler(word, c), c))
+        .filter(|(score, _)| *score > 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, c)| c)
+}
+
+/// A kind as listed by `vitals plugins` and the docs.
+#[derive(Debug, Serialize)]
+pub struct KindDoc {
+    /// Name.
+    pub name: &'static str,
+    /// What it watches.
+    pub summary: &'static str,
+    /// Its keys.
+    pub keys: Vec<KeyDoc>,
+}

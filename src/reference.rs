@@ -1,0 +1,115 @@
+//! Documentation generated from the registry and the config structs: the output of
+//! `vitals plugins` and the reference part of docs/configuration.md (a test keeps the
+//! committed file equal to what this generates).
+
+use serde::Serialize;
+
+use crate::config::{CommonSettings, Defaults, ServerConfig};
+use crate::plugin::{KindDoc, Registry};
+use crate::schema::{KeyDoc, keys_of};
+
+/// Every kind with its keys.
+pub fn kinds(registry: &Registry) -> Vec<KindDoc> {
+    registry
+        .kinds()
+        .map(|k| KindDoc {
+            name: k.name,
+            summary: k.summary,
+            keys: (k.keys)(),
+        })
+        .collect()
+}
+
+/// `vitals plugins` as text.
+pub fn plugins_text(registry: &Registry) -> String {
+    let mut out = String::from("Check kinds (keys beyond the common ones; `vitals plugins --format json` for all):\n");
+    for kind in kinds(registry) {
+        out.push_str(&format!("\n  {}  —  {}\n", kind.name, kind.summary));
+        let width = kind.keys.iter().map(|k| k.name.len()).max().unwrap_or(0);
+        for key in &kind.keys {
+            out.push_str(&format!("      {:<width$}  {}\n", key.name, key_summary(key)));
+        }
+    }
+    out.push_str("\nCommon keys of every [checks.<id>]:\n");
+    for key in keys_of::<CommonSettings>() {
+        out.push_str(&format!("      {:<10}  {}\n", key.name, key_summary(&key)));
+    }
+    out.push_str("\nSink kinds: none in this build (alert delivery is not part of it yet).\n");
+    out
+}
+
+fn key_summary(key: &KeyDoc) -> String {
+    let default = match (&key.default, key.required) {
+        (_, true) => "required".to_owned(),
+        (Some(d), _) => format!("default {d}"),
+        (None, _) => "optional".to_owned(),
+    };
+    format!("{} ({default})", key.ty)
+}
+
+/// `vitals plugins --format json`.
+pub fn plugins_json(registry: &Registry) -> String {
+    #[derive(Serialize)]
+    struct Out {
+        check_kinds: Vec<KindDoc>,
+        common_check_keys: Vec<KeyDoc>,
+        sink_kinds: Vec<KindDoc>,
+    }
+    serde_json::to_string_pretty(&Out {
+        check_kinds: kinds(registry),
+        common_check_keys: keys_of::<CommonSettings>(),
+        sink_kinds: Vec::new(),
+    })
+    .unwrap_or_default()
+}
+
+/// The generated reference of docs/configuration.md.
+pub fn configuration_reference(registry: &Registry) -> String {
+    let mut out = String::new();
+    out.push_str("## `[server]`\n\n");
+    out.push_str(&key_table(&keys_of::<ServerConfig>()));
+    out.push_str("\n## `[defaults]`\n\n");
+    out.push_str(&key_table(&keys_of::<Defaults>()));
+    out.push_str("\n## `[checks.<id>]`: keys of every check\n\n");
+    out.push_str(
+        "The id is the table's name: letters, digits, `_` and `-`. Besides these keys, a check takes the keys of its kind.\n\n",
+    );
+    out.push_str(&key_table(&keys_of::<CommonSettings>()));
+    for kind in registry.kinds() {
+        out.push_str(&format!("\n### kind `{}`\n\n{}", kind.name, capitalize(kind.summary)));
+        if !kind.unit.is_empty() {
+            out.push_str(&format!(" (value in `{}`)", kind.unit));
+        }
+        out.push_str(".\n\n");
+        out.push_str(&key_table(&(kind.keys)()));
+        out.push_str(&format!(
+            "\n```toml\n[checks.my_{}]\nkind = \"{}\"\n{}```\n",
+            kind.name, kind.name, kind.example
+        ));
+    }
+    out
+}
+
+fn key_table(keys: &[KeyDoc]) -> String {
+    let mut out = String::from("| key | type | default | meaning |\n|---|---|---|---|\n");
+    for k in keys {
+        let default = match (&k.default, k.required) {
+            (_, true) => "*required*".to_owned(),
+            (Some(d), _) => format!("`{}`", d.replace('|', "\\|")),
+            (None, _) => "—".to_owned(),
+        };
+        out.push_str(&format!(
+            "| `{}` | {} | {} | {} |\n",
+            k.name,
+            k.ty.replace('|', "\\|"),
+            default,
+            k.doc.replace('\n', " ").replace('|', "\\|")
+        ));
+    }
+    out
+}
+
+fn capitalize(s: &str) -> String {
+    let mut c = s.chars();
+    c.next().map(|f| f.to_uppercase().chain(c).collect()).unwrap_or_default()
+}

@@ -1,0 +1,178 @@
+//! One shared sysinfo `System` for every system check (a [`Resources`](crate::resources)
+//! entry). sysinfo reads /proc synchronously, so every call runs on the blocking pool.
+
+use std::sync::{Arc, Mutex};
+
+use sysinfo::{
+    Disks, LoadAvg, MINIMUM_CPU_UPDATE_INTERVAL, MemoryRefreshKind, ProcessRefreshKind, ProcessesToUpdate,
+    System,
+};
+use std::time::Instant;
+
+/// Shared system sampler. CPU usage is measured between two refreshes at least
+/// sysinfo's minimum interval apart; in the daemon, consecutive runs of the cpu check
+/// are those two samples, so each reading is the average over the last interval.
+#[derive(Default)]
+pub struct SystemProbe {
+    state: Arc<Mutex<State>>,
+}
+
+#[derive(Default)]
+struct State {
+    system: Option<System>,
+    cpu_refreshed: Option<Instant>,
+}
+
+/// Memory figures, in bytes.
+#[derive(Debug, Clone, Copy)]
+pub struct MemoryUsage {
+    /// Total RAM.
+    pub total: u64,
+    /// RAM in use (total − available).
+    pub used: u64,
+    /// RAM available to new work.
+    pub available: u64,
+    /// Total swap.
+    pub swap_total: u64,
+    /// Swap in use.
+    pub swap_used: u64,
+}
+
+/// Space on the filesystem holding a path.
+#[derive(Debug, Clone)]
+pub struct DiskUsage {
+    /// Where it is mounted.
+    pub mount_point: String,
+    /// Device or source.
+    pub name: String,
+    /// Filesystem type.
+    pub file_system: String,
+    /// Size in bytes.
+    pub total: u64,
+    /// Bytes available to unprivileged users.
+    pub available: u64,
+}
+
+/// Host-wide figures.
+#[derive(Debug, Clone, Copy)]
+pub struct HostInfo {
+    /// Seconds since boot.
+    pub uptime: u64,
+    /// Boot time, Unix seconds.
+    pub boot_time: u64,
+    /// Processes (threads not counted).
+    pub processes: usize,
+    /// 1, 5, 15 minute load averages.
+    pub load: (f64, f64, f64),
+    /// Logical CPUs.
+    pub cpus: usize,
+}
+
+impl SystemProbe {
+    async fn with_system<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut State) -> Result<T, String> + Send + 'static,
+    ) -> Result<T, String> {
+        let state = self.state.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut state = state.lock().unwrap_or_else(|e| e.into_inner());
+            if state.system.is_none() {
+                state.system = Some(System::new().map_err(|e| format!("cannot read system information: {e}"))?);
+            }
+            f(&mut state)
+        })
+        .await
+        .map_err(|e| format!("system probe failed: {e}"))?
+    }
+
+    /// CPU usage in percent over the time since the previous call (at least sysinfo's
+    /// minimum interval: the first call takes two samples that far apart).
+    pub async fn cpu_usage(&self) -> Result<(f64, usize), String> {
+        let wait = self
+            .with_system(|s| {
+                let now = Instant::now();
+                match s.cpu_refreshed {
+                    Some(t) if now - t >= MINIMUM_CPU_UPDATE_INTERVAL => Ok(None),
+                    Some(t) => Ok(Some(t + MINIMUM_CPU_UPDATE_INTERVAL)),
+                    None => {
+                        system(s).refresh_cpu_usage();
+                        s.cpu_refreshed = Some(now);
+                        Ok(Some(now + MINIMUM_CPU_UPDATE_INTERVAL))
+                    }
+                }
+            })
+            .await?;
+        if let Some(until) = wait {
+            tokio::time::sleep_until(tokio::time::Instant::from_std(until)).await;
+        }
+        self.with_system(|s| {
+            let sys = system(s);
+            sys.refresh_cpu_usage();
+            let usage = f64::from(sys.global_cpu_usage());
+            let cpus = sys.cpus().len().max(1);
+            s.cpu_refreshed = Some(Instant::now());
+            Ok((usage, cpus))
+        })
+        .await
+    }
+
+    /// Memory and swap.
+    pub async fn memory(&self) -> Result<MemoryUsage, String> {
+        self.with_system(|s| {
+            let sys = system(s);
+            sys.refresh_memory_specifics(MemoryRefreshKind::everything());
+            Ok(MemoryUsage {
+                total: sys.total_memory(),
+                used: sys.total_memory().saturating_sub(sys.available_memory()),
+                available: sys.available_memory(),
+                swap_total: sys.total_swap(),
+                swap_used: sys.used_swap(),
+            })
+        })
+        .await
+    }
+
+    /// Uptime, processes, load.
+    pub async fn host(&self) -> Result<HostInfo, String> {
+        self.with_system(|s| {
+            let sys = system(s);
+            sys.refresh_processes_specifics(ProcessesToUpdate::All, true, ProcessRefreshKind::nothing());
+            let processes = sys.processes().values().filter(|p| p.thread_kind().is_none()).count();
+            let LoadAvg { one, five, fifteen } =
+                System::load_average().map_err(|e| format!("cannot read the load average: {e}"))?;
+            Ok(HostInfo {
+                uptime: System::uptime().map_err(|e| format!("cannot read the uptime: {e}"))?,
+                boot_time: System::boot_time().map_err(|e| format!("cannot read the boot time: {e}"))?,
+                processes,
+                load: (one, five, fifteen),
+                cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            })
+        })
+        .await
+    }
+}
+
+fn system(s: &mut State) -> &mut System {
+    s.system.as_mut().unwrap_or_else(|| unreachable!("with_system creates it"))
+}
+
+/// The filesystem holding `path`: the mount whose mount point is the longest prefix of
+/// the canonical path. Blocking; call from `spawn_blocking`.
+pub fn disk_usage(path: &std::path::Path) -> Result<DiskUsage, String> {
+    let canonical = path
+        .canonicalize()
+        .map_err(|e| format!("cannot resolve {}: {e}", path.display()))?;
+    let disks = Disks::new_with_refreshed_list().map_err(|e| format!("cannot list filesystems: {e}"))?;
+    disks
+        .iter()
+        .filter(|d| canonical.starts_with(d.mount_point()))
+        .max_by_key(|d| d.mount_point().as_os_str().len())
+        .map(|d| DiskUsage {
+            mount_point: d.mount_point().display().to_string(),
+            name: d.name().to_string_lossy().into_owned(),
+            file_system: d.file_system().to_string_lossy().into_owned(),
+            total: d.total_space(),
+            available: d.available_space(),
+        })
+        .ok_or_else(|| format!("no mounted filesystem holds {}", canonical.display()))
+}
