@@ -61,7 +61,11 @@ impl CheckConfig for CommandConfig {
 
     fn build(&self, cx: &BuildContext) -> Result<Arc<dyn Check>, BuildError> {
         let program = PathBuf::from(&self.command[0]);
-        let program = if self.command[0].contains('/') { cx.resolve_path(&program) } else { program };
+        let program = if self.command[0].contains('/') {
+            cx.resolve_path(&program)
+        } else {
+            program
+        };
         Ok(Arc::new(CommandCheck {
             program,
             args: self.command[1..].to_vec(),
@@ -120,7 +124,12 @@ impl Check for CommandCheck {
             Ok(c) => c,
             Err(e) => return Reading::unknown(format!("cannot run `{shown}`: {e}")),
         };
-        let mut killer = GroupKiller(child.id().and_then(|id| i32::try_from(id).ok()).map(Pid::from_raw));
+        let mut killer = GroupKiller(
+            child
+                .id()
+                .and_then(|id| i32::try_from(id).ok())
+                .map(Pid::from_raw),
+        );
         let stdout = tokio::spawn(read_limited(child.stdout.take().expect("piped")));
         let stderr = tokio::spawn(read_limited(child.stderr.take().expect("piped")));
 
@@ -129,10 +138,7 @@ impl Check for CommandCheck {
         // (this also closes pipes held open by stray background children).
         killer.kill();
         let _ = child.wait().await;
-        let (stdout, stderr) = (
-            stdout.await.unwrap_or_default(),
-            stderr.await.unwrap_or_default(),
-        );
+        let (stdout, stderr) = (stdout.await.unwrap_or_default(), stderr.await.unwrap_or_default());
         let stdout = String::from_utf8_lossy(&stdout);
         let stderr = String::from_utf8_lossy(&stderr);
         let parsed = parse_output(&stdout);
@@ -157,12 +163,17 @@ impl Check for CommandCheck {
                 [Status::Ok, Status::Warning, Status::Critical, Status::Unknown][code as usize],
                 parsed.message.clone(),
             ),
-            (Some(code), _) => (Status::Unknown, format!("`{shown}` exited with code {code} (expected 0-3)")),
+            (Some(code), _) => (
+                Status::Unknown,
+                format!("`{shown}` exited with code {code} (expected 0-3)"),
+            ),
             (None, Some(sig)) => (
                 Status::Unknown,
                 format!(
                     "`{shown}` was killed by signal {sig}{}",
-                    Signal::try_from(sig).map(|s| format!(" ({s})")).unwrap_or_default()
+                    Signal::try_from(sig)
+                        .map(|s| format!(" ({s})"))
+                        .unwrap_or_default()
                 ),
             ),
             (None, None) => (Status::Unknown, format!("`{shown}` ended without an exit code")),
@@ -224,7 +235,10 @@ impl PluginOutput {
         }
         let stderr = stderr.trim();
         if !stderr.is_empty() {
-            d.insert("stderr".into(), json!(stderr.chars().take(2000).collect::<String>()));
+            d.insert(
+                "stderr".into(),
+                json!(stderr.chars().take(2000).collect::<String>()),
+            );
         }
         d
     }
@@ -263,7 +277,10 @@ pub fn parse_output(out: &str) -> PluginOutput {
 
 /// Parses space-separated perfdata items; malformed items are skipped.
 pub fn parse_perfdata(text: &str) -> Vec<PerfData> {
-    tokenize(text).into_iter().filter_map(|item| parse_item(&item)).collect()
+    tokenize(text)
+        .into_iter()
+        .filter_map(|item| parse_item(&item))
+        .collect()
 }
 
 /// Splits on whitespace outside single quotes (`''` inside quotes is a literal quote).

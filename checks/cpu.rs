@@ -22,7 +22,10 @@ pub struct CpuConfig {
 
 impl Default for CpuConfig {
     fn default() -> Self {
-        CpuConfig { warn: 50.0, crit: 80.0 }
+        CpuConfig {
+            warn: 50.0,
+            crit: 80.0,
+        }
     }
 }
 
@@ -39,7 +42,8 @@ impl CheckConfig for CpuConfig {
     const EXAMPLE: &'static str = "warn = 50\ncrit = 80\n";
 
     fn validate(&self) -> Vec<KeyError> {
-        self.thresholds().validate(("warn", "crit"), "CPU usage", Some((0.0, 100.0)))
+        self.thresholds()
+            .validate(("warn", "crit"), "CPU usage", Some((0.0, 100.0)))
     }
 
     fn build(&self, cx: &BuildContext) -> Result<Arc<dyn Check>, BuildError> {

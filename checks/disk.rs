@@ -50,9 +50,14 @@ impl CheckConfig for DiskConfig {
     const EXAMPLE: &'static str = "path = \"/\"\nwarn = 50\ncrit = 80\n";
 
     fn validate(&self) -> Vec<KeyError> {
-        let mut errors = self.thresholds().validate(("warn", "crit"), "disk usage", Some((0.0, 100.0)));
+        let mut errors = self
+            .thresholds()
+            .validate(("warn", "crit"), "disk usage", Some((0.0, 100.0)));
         if self.path.as_os_str().is_empty() {
-            errors.push(KeyError::new("path", "must not be empty: name a path on the filesystem to watch"));
+            errors.push(KeyError::new(
+                "path",
+                "must not be empty: name a path on the filesystem to watch",
+            ));
         }
         errors
     }
@@ -76,11 +81,17 @@ impl Check for Disk {
         let path = self.path.clone();
         // A stalled filesystem (dead NFS server) blocks statfs: answer before the
         // runner's deadline, as critical, with the cause.
-        let usage = match cx.before_deadline(tokio::task::spawn_blocking(move || disk_usage(&path))).await {
+        let usage = match cx
+            .before_deadline(tokio::task::spawn_blocking(move || disk_usage(&path)))
+            .await
+        {
             None => {
                 return Reading::new(
                     Status::Critical,
-                    format!("the filesystem holding {} did not answer in time (stalled mount?)", self.path.display()),
+                    format!(
+                        "the filesystem holding {} did not answer in time (stalled mount?)",
+                        self.path.display()
+                    ),
                 );
             }
             Some(Err(e)) => return Reading::unknown(format!("disk probe failed: {e}")),

@@ -24,7 +24,10 @@ pub struct HostConfig {
 
 impl HostConfig {
     fn thresholds(&self) -> Option<Thresholds> {
-        Some(Thresholds::either_way(self.procs_warn? as f64, self.procs_crit? as f64))
+        Some(Thresholds::either_way(
+            self.procs_warn? as f64,
+            self.procs_crit? as f64,
+        ))
     }
 }
 
@@ -83,7 +86,10 @@ impl Check for Host {
             .with_detail("boot_time", h.boot_time)
             .with_detail("process_count", h.processes)
             .with_detail("cpus", h.cpus)
-            .with_detail("load", json!({ "one": h.load.0, "five": h.load.1, "fifteen": h.load.2 }))
+            .with_detail(
+                "load",
+                json!({ "one": h.load.0, "five": h.load.1, "fifteen": h.load.2 }),
+            )
     }
 }
 

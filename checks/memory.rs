@@ -23,7 +23,10 @@ pub struct MemoryConfig {
 
 impl Default for MemoryConfig {
     fn default() -> Self {
-        MemoryConfig { warn: 50.0, crit: 80.0 }
+        MemoryConfig {
+            warn: 50.0,
+            crit: 80.0,
+        }
     }
 }
 
@@ -40,7 +43,8 @@ impl CheckConfig for MemoryConfig {
     const EXAMPLE: &'static str = "warn = 50\ncrit = 80\n";
 
     fn validate(&self) -> Vec<KeyError> {
-        self.thresholds().validate(("warn", "crit"), "memory usage", Some((0.0, 100.0)))
+        self.thresholds()
+            .validate(("warn", "crit"), "memory usage", Some((0.0, 100.0)))
     }
 
     fn build(&self, cx: &BuildContext) -> Result<Arc<dyn Check>, BuildError> {
@@ -97,7 +101,11 @@ pub(crate) fn bytes(n: u64) -> String {
         v /= 1024.0;
         unit += 1;
     }
-    if unit == 0 { format!("{n} B") } else { format!("{v:.1} {}", UNITS[unit]) }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[unit])
+    }
 }
 
 crate::register_check!(MemoryConfig);

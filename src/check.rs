@@ -71,7 +71,11 @@ impl Status {
 
     /// The worse of two statuses.
     pub fn worst(self, other: Status) -> Status {
-        if other.severity_rank() > self.severity_rank() { other } else { self }
+        if other.severity_rank() > self.severity_rank() {
+            other
+        } else {
+            self
+        }
     }
 }
 

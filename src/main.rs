@@ -22,7 +22,11 @@ const EXIT_CONFIG: u8 = 78;
 const EXIT_USAGE: u8 = 64;
 
 #[derive(Parser)]
-#[command(name = "vitals", version, about = "Health checks for an IB + Delta Lake trading system")]
+#[command(
+    name = "vitals",
+    version,
+    about = "Health checks for an IB + Delta Lake trading system"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -87,7 +91,9 @@ fn main() -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Check { config, format, ids } => runtime()?.block_on(check(&config.config, registry, format, ids)),
+        Command::Check { config, format, ids } => {
+            runtime()?.block_on(check(&config.config, registry, format, ids))
+        }
         Command::Run { config } => runtime()?.block_on(run(&config.config, registry)),
     }
 }
@@ -131,7 +137,12 @@ fn validate(path: &Path, registry: &'static Registry) -> ExitCode {
     }
 }
 
-async fn check(path: &Path, registry: &'static Registry, format: Format, ids: Vec<String>) -> anyhow::Result<ExitCode> {
+async fn check(
+    path: &Path,
+    registry: &'static Registry,
+    format: Format,
+    ids: Vec<String>,
+) -> anyhow::Result<ExitCode> {
     let config = match config::load(path, registry) {
         Ok(c) => c,
         Err(diags) => {

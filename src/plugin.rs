@@ -79,9 +79,16 @@ fn parse_as<C: CheckConfig>(
     Ok(Box::new(config))
 }
 
+impl CheckKind {
+    /// `file:line` of the registration, relative to the crate.
+    pub fn location(&self) -> String {
+        format!("{}:{}", self.file.trim_start_matches("src/../"), self.line)
+    }
+}
+
 impl fmt::Debug for CheckKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "CheckKind({} at {}:{})", self.name, self.file, self.line)
+        write!(f, "CheckKind({} at {})", self.name, self.location())
     }
 }
 
@@ -123,10 +130,7 @@ impl Registry {
         let mut map: BTreeMap<&'static str, &'static CheckKind> = BTreeMap::new();
         for kind in kinds {
             if let Some(prev) = map.insert(kind.name, kind) {
-                let mut places = [
-                    format!("{}:{}", prev.file, prev.line),
-                    format!("{}:{}", kind.file, kind.line),
-                ];
+                let mut places = [prev.location(), kind.location()];
                 places.sort();
                 let [first, second] = places;
                 return Err(DuplicateKind {

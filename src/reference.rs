@@ -22,7 +22,8 @@ pub fn kinds(registry: &Registry) -> Vec<KindDoc> {
 
 /// `vitals plugins` as text.
 pub fn plugins_text(registry: &Registry) -> String {
-    let mut out = String::from("Check kinds (keys beyond the common ones; `vitals plugins --format json` for all):\n");
+    let mut out =
+        String::from("Check kinds (keys beyond the common ones; `vitals plugins --format json` for all):\n");
     for kind in kinds(registry) {
         out.push_str(&format!("\n  {}  —  {}\n", kind.name, kind.summary));
         let width = kind.keys.iter().map(|k| k.name.len()).max().unwrap_or(0);
@@ -76,7 +77,11 @@ pub fn configuration_reference(registry: &Registry) -> String {
     );
     out.push_str(&key_table(&keys_of::<CommonSettings>()));
     for kind in registry.kinds() {
-        out.push_str(&format!("\n### kind `{}`\n\n{}", kind.name, capitalize(kind.summary)));
+        out.push_str(&format!(
+            "\n### kind `{}`\n\n{}",
+            kind.name,
+            capitalize(kind.summary)
+        ));
         if !kind.unit.is_empty() {
             out.push_str(&format!(" (value in `{}`)", kind.unit));
         }
@@ -111,5 +116,7 @@ fn key_table(keys: &[KeyDoc]) -> String {
 
 fn capitalize(s: &str) -> String {
     let mut c = s.chars();
-    c.next().map(|f| f.to_uppercase().chain(c).collect()).unwrap_or_default()
+    c.next()
+        .map(|f| f.to_uppercase().chain(c).collect())
+        .unwrap_or_default()
 }

@@ -26,7 +26,8 @@ pub fn json(observations: &[Observation]) -> String {
     struct Out<'a> {
         checks: &'a [Observation],
     }
-    serde_json::to_string_pretty(&Out { checks: observations }).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+    serde_json::to_string_pretty(&Out { checks: observations })
+        .unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
 }
 
 /// One aligned line per check: status, id, value, message.

@@ -56,10 +56,7 @@ pub fn keys_of<T: JsonSchema>() -> Vec<KeyDoc> {
         .iter()
         .map(|(name, prop)| {
             let prop = resolve(prop, &defs);
-            let default = prop
-                .get("default")
-                .filter(|d| !d.is_null())
-                .map(render_toml);
+            let default = prop.get("default").filter(|d| !d.is_null()).map(render_toml);
             KeyDoc {
                 name: name.clone(),
                 ty: type_name(&prop, &defs),
@@ -101,7 +98,11 @@ fn type_name(prop: &Value, defs: &Value) -> String {
     if let Some(values) = enum_values(prop) {
         return values.join(" | ");
     }
-    if let Some(any) = prop.get("anyOf").or_else(|| prop.get("oneOf")).and_then(Value::as_array) {
+    if let Some(any) = prop
+        .get("anyOf")
+        .or_else(|| prop.get("oneOf"))
+        .and_then(Value::as_array)
+    {
         let parts: Vec<String> = any
             .iter()
             .map(|v| resolve(v, defs))
@@ -115,7 +116,11 @@ fn type_name(prop: &Value, defs: &Value) -> String {
     }
     let types: Vec<&str> = match prop.get("type") {
         Some(Value::String(t)) => vec![t.as_str()],
-        Some(Value::Array(ts)) => ts.iter().filter_map(Value::as_str).filter(|t| *t != "null").collect(),
+        Some(Value::Array(ts)) => ts
+            .iter()
+            .filter_map(Value::as_str)
+            .filter(|t| *t != "null")
+            .collect(),
         _ => vec![],
     };
     match types.as_slice() {
@@ -149,7 +154,10 @@ pub fn render_toml(v: &Value) -> String {
     match v {
         Value::String(s) => format!("{s:?}"),
         Value::Array(items) => {
-            format!("[{}]", items.iter().map(render_toml).collect::<Vec<_>>().join(", "))
+            format!(
+                "[{}]",
+                items.iter().map(render_toml).collect::<Vec<_>>().join(", ")
+            )
         }
         Value::Object(map) if map.is_empty() => "{}".to_owned(),
         Value::Number(n) => match n.as_f64() {

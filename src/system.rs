@@ -3,11 +3,11 @@
 
 use std::sync::{Arc, Mutex};
 
+use std::time::Instant;
 use sysinfo::{
     Disks, LoadAvg, MINIMUM_CPU_UPDATE_INTERVAL, MemoryRefreshKind, ProcessRefreshKind, ProcessesToUpdate,
     System,
 };
-use std::time::Instant;
 
 /// Shared system sampler. CPU usage is measured between two refreshes at least
 /// sysinfo's minimum interval apart; in the daemon, consecutive runs of the cpu check
@@ -77,7 +77,8 @@ impl SystemProbe {
         tokio::task::spawn_blocking(move || {
             let mut state = state.lock().unwrap_or_else(|e| e.into_inner());
             if state.system.is_none() {
-                state.system = Some(System::new().map_err(|e| format!("cannot read system information: {e}"))?);
+                state.system =
+                    Some(System::new().map_err(|e| format!("cannot read system information: {e}"))?);
             }
             f(&mut state)
         })
@@ -137,7 +138,11 @@ impl SystemProbe {
         self.with_system(|s| {
             let sys = system(s);
             sys.refresh_processes_specifics(ProcessesToUpdate::All, true, ProcessRefreshKind::nothing());
-            let processes = sys.processes().values().filter(|p| p.thread_kind().is_none()).count();
+            let processes = sys
+                .processes()
+                .values()
+                .filter(|p| p.thread_kind().is_none())
+                .count();
             let LoadAvg { one, five, fifteen } =
                 System::load_average().map_err(|e| format!("cannot read the load average: {e}"))?;
             Ok(HostInfo {
@@ -153,7 +158,9 @@ impl SystemProbe {
 }
 
 fn system(s: &mut State) -> &mut System {
-    s.system.as_mut().unwrap_or_else(|| unreachable!("with_system creates it"))
+    s.system
+        .as_mut()
+        .unwrap_or_else(|| unreachable!("with_system creates it"))
 }
 
 /// The filesystem holding `path`: the mount whose mount point is the longest prefix of

@@ -97,7 +97,11 @@ impl Thresholds {
 
     /// "warn 50, crit 80" with an optional unit, for messages.
     pub fn describe(&self, unit: &str) -> String {
-        format!("warn {}{unit}, crit {}{unit}", fmt_num(self.warn), fmt_num(self.crit))
+        format!(
+            "warn {}{unit}, crit {}{unit}",
+            fmt_num(self.warn),
+            fmt_num(self.crit)
+        )
     }
 }
 
@@ -131,11 +135,23 @@ mod tests {
 
     #[test]
     fn inverted_pair_is_refused_where_higher_is_worse() {
-        let errors = Thresholds::higher_is_worse(80.0, 50.0).validate(("warn", "crit"), "CPU usage", Some((0.0, 100.0)));
+        let errors = Thresholds::higher_is_worse(80.0, 50.0).validate(
+            ("warn", "crit"),
+            "CPU usage",
+            Some((0.0, 100.0)),
+        );
         assert_eq!(errors.len(), 1);
         assert_eq!(errors[0].key, "crit");
-        assert!(errors[0].message.contains("must be at least warn"), "{}", errors[0].message);
-        let errors = Thresholds::higher_is_worse(50.0, 180.0).validate(("warn", "crit"), "CPU usage", Some((0.0, 100.0)));
+        assert!(
+            errors[0].message.contains("must be at least warn"),
+            "{}",
+            errors[0].message
+        );
+        let errors = Thresholds::higher_is_worse(50.0, 180.0).validate(
+            ("warn", "crit"),
+            "CPU usage",
+            Some((0.0, 100.0)),
+        );
         assert_eq!(errors[0].key, "crit");
         assert!(errors[0].message.contains("out of range"));
     }

@@ -118,7 +118,12 @@ impl<'a> Collector<'a> {
         self.push(Severity::Error, span, section, key, message);
     }
 
-    pub(crate) fn note(&mut self, span: Option<Range<usize>>, section: Option<&str>, message: impl Into<String>) {
+    pub(crate) fn note(
+        &mut self,
+        span: Option<Range<usize>>,
+        section: Option<&str>,
+        message: impl Into<String>,
+    ) {
         self.push(Severity::Note, span, section, None, message);
     }
 

@@ -14,8 +14,8 @@ use serde::{Deserialize, Serialize};
 use toml::Spanned;
 use toml::de::{DeTable, DeValue, ValueDeserializer};
 
-pub use diag::{Diagnostic, Diagnostics, Severity};
 use diag::Collector;
+pub use diag::{Diagnostic, Diagnostics, Severity};
 
 use crate::plugin::{ParsedCheck, Registry, did_you_mean};
 use crate::schema::DurationStr;
@@ -195,7 +195,12 @@ pub fn parse(path: &Path, src: &str, registry: &Registry) -> Result<Config, Diag
     let (root, syntax) = DeTable::parse_recoverable(src);
     if !syntax.is_empty() {
         for e in syntax {
-            c.error(e.span(), None, None, format!("TOML syntax error: {}", e.message()));
+            c.error(
+                e.span(),
+                None,
+                None,
+                format!("TOML syntax error: {}", e.message()),
+            );
         }
         return Err(Diagnostics(c.out));
     }
@@ -223,7 +228,10 @@ pub fn parse(path: &Path, src: &str, registry: &Registry) -> Result<Config, Diag
                     Some(value.span()),
                     None,
                     Some("checks"),
-                    format!("expected a table of checks (`[checks.<id>]`), found {}", other.type_str()),
+                    format!(
+                        "expected a table of checks (`[checks.<id>]`), found {}",
+                        other.type_str()
+                    ),
                 ),
             },
             "rules" => c.note(
@@ -254,7 +262,11 @@ pub fn parse(path: &Path, src: &str, registry: &Registry) -> Result<Config, Diag
     }
     validate_dependencies(&mut c, &root);
     if checks.is_empty() && !c.has_errors() {
-        c.note(None, None, "no checks are configured: add a `[checks.<id>]` table");
+        c.note(
+            None,
+            None,
+            "no checks are configured: add a `[checks.<id>]` table",
+        );
     }
 
     // Report in file order; problems without a place (none so far) first.
@@ -291,11 +303,17 @@ fn section<T: for<'de> Deserialize<'de> + JsonSchema>(
             Some(value.span()),
             None,
             Some(name),
-            format!("expected a table `[{name}]`, found {}", value.get_ref().type_str()),
+            format!(
+                "expected a table `[{name}]`, found {}",
+                value.get_ref().type_str()
+            ),
         );
         return None;
     };
-    let keys: Vec<String> = crate::schema::keys_of::<T>().into_iter().map(|k| k.name).collect();
+    let keys: Vec<String> = crate::schema::keys_of::<T>()
+        .into_iter()
+        .map(|k| k.name)
+        .collect();
     let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
     if report_unknown_keys(c, name, table, &keys, "keys") {
         return None;
@@ -304,12 +322,23 @@ fn section<T: for<'de> Deserialize<'de> + JsonSchema>(
 }
 
 /// Reports keys of `table` not in `allowed`; true if there were any.
-fn report_unknown_keys(c: &mut Collector, section: &str, table: &DeTable<'_>, allowed: &[&str], what: &str) -> bool {
+fn report_unknown_keys(
+    c: &mut Collector,
+    section: &str,
+    table: &DeTable<'_>,
+    allowed: &[&str],
+    what: &str,
+) -> bool {
     let mut found = false;
     for key in table.keys() {
         let k = key.get_ref().as_ref();
         if !allowed.contains(&k) {
-            c.error(Some(key.span()), Some(section), Some(k), unknown_key_message(k, allowed, what));
+            c.error(
+                Some(key.span()),
+                Some(section),
+                Some(k),
+                unknown_key_message(k, allowed, what),
+            );
             found = true;
         }
     }
@@ -342,7 +371,13 @@ fn deserialize_table<T: for<'de> Deserialize<'de>>(
     }
 }
 
-fn report_de_error(c: &mut Collector, section: &str, table: &DeTable<'_>, span: Range<usize>, e: &toml::de::Error) {
+fn report_de_error(
+    c: &mut Collector,
+    section: &str,
+    table: &DeTable<'_>,
+    span: Range<usize>,
+    e: &toml::de::Error,
+) {
     let (key, at) = locate(table, e.span(), e.message());
     let message = e.message().to_owned();
     let message = match message.strip_prefix("missing field ") {
@@ -353,12 +388,21 @@ fn report_de_error(c: &mut Collector, section: &str, table: &DeTable<'_>, span: 
 }
 
 /// Which key of `table` an error is about, and where to point.
-fn locate(table: &DeTable<'_>, span: Option<Range<usize>>, message: &str) -> (Option<String>, Option<Range<usize>>) {
+fn locate(
+    table: &DeTable<'_>,
+    span: Option<Range<usize>>,
+    message: &str,
+) -> (Option<String>, Option<Range<usize>>) {
     if let Some(span) = &span {
         for (k, v) in table.iter() {
             let (ks, vs) = (k.span(), v.span());
-            if (ks.start <= span.start && span.end <= ks.end) || (vs.start <= span.start && span.end <= vs.end) {
-                return (Some(k.get_ref().to_string()), Some(if span.start == vs.start { vs } else { span.clone() }));
+            if (ks.start <= span.start && span.end <= ks.end)
+                || (vs.start <= span.start && span.end <= vs.end)
+            {
+                return (
+                    Some(k.get_ref().to_string()),
+                    Some(if span.start == vs.start { vs } else { span.clone() }),
+                );
             }
         }
     }
@@ -379,7 +423,11 @@ fn parse_check(
 ) -> Option<CheckSpec> {
     let id = id_key.get_ref().to_string();
     let section = format!("checks.{id}");
-    if id.is_empty() || !id.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '_' || ch == '-') {
+    if id.is_empty()
+        || !id
+            .chars()
+            .all(|ch| ch.is_ascii_alphanumeric() || ch == '_' || ch == '-')
+    {
         c.error(
             Some(id_key.span()),
             Some(&section),
@@ -393,7 +441,10 @@ fn parse_check(
             Some(value.span()),
             None,
             Some(&section),
-            format!("expected a table `[{section}]`, found {}", value.get_ref().type_str()),
+            format!(
+                "expected a table `[{section}]`, found {}",
+                value.get_ref().type_str()
+            ),
         );
         return None;
     };
@@ -435,7 +486,10 @@ fn parse_check(
     };
     let mut ok = true;
     for e in params.validate() {
-        let span = table.get_key_value(e.key.as_str()).map(|(_, v)| v.span()).unwrap_or(value.span());
+        let span = table
+            .get_key_value(e.key.as_str())
+            .map(|(_, v)| v.span())
+            .unwrap_or(value.span());
         c.error(Some(span), Some(&section), Some(&e.key), e.message);
         ok = false;
     }
@@ -443,7 +497,12 @@ fn parse_check(
     let timeout = settings.timeout.unwrap_or(defaults.timeout);
     for (key, d) in [("interval", settings.interval), ("timeout", settings.timeout)] {
         if d.is_some_and(|d| d.is_zero()) {
-            c.error(table.get(key).map(Spanned::span), Some(&section), Some(key), "must be longer than 0s");
+            c.error(
+                table.get(key).map(Spanned::span),
+                Some(&section),
+                Some(key),
+                "must be longer than 0s",
+            );
             ok = false;
         }
     }
@@ -478,9 +537,16 @@ fn validate_dependencies(c: &mut Collector, root: &DeTable<'_>) {
         };
         let section = format!("checks.{id}");
         for dep in list.iter() {
-            let Some(name) = dep.get_ref().as_str() else { continue };
+            let Some(name) = dep.get_ref().as_str() else {
+                continue;
+            };
             if name == id {
-                c.error(Some(dep.span()), Some(&section), Some("depends_on"), "a check cannot depend on itself");
+                c.error(
+                    Some(dep.span()),
+                    Some(&section),
+                    Some("depends_on"),
+                    "a check cannot depend on itself",
+                );
             } else if !all_ids.contains(&name) {
                 let mut m = format!("depends on `{name}`, which is not a configured check");
                 if let Some(best) = did_you_mean(name, all_ids.iter().copied()) {

@@ -49,7 +49,13 @@ pub struct Instance {
 
 impl Instance {
     /// An instance around an already built check (tests, benchmarks, embedding).
-    pub fn new(id: &str, kind: &'static str, interval: Duration, timeout: Duration, check: Arc<dyn Check>) -> Self {
+    pub fn new(
+        id: &str,
+        kind: &'static str,
+        interval: Duration,
+        timeout: Duration,
+        check: Arc<dyn Check>,
+    ) -> Self {
         Instance {
             id: id.to_owned(),
             kind,
@@ -151,10 +157,12 @@ fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
 
 /// Runs `instance` on its schedule until `cancel`, publishing each observation.
 pub async fn schedule(instance: Arc<Instance>, board: Board, cancel: CancellationToken) {
-    let phase = if instance.jitter.is_zero() {
+    // Whole milliseconds: the timer wheel's resolution.
+    let jitter_ms = instance.jitter.as_millis().min(u128::from(u64::MAX)) as u64;
+    let phase = if jitter_ms == 0 {
         Duration::ZERO
     } else {
-        rand::rng().random_range(Duration::ZERO..instance.jitter)
+        Duration::from_millis(rand::rng().random_range(0..jitter_ms))
     };
     let mut ticks = tokio::time::interval_at(Instant::now() + phase, instance.interval);
     ticks.set_missed_tick_behavior(MissedTickBehavior::Skip);
@@ -248,7 +256,12 @@ impl Runner {
         let mut report = ApplyReport::default();
         let dir = config.dir();
         let wanted: HashSet<String> = config.checks.iter().map(|c| c.id.clone()).collect();
-        let gone: Vec<String> = self.running.keys().filter(|id| !wanted.contains(*id)).cloned().collect();
+        let gone: Vec<String> = self
+            .running
+            .keys()
+            .filter(|id| !wanted.contains(*id))
+            .cloned()
+            .collect();
         for id in gone {
             self.stop(&id).await;
             report.removed.push(id);

@@ -1,0 +1,237 @@
+//! Config diagnostics: each error names file, line, column, section and key; all
+//! errors come at once; `validate` exits 78; `run` refuses a bad config.
+
+use vitals::config::{Diagnostics, parse};
+use vitals::plugin::registry;
+
+use crate::{vitals, write_config};
+
+fn errors(text: &str) -> Vec<String> {
+    match parse("conf/vitals.toml".as_ref(), text, registry().unwrap()) {
+        Ok(_) => panic!("config should be refused:\n{text}"),
+        Err(Diagnostics(d)) => d
+            .iter()
+            .filter(|d| d.severity == vitals::config::Severity::Error)
+            .map(ToString::to_string)
+            .collect(),
+    }
+}
+
+fn single(text: &str) -> String {
+    let e = errors(text);
+    assert_eq!(e.len(), 1, "expected one error, got {e:#?}");
+    e.into_iter().next().unwrap()
+}
+
+#[test]
+fn unknown_key_names_place_and_suggests() {
+    let e = single("[checks.cpu]\nkind = \"cpu\"\nwarm = 50\n");
+    assert!(
+        e.starts_with(
+            "conf/vitals.toml:3:1: [checks.cpu] key `warm`: unknown key `warm` (did you mean `warn`?)"
+        ),
+        "{e}"
+    );
+    assert!(e.contains("expected one of the keys of `cpu`: warn, crit"), "{e}");
+}
+
+#[test]
+fn unknown_kind_lists_kinds_and_the_closest() {
+    let e = single("\n[checks.mem]\nkind = \"memroy\"\n");
+    assert!(
+        e.starts_with("conf/vitals.toml:3:8: [checks.mem] key `kind`: unknown check kind `memroy`"),
+        "{e}"
+    );
+    assert!(e.contains("did you mean `memory`?"), "{e}");
+    assert!(
+        e.contains("registered kinds: command, cpu, disk, host, memory"),
+        "{e}"
+    );
+}
+
+#[test]
+fn wrong_type_is_reported_at_the_value() {
+    let e = single("[checks.cpu]\nkind = \"cpu\"\nwarn = \"high\"\n");
+    assert!(
+        e.starts_with("conf/vitals.toml:3:8: [checks.cpu] key `warn`:"),
+        "{e}"
+    );
+    assert!(e.contains("invalid type"), "{e}");
+}
+
+#[test]
+fn bad_durations_say_what_is_expected() {
+    let e = single("[defaults]\ninterval = 5\n");
+    assert!(
+        e.starts_with("conf/vitals.toml:2:12: [defaults] key `interval`:"),
+        "{e}"
+    );
+    assert!(e.contains("needs a unit"), "{e}");
+    let e = single("[checks.cpu]\nkind = \"cpu\"\ntimeout = \"soon\"\n");
+    assert!(
+        e.starts_with("conf/vitals.toml:3:11: [checks.cpu] key `timeout`: invalid duration \"soon\""),
+        "{e}"
+    );
+    assert!(e.contains("\"500ms\", \"30s\", \"5m\""), "{e}");
+    let e = single("[checks.cpu]\nkind = \"cpu\"\ninterval = \"0s\"\n");
+    assert!(e.contains("key `interval`: must be longer than 0s"), "{e}");
+}
+
+#[test]
+fn threshold_order_is_checked_per_kind() {
+    let e = single("[checks.disk]\nkind = \"disk\"\nwarn = 90\ncrit = 80\n");
+    assert!(
+        e.starts_with("conf/vitals.toml:4:8: [checks.disk] key `crit`:"),
+        "{e}"
+    );
+    assert!(e.contains("crit must be at least warn"), "{e}");
+    let e = single("[checks.cpu]\nkind = \"cpu\"\ncrit = 120\n");
+    assert!(e.contains("key `crit`: 120 is out of range"), "{e}");
+    // Where lower can be worse, an inverted pair is accepted.
+    parse(
+        "x.toml".as_ref(),
+        "[checks.h]\nkind = \"host\"\nprocs_warn = 40\nprocs_crit = 10\n",
+        registry().unwrap(),
+    )
+    .expect("inverted process thresholds are valid");
+}
+
+#[test]
+fn missing_required_key_points_at_the_table() {
+    let e = single("[checks.plugin]\nkind = \"command\"\n");
+    assert!(
+        e.starts_with(
+            "conf/vitals.toml:1:1: [checks.plugin] key `command`: required key `command` is missing"
+        ),
+        "{e}"
+    );
+}
+
+#[test]
+fn syntax_errors_have_line_and_column() {
+    let e = errors("[checks.cpu]\nkind = \"cpu\nwarn = 50\n");
+    assert!(!e.is_empty());
+    assert!(e[0].starts_with("conf/vitals.toml:2:"), "{e:?}");
+    assert!(e[0].contains("TOML syntax error"), "{e:?}");
+}
+
+#[test]
+fn dependencies_must_exist_and_not_cycle() {
+    let e = single("[checks.a]\nkind = \"cpu\"\ndepends_on = [\"bb\"]\n[checks.b]\nkind = \"cpu\"\n");
+    assert!(
+        e.starts_with("conf/vitals.toml:3:15: [checks.a] key `depends_on`: depends on `bb`"),
+        "{e}"
+    );
+    assert!(e.contains("did you mean `b`?"), "{e}");
+    let e = single(
+        "[checks.a]\nkind = \"cpu\"\ndepends_on = [\"b\"]\n[checks.b]\nkind = \"cpu\"\ndepends_on = [\"a\"]\n",
+    );
+    assert!(e.contains("dependency cycle: a -> b -> a"), "{e}");
+}
+
+#[test]
+fn every_error_is_reported_at_once_in_file_order() {
+    let text = "[server]\nlisn = \"x\"\n\n[checks.cpu]\nkind = \"cpu\"\nwarn = 90\ncrit = 10\n\n[checks.x]\nkind = \"cpuu\"\n\n[checks.d]\nkind = \"disk\"\ndepends_on = [\"nope\"]\nextra = 1\n";
+    let e = errors(text);
+    assert_eq!(e.len(), 5, "{e:#?}");
+    let lines: Vec<&str> = e.iter().map(|l| l.split(':').nth(1).unwrap()).collect();
+    assert_eq!(lines, ["2", "7", "10", "14", "15"], "{e:#?}");
+}
+
+#[test]
+fn rules_and_sinks_are_accepted_with_a_note() {
+    let text = "[checks.cpu]\nkind = \"cpu\"\n[[rules]]\nname = \"x\"\n[sinks.log]\nkind = \"log\"\n";
+    let config = parse("v.toml".as_ref(), text, registry().unwrap()).expect("valid");
+    assert_eq!(config.notes.len(), 2);
+    assert!(
+        config.notes[0].to_string().contains("note: [[rules]]"),
+        "{}",
+        config.notes[0]
+    );
+}
+
+#[test]
+fn validate_exits_78_and_prints_every_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_config(
+        dir.path(),
+        "[checks.cpu]\nkind = \"cpu\"\nwarm = 1\n[checks.d]\nkind = \"dsk\"\n",
+    );
+    let out = vitals().args(["validate", "-c"]).arg(&path).output().unwrap();
+    assert_eq!(out.status.code(), Some(78));
+    let err = String::from_utf8_lossy(&out.stderr);
+    let file = path.display().to_string();
+    assert!(
+        err.contains(&format!("{file}:3:1: [checks.cpu] key `warm`")),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("{file}:5:8: [checks.d] key `kind`")),
+        "{err}"
+    );
+    assert!(err.contains("2 errors in the config"), "{err}");
+
+    let good = write_config(dir.path(), "[checks.cpu]\nkind = \"cpu\"\n");
+    let out = vitals().args(["validate", "-c"]).arg(&good).output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn missing_file_is_an_error_naming_it() {
+    let out = vitals()
+        .args(["validate", "-c", "/nonexistent/vitals.toml"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(78));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("/nonexistent/vitals.toml: cannot read the config file"),
+        "{err}"
+    );
+}
+
+#[test]
+fn config_path_comes_from_the_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_config(dir.path(), "[checks.cpu]\nkind = \"cpuu\"\n");
+    let out = vitals()
+        .arg("validate")
+        .env("VITALS_CONFIG", &path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(78));
+    assert!(String::from_utf8_lossy(&out.stderr).contains(&path.display().to_string()));
+}
+
+#[test]
+fn run_refuses_a_bad_config_without_starting_anything() {
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join("ran");
+    let path = write_config(
+        dir.path(),
+        &format!(
+            "[checks.touch]\nkind = \"command\"\ncommand = [\"/bin/touch\", \"{}\"]\n[checks.bad]\nkind = \"cpu\"\nwarn = 99\ncrit = 1\n",
+            marker.display()
+        ),
+    );
+    let out = vitals().args(["run", "-c"]).arg(&path).output().unwrap();
+    assert_eq!(out.status.code(), Some(78));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("[checks.bad] key `crit`"), "{err}");
+    assert!(err.contains("vitals did not start"), "{err}");
+    assert!(!err.contains("vitals started"), "{err}");
+    assert!(!marker.exists(), "a check ran although the config was refused");
+}
+
+#[test]
+fn shipped_config_is_valid() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/config/vitals.toml");
+    let config = vitals::config::load(path.as_ref(), registry().unwrap()).unwrap_or_else(|d| panic!("{d}"));
+    let kinds: Vec<&str> = config.checks.iter().map(|c| c.kind).collect();
+    assert_eq!(kinds, ["cpu", "memory", "disk", "host"]);
+}
