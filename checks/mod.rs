@@ -6,3 +6,4 @@ mod cpu;
 mod disk;
 mod host;
 mod memory;
+mod tcp;

@@ -163,7 +163,13 @@ fn system_checks_report_real_figures() {
     assert!(host["value"].as_f64().unwrap() > 0.0);
     assert!(host["details"]["process_count"].as_u64().unwrap() >= 1);
     assert!(host["details"]["load"]["one"].as_f64().is_some());
-    assert_eq!(code, Some(0), "{stdout}");
+    // Only a saturated resource (a busy CI machine can run the CPU at 100 %) is critical.
+    let any_critical = v["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|c| c["status"] == "critical");
+    assert_eq!(code, Some(if any_critical { 2 } else { 0 }), "{stdout}\n{stderr}");
 }
 
 #[test]

@@ -175,3 +175,25 @@ async fn stray_background_children_do_not_hold_the_check() {
         "waited for the stray child"
     );
 }
+
+#[tokio::test]
+async fn tcp_reports_connect_time_and_refusal() {
+    let dir = tempfile::tempdir().unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let open = format!("[checks.gw]\nkind = \"tcp\"\nhost = \"127.0.0.1\"\nport = {port}\n");
+    let o = instances(dir.path(), &open)
+        .remove(0)
+        .run_once(tokio::time::Instant::now())
+        .await;
+    assert_eq!(o.status, Status::Ok, "{o:?}");
+    assert_eq!(o.unit, "ms");
+    assert!(o.value.unwrap() < 200.0);
+    drop(listener);
+    let o = instances(dir.path(), &open)
+        .remove(0)
+        .run_once(tokio::time::Instant::now())
+        .await;
+    assert_eq!(o.status, Status::Critical, "{o:?}");
+    assert!(o.message.contains("Connection refused"), "{}", o.message);
+}
