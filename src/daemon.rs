@@ -14,7 +14,10 @@ use crate::check::Status;
 use crate::config::{self, Diagnostics};
 use crate::plugin::Registry;
 use crate::resources::Resources;
+use crate::rules::{AlertEvent, AlertState, Engine};
 use crate::runner::{ApplyReport, Runner};
+use std::collections::HashMap;
+use std::sync::Mutex;
 
 /// How often the config file is looked at for changes.
 pub const WATCH_INTERVAL: Duration = Duration::from_secs(1);
@@ -35,18 +38,30 @@ pub struct Daemon {
     runner: Runner,
     /// The file's content as last read, to notice changes.
     seen: Option<Vec<u8>>,
+    engine: Arc<Mutex<Engine>>,
+}
+
+fn engine_for(config: &mut config::Config) -> Engine {
+    let deps: HashMap<String, Vec<String>> = config
+        .checks
+        .iter()
+        .map(|c| (c.id.clone(), c.depends_on.clone()))
+        .collect();
+    Engine::new(std::mem::take(&mut config.rules), deps)
 }
 
 impl Daemon {
     /// Loads the config and starts every check; a bad config starts nothing.
     pub async fn start(path: &Path, registry: &'static Registry) -> Result<Daemon, Diagnostics> {
         let seen = std::fs::read(path).ok();
-        let config = config::load(path, registry)?;
+        let mut config = config::load(path, registry)?;
         for note in &config.notes {
             info!("{note}");
         }
         let board = Board::new();
         tokio::spawn(log_changes(board.follow()));
+        let engine = Arc::new(Mutex::new(engine_for(&mut config)));
+        tokio::spawn(evaluate_rules(board.follow(), engine.clone()));
         let mut runner = Runner::new(board, Arc::new(Resources::default()));
         let report = runner.apply(config).await;
         info!(
@@ -61,12 +76,18 @@ impl Daemon {
             registry,
             runner,
             seen,
+            engine,
         })
     }
 
     /// The status board.
     pub fn board(&self) -> &Board {
         self.runner.board()
+    }
+
+    /// The rule engine (active and suppressed alerts, acknowledgement).
+    pub fn engine(&self) -> Arc<Mutex<Engine>> {
+        self.engine.clone()
     }
 
     /// The runner (to reach a check's instance).
@@ -77,7 +98,7 @@ impl Daemon {
     /// Loads the config file again and applies it; on errors the running config stays.
     pub async fn reload(&mut self) -> Result<ApplyReport, Diagnostics> {
         self.seen = std::fs::read(&self.path).ok();
-        let config = match config::load(&self.path, self.registry) {
+        let mut config = match config::load(&self.path, self.registry) {
             Ok(c) => c,
             Err(diags) => {
                 error!(
@@ -90,6 +111,7 @@ impl Daemon {
         for note in &config.notes {
             info!("{note}");
         }
+        *self.engine.lock().unwrap_or_else(|e| e.into_inner()) = engine_for(&mut config);
         let report = self.runner.apply(config).await;
         info!(
             config = %self.path.display(),
@@ -149,5 +171,37 @@ async fn log_changes(mut events: mpsc::UnboundedReceiver<BoardEvent>) {
             Status::Ok => info!(check = %o.id, "{}: {from} -> {}: {}", o.id, o.status, o.message),
             _ => warn!(check = %o.id, "{}: {from} -> {}: {}", o.id, o.status, o.message),
         }
+    }
+}
+
+/// Feeds every observation to the rule engine and logs the alert events.
+async fn evaluate_rules(mut events: mpsc::UnboundedReceiver<BoardEvent>, engine: Arc<Mutex<Engine>>) {
+    while let Some(e) = events.recv().await {
+        let o = &e.observation;
+        let alerts = engine
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .observe(o, o.observed_at);
+        for a in alerts {
+            log_alert(&a);
+        }
+    }
+}
+
+/// One structured line per alert event (the `log` output).
+pub fn log_alert(a: &AlertEvent) {
+    let what = match (a.state, a.reminder) {
+        (AlertState::Firing, true) => "still firing",
+        (state, _) => state.as_str(),
+    };
+    match a.state {
+        AlertState::Firing => warn!(
+            alert_id = %a.alert_id, rule = %a.rule, check = %a.check_id, severity = a.severity.as_str(),
+            "ALERT {what} [{}] {}: {}", a.severity.as_str(), a.rule, a.message
+        ),
+        _ => info!(
+            alert_id = %a.alert_id, rule = %a.rule, check = %a.check_id, severity = a.severity.as_str(),
+            "ALERT {what} [{}] {}: {}", a.severity.as_str(), a.rule, a.message
+        ),
     }
 }

@@ -17,6 +17,7 @@ pub mod plugin;
 pub mod reference;
 pub mod report;
 pub mod resources;
+pub mod rules;
 pub mod runner;
 pub mod schema;
 pub mod system;

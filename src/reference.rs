@@ -6,6 +6,7 @@ use serde::Serialize;
 
 use crate::config::{CommonSettings, Defaults, ServerConfig};
 use crate::plugin::{KindDoc, Registry};
+use crate::rules::RuleConfig;
 use crate::schema::{KeyDoc, keys_of};
 
 /// Every kind with its keys.
@@ -76,6 +77,13 @@ pub fn configuration_reference(registry: &Registry) -> String {
         "The id is the table's name: letters, digits, `_` and `-`. Besides these keys, a check takes the keys of its kind.\n\n",
     );
     out.push_str(&key_table(&keys_of::<CommonSettings>()));
+    out.push_str("\n## `[[rules]]`\n\n");
+    out.push_str(
+        "Each rule watches the checks it selects (`checks` and/or `kinds`) and fires when `when` holds. \
+         One alert per (rule, check): inactive → pending (`for`) → firing → resolved.\n\n",
+    );
+    out.push_str(&key_table(&keys_of::<RuleConfig>()));
+    out.push_str("\n## Check kinds\n");
     for kind in registry.kinds() {
         out.push_str(&format!(
             "\n### kind `{}`\n\n{}",

@@ -18,6 +18,7 @@ use diag::Collector;
 pub use diag::{Diagnostic, Diagnostics, Severity};
 
 use crate::plugin::{ParsedCheck, Registry, did_you_mean};
+use crate::rules::{Condition, Rule, RuleConfig, validate_template};
 use crate::schema::DurationStr;
 
 /// The config file used when neither `-c` nor `$VITALS_CONFIG` names one.
@@ -148,6 +149,8 @@ pub struct Config {
     pub defaults: Defaults,
     /// `[checks.*]`, in file order.
     pub checks: Vec<CheckSpec>,
+    /// `[[rules]]`, in file order.
+    pub rules: Vec<Rule>,
     /// Notes (not errors) found while loading.
     pub notes: Vec<Diagnostic>,
 }
@@ -208,6 +211,7 @@ pub fn parse(path: &Path, src: &str, registry: &Registry) -> Result<Config, Diag
     let mut server = ServerConfig::default();
     let mut defaults = Defaults::default();
     let mut check_tables = Vec::new();
+    let mut rule_tables = Vec::new();
 
     for (key, value) in root.iter() {
         let name = key.get_ref().as_ref();
@@ -234,11 +238,18 @@ pub fn parse(path: &Path, src: &str, registry: &Registry) -> Result<Config, Diag
                     ),
                 ),
             },
-            "rules" => c.note(
-                Some(key.span()),
-                None,
-                "[[rules]] are accepted but not evaluated yet: this build has no rule engine",
-            ),
+            "rules" => match value.get_ref() {
+                DeValue::Array(items) => rule_tables.extend(items.iter()),
+                other => c.error(
+                    Some(value.span()),
+                    None,
+                    Some("rules"),
+                    format!(
+                        "expected an array of tables (`[[rules]]`), found {}",
+                        other.type_str()
+                    ),
+                ),
+            },
             "sinks" => c.note(
                 Some(key.span()),
                 None,
@@ -255,12 +266,32 @@ pub fn parse(path: &Path, src: &str, registry: &Registry) -> Result<Config, Diag
     validate_durations(&mut c, &defaults);
 
     let mut checks = Vec::new();
-    for (id, table) in check_tables {
+    for &(id, table) in &check_tables {
         if let Some(spec) = parse_check(&mut c, registry, &defaults, id, table) {
             checks.push(spec);
         }
     }
     validate_dependencies(&mut c, &root);
+    let check_ids: Vec<&str> = check_tables.iter().map(|(k, _)| k.get_ref().as_ref()).collect();
+    let mut rules: Vec<Rule> = Vec::new();
+    for (index, value) in rule_tables.into_iter().enumerate() {
+        if let Some(rule) = parse_rule(&mut c, registry, &check_ids, index, value) {
+            if rules.iter().any(|r| r.config.name == rule.config.name) {
+                let span = value
+                    .get_ref()
+                    .as_table()
+                    .and_then(|t| t.get("name"))
+                    .map(Spanned::span);
+                c.error(
+                    span,
+                    Some(&format!("rules.{}", rule.config.name)),
+                    Some("name"),
+                    "another rule has this name: rule names must be unique",
+                );
+            }
+            rules.push(rule);
+        }
+    }
     if checks.is_empty() && !c.has_errors() {
         c.note(
             None,
@@ -279,6 +310,7 @@ pub fn parse(path: &Path, src: &str, registry: &Registry) -> Result<Config, Diag
         server,
         defaults,
         checks,
+        rules,
         notes: c.out,
     })
 }
@@ -573,6 +605,102 @@ fn validate_dependencies(c: &mut Collector, root: &DeTable<'_>) {
             );
         }
     }
+}
+
+fn parse_rule(
+    c: &mut Collector,
+    registry: &Registry,
+    check_ids: &[&str],
+    index: usize,
+    value: &Spanned<DeValue<'_>>,
+) -> Option<Rule> {
+    let DeValue::Table(table) = value.get_ref() else {
+        c.error(
+            Some(value.span()),
+            None,
+            Some("rules"),
+            "each rule is a table: write `[[rules]]`",
+        );
+        return None;
+    };
+    let section = match table.get("name").and_then(|n| n.get_ref().as_str()) {
+        Some(name) => format!("rules.{name}"),
+        None => format!("rules[{index}]"),
+    };
+    let keys: Vec<String> = crate::schema::keys_of::<RuleConfig>()
+        .into_iter()
+        .map(|k| k.name)
+        .collect();
+    let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+    if report_unknown_keys(c, &section, table, &keys, "keys of a rule") {
+        return None;
+    }
+    let config: RuleConfig = deserialize_table(c, &section, table, value.span())?;
+    let span_of = |key: &str| table.get(key).map(Spanned::span).or(Some(value.span()));
+    let mut ok = true;
+    if config.name.is_empty()
+        || !config
+            .name
+            .chars()
+            .all(|ch| ch.is_ascii_alphanumeric() || ch == '_' || ch == '-')
+    {
+        c.error(
+            span_of("name"),
+            Some(&section),
+            Some("name"),
+            "a rule name may only use letters, digits, `_` and `-`",
+        );
+        ok = false;
+    }
+    if config.checks.is_empty() && config.kinds.is_empty() {
+        c.error(
+            Some(value.span()),
+            Some(&section),
+            Some("checks"),
+            "a rule must select checks: give `checks = [\"id\", …]` or `kinds = [\"kind\", …]`",
+        );
+        ok = false;
+    }
+    for id in &config.checks {
+        if !check_ids.contains(&id.as_str()) {
+            let mut m = format!("`{id}` is not a configured check");
+            if let Some(best) = did_you_mean(id, check_ids.iter().copied()) {
+                m.push_str(&format!(" (did you mean `{best}`?)"));
+            }
+            c.error(span_of("checks"), Some(&section), Some("checks"), m);
+            ok = false;
+        }
+    }
+    for kind in &config.kinds {
+        if registry.get(kind).is_none() {
+            let names = registry.names();
+            let mut m = format!("`{kind}` is not a registered check kind");
+            if let Some(best) = did_you_mean(kind, names.iter().copied()) {
+                m.push_str(&format!(" (did you mean `{best}`?)"));
+            }
+            m.push_str(&format!("; registered kinds: {}", names.join(", ")));
+            c.error(span_of("kinds"), Some(&section), Some("kinds"), m);
+            ok = false;
+        }
+    }
+    let condition = match Condition::compile(&config.when) {
+        Ok(cond) => Some(cond),
+        Err(e) => {
+            c.error(
+                span_of("when"),
+                Some(&section),
+                Some("when"),
+                format!("invalid condition: {e}"),
+            );
+            None
+        }
+    };
+    if let Err(e) = validate_template(&config.message) {
+        c.error(span_of("message"), Some(&section), Some("message"), e);
+        ok = false;
+    }
+    let condition = condition?;
+    ok.then_some(Rule { config, condition })
 }
 
 fn find_cycle<'a>(edges: &BTreeMap<&'a str, Vec<&'a str>>, path: &mut Vec<&'a str>) -> Option<Vec<&'a str>> {

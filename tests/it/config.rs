@@ -139,12 +139,13 @@ fn every_error_is_reported_at_once_in_file_order() {
 }
 
 #[test]
-fn rules_and_sinks_are_accepted_with_a_note() {
-    let text = "[checks.cpu]\nkind = \"cpu\"\n[[rules]]\nname = \"x\"\n[sinks.log]\nkind = \"log\"\n";
+fn sinks_are_accepted_with_a_note() {
+    let text = "[checks.cpu]\nkind = \"cpu\"\n[[rules]]\nname = \"x\"\nkinds = [\"cpu\"]\nwhen = \"value > 90\"\nseverity = \"WARNING\"\n[sinks.log]\nkind = \"log\"\n";
     let config = parse("v.toml".as_ref(), text, registry().unwrap()).expect("valid");
-    assert_eq!(config.notes.len(), 2);
+    assert_eq!(config.rules.len(), 1);
+    assert_eq!(config.notes.len(), 1);
     assert!(
-        config.notes[0].to_string().contains("note: [[rules]]"),
+        config.notes[0].to_string().contains("note: [sinks.*]"),
         "{}",
         config.notes[0]
     );

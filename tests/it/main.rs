@@ -6,6 +6,7 @@ mod config;
 mod docs;
 mod registry;
 mod reload;
+mod rules;
 mod runner;
 
 use std::path::{Path, PathBuf};

@@ -172,3 +172,41 @@ fn the_binary_reloads_on_sighup_and_stops_cleanly_on_sigterm() {
     let status = d.child.wait().unwrap();
     assert_eq!(status.code(), Some(0));
 }
+
+#[test]
+fn the_daemon_logs_alerts_from_real_checks() {
+    let dir = tempfile::tempdir().unwrap();
+    let flag = dir.path().join("down");
+    std::fs::write(&flag, "").unwrap();
+    let path = write_config(
+        dir.path(),
+        &format!(
+            "[defaults]\ninterval = \"100ms\"\njitter = \"0s\"\n\n\
+             [checks.gateway]\nkind = \"command\"\n\
+             command = [\"/bin/sh\", \"-c\", \"if [ -e {f} ]; then echo 'CRITICAL - gateway down'; exit 2; fi; echo 'OK - up'\"]\n\n\
+             [[rules]]\nname = \"gateway_down\"\nchecks = [\"gateway\"]\nwhen = \"status == 'critical'\"\nseverity = \"CRITICAL\"\n\
+             message = \"{{check}}: {{message}}\"\n",
+            f = flag.display()
+        ),
+    );
+    let mut child = vitals()
+        .args(["run", "-c"])
+        .arg(&path)
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, lines) = std_mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let d = Daemonized { child, lines };
+    let fired = d.expect("ALERT firing [CRITICAL] gateway_down: gateway: CRITICAL - gateway down");
+    assert!(fired.contains("alert_id=gateway_down.gateway."), "{fired}");
+    std::fs::remove_file(&flag).unwrap();
+    d.expect("ALERT resolved [CRITICAL] gateway_down: gateway: OK - up");
+}

@@ -1,0 +1,124 @@
+//! Rule conditions: CEL expressions (the Common Expression Language, as in Kubernetes
+//! and Envoy) over one observation, compiled once at config load.
+
+use cel::{Context, Program, Value};
+
+use crate::check::Observation;
+
+/// The variables a condition may use.
+pub const VARIABLES: [&str; 8] = [
+    "status", "value", "unit", "label", "message", "details", "check", "kind",
+];
+
+/// A compiled condition.
+#[derive(Debug)]
+pub struct Condition {
+    source: String,
+    program: Program,
+}
+
+impl Condition {
+    /// Compiles `source`, refusing syntax errors and unknown variables.
+    pub fn compile(source: &str) -> Result<Condition, String> {
+        let program = Program::compile(source).map_err(|e| {
+            e.errors
+                .iter()
+                .map(|e| e.msg.clone())
+                .collect::<Vec<_>>()
+                .join("; ")
+        })?;
+        let refs = program.references();
+        for var in refs.variables() {
+            if !VARIABLES.contains(&var) {
+                let mut m = format!("unknown variable `{var}`");
+                if let Some(best) = crate::plugin::did_you_mean(var, VARIABLES) {
+                    m.push_str(&format!(" (did you mean `{best}`?)"));
+                }
+                m.push_str(&format!("; a condition can use: {}", VARIABLES.join(", ")));
+                return Err(m);
+            }
+        }
+        Ok(Condition {
+            source: source.to_owned(),
+            program,
+        })
+    }
+
+    /// The expression as written.
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    /// Evaluates the condition for `o`. An error (a type mismatch, `value` compared
+    /// while null, a missing `details` key) is returned, not taken as true or false.
+    pub fn eval(&self, o: &Observation) -> Result<bool, String> {
+        let mut cx = Context::default();
+        cx.add_variable_from_value("status", o.status.as_str());
+        cx.add_variable_from_value("value", o.value.map_or(Value::Null, Value::from));
+        cx.add_variable_from_value("unit", o.unit.as_str());
+        cx.add_variable_from_value("label", o.label.as_deref().map_or(Value::Null, Value::from));
+        cx.add_variable_from_value("message", o.message.as_str());
+        cx.add_variable_from_value("check", o.id.as_str());
+        cx.add_variable_from_value("kind", o.kind.as_str());
+        let details = cel::to_value(&o.details).map_err(|e| format!("details: {e}"))?;
+        cx.add_variable_from_value("details", details);
+        match self.program.execute(&cx) {
+            Ok(Value::Bool(b)) => Ok(b),
+            Ok(other) => Err(format!("`{}` gave {other:?}, not true or false", self.source)),
+            Err(e) => Err(format!("`{}`: {e}", self.source)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::check::{Reading, Status};
+
+    fn obs(status: Status, value: Option<f64>, label: Option<&str>) -> Observation {
+        let mut r = Reading::new(status, "m")
+            .with_detail("age_s", 42)
+            .with_detail("farm", "usfarm");
+        r.value = value;
+        r.label = label.map(str::to_owned);
+        Observation::from_reading(
+            "positions",
+            "delta_freshness",
+            r,
+            chrono::Utc::now(),
+            Default::default(),
+        )
+    }
+
+    #[test]
+    fn compares_values_labels_statuses_and_details() {
+        let o = obs(Status::Warning, Some(61.5), Some("STALE"));
+        let t = |s: &str| Condition::compile(s).unwrap().eval(&o).unwrap();
+        assert!(t("value > 60"));
+        assert!(t("value > 60.0 && label == 'STALE'"));
+        assert!(!t("status == 'ok'"));
+        assert!(t("status != 'ok' || value < 0.0"));
+        assert!(t("details.age_s >= 42 && details.farm == 'usfarm'"));
+        assert!(t("check == 'positions' && kind == 'delta_freshness'"));
+        assert!(t("!(value < 10)"));
+    }
+
+    #[test]
+    fn a_null_value_is_an_error_not_a_silent_false() {
+        let o = obs(Status::Unknown, None, None);
+        let c = Condition::compile("value > 60").unwrap();
+        assert!(c.eval(&o).is_err());
+        let c = Condition::compile("value == null || value > 60").unwrap();
+        assert_eq!(c.eval(&o), Ok(true));
+    }
+
+    #[test]
+    fn refuses_syntax_errors_and_unknown_variables() {
+        assert!(Condition::compile("value >").is_err());
+        let e = Condition::compile("valu > 3").unwrap_err();
+        assert!(
+            e.contains("unknown variable `valu` (did you mean `value`?)"),
+            "{e}"
+        );
+    }
+}
