@@ -16,7 +16,6 @@ use crate::plugin::Registry;
 use crate::resources::Resources;
 use crate::rules::{AlertEvent, AlertState, Engine};
 use crate::runner::{ApplyReport, Runner};
-use std::collections::HashMap;
 use std::sync::Mutex;
 
 /// How often the config file is looked at for changes.
@@ -41,15 +40,6 @@ pub struct Daemon {
     engine: Arc<Mutex<Engine>>,
 }
 
-fn engine_for(config: &mut config::Config) -> Engine {
-    let deps: HashMap<String, Vec<String>> = config
-        .checks
-        .iter()
-        .map(|c| (c.id.clone(), c.depends_on.clone()))
-        .collect();
-    Engine::new(std::mem::take(&mut config.rules), deps)
-}
-
 impl Daemon {
     /// Loads the config and starts every check; a bad config starts nothing.
     pub async fn start(path: &Path, registry: &'static Registry) -> Result<Daemon, Diagnostics> {
@@ -60,7 +50,7 @@ impl Daemon {
         }
         let board = Board::new();
         tokio::spawn(log_changes(board.follow()));
-        let engine = Arc::new(Mutex::new(engine_for(&mut config)));
+        let engine = Arc::new(Mutex::new(Engine::for_config(&mut config)));
         tokio::spawn(evaluate_rules(board.follow(), engine.clone()));
         let mut runner = Runner::new(board, Arc::new(Resources::default()));
         let report = runner.apply(config).await;
@@ -111,7 +101,7 @@ impl Daemon {
         for note in &config.notes {
             info!("{note}");
         }
-        *self.engine.lock().unwrap_or_else(|e| e.into_inner()) = engine_for(&mut config);
+        *self.engine.lock().unwrap_or_else(|e| e.into_inner()) = Engine::for_config(&mut config);
         let report = self.runner.apply(config).await;
         info!(
             config = %self.path.display(),

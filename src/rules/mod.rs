@@ -312,6 +312,16 @@ impl Engine {
         }
     }
 
+    /// An engine for a loaded config: takes its rules and reads its checks' `depends_on`.
+    pub fn for_config(config: &mut crate::config::Config) -> Self {
+        let deps = config
+            .checks
+            .iter()
+            .map(|c| (c.id.clone(), c.depends_on.clone()))
+            .collect();
+        Engine::new(std::mem::take(&mut config.rules), deps)
+    }
+
     /// Why `check` is held back, if one of its dependencies is not ok (or not yet seen).
     fn suppression(&self, check: &str) -> Option<String> {
         let deps = self.depends_on.get(check)?;

@@ -107,6 +107,26 @@ struct Daemonized {
 }
 
 impl Daemonized {
+    /// Starts `vitals run -c path`, following its log lines.
+    fn spawn(path: &std::path::Path) -> Daemonized {
+        let mut child = vitals()
+            .args(["run", "-c"])
+            .arg(path)
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (tx, lines) = std_mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        Daemonized { child, lines }
+    }
+
     fn expect(&self, needle: &str) -> String {
         let deadline = std::time::Instant::now() + Duration::from_secs(20);
         loop {
@@ -136,22 +156,7 @@ fn the_binary_reloads_on_sighup_and_stops_cleanly_on_sigterm() {
     use nix::sys::signal::Signal;
     let dir = tempfile::tempdir().unwrap();
     let path = write_config(dir.path(), BASE);
-    let mut child = vitals()
-        .args(["run", "-c"])
-        .arg(&path)
-        .env("NO_COLOR", "1")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, lines) = std_mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let mut d = Daemonized { child, lines };
+    let mut d = Daemonized::spawn(&path);
     d.expect("vitals started with 1 checks: a");
     d.expect("a: (new) -> ok");
 
@@ -189,22 +194,7 @@ fn the_daemon_logs_alerts_from_real_checks() {
             f = flag.display()
         ),
     );
-    let mut child = vitals()
-        .args(["run", "-c"])
-        .arg(&path)
-        .env("NO_COLOR", "1")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, lines) = std_mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let d = Daemonized { child, lines };
+    let d = Daemonized::spawn(&path);
     let fired = d.expect("ALERT firing [CRITICAL] gateway_down: gateway: CRITICAL - gateway down");
     assert!(fired.contains("alert_id=gateway_down.gateway."), "{fired}");
     std::fs::remove_file(&flag).unwrap();

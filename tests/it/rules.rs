@@ -2,8 +2,6 @@
 //! `keep_firing_for`, `repeat`, flapping, unknown observations, `depends_on`
 //! suppression and release, acknowledgement; and rule config errors.
 
-use std::collections::HashMap;
-
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use vitals::check::{Observation, Reading, Status};
 use vitals::config::{Diagnostics, parse};
@@ -16,12 +14,7 @@ const CHECKS: &str = "[checks.ib]\nkind = \"tcp\"\nhost = \"127.0.0.1\"\nport = 
 fn engine(rules: &str) -> Engine {
     let text = format!("{CHECKS}{rules}");
     let mut config = parse("v.toml".as_ref(), &text, registry().unwrap()).unwrap_or_else(|d| panic!("{d}"));
-    let deps: HashMap<String, Vec<String>> = config
-        .checks
-        .iter()
-        .map(|c| (c.id.clone(), c.depends_on.clone()))
-        .collect();
-    Engine::new(std::mem::take(&mut config.rules), deps)
+    Engine::for_config(&mut config)
 }
 
 fn t(s: i64) -> DateTime<Utc> {
