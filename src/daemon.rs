@@ -43,8 +43,9 @@ pub struct Daemon {
 impl Daemon {
     /// Loads the config and starts every check; a bad config starts nothing.
     pub async fn start(path: &Path, registry: &'static Registry) -> Result<Daemon, Diagnostics> {
-        let seen = std::fs::read(path).ok();
-        let mut config = config::load(path, registry)?;
+        let read = std::fs::read(path);
+        let seen = read.as_ref().ok().cloned();
+        let mut config = config::load_from(path, read, registry)?;
         for note in &config.notes {
             info!("{note}");
         }
@@ -87,8 +88,14 @@ impl Daemon {
 
     /// Loads the config file again and applies it; on errors the running config stays.
     pub async fn reload(&mut self) -> Result<ApplyReport, Diagnostics> {
-        self.seen = std::fs::read(&self.path).ok();
-        let mut config = match config::load(&self.path, self.registry) {
+        let read = std::fs::read(&self.path);
+        self.reload_from(read).await
+    }
+
+    /// Applies the file's content as just read.
+    async fn reload_from(&mut self, read: std::io::Result<Vec<u8>>) -> Result<ApplyReport, Diagnostics> {
+        self.seen = read.as_ref().ok().cloned();
+        let mut config = match config::load_from(&self.path, read, self.registry) {
             Ok(c) => c,
             Err(diags) => {
                 error!(
@@ -129,10 +136,10 @@ impl Daemon {
                     Some(Control::Shutdown) | None => break,
                 },
                 _ = watch.tick() => {
-                    let now = std::fs::read(&self.path).ok();
-                    if now != self.seen {
+                    let read = std::fs::read(&self.path);
+                    if read.as_ref().ok() != self.seen.as_ref() {
                         info!(config = %self.path.display(), "config file changed");
-                        let _ = self.reload().await;
+                        let _ = self.reload_from(read).await;
                     }
                 }
             }

@@ -11,7 +11,7 @@ use tokio::sync::mpsc;
 use vitals::check::BuildContext;
 use vitals::config::{self, Diagnostics};
 use vitals::daemon::{Control, Daemon};
-use vitals::plugin::{self, Registry, did_you_mean};
+use vitals::plugin::{self, Registry};
 use vitals::resources::Resources;
 use vitals::runner::Instance;
 use vitals::{reference, report};
@@ -153,9 +153,7 @@ async fn check(
     let known: Vec<&str> = config.checks.iter().map(|c| c.id.as_str()).collect();
     for id in &ids {
         if !known.contains(&id.as_str()) {
-            let hint = did_you_mean(id, known.iter().copied())
-                .map(|b| format!(" (did you mean `{b}`?)"))
-                .unwrap_or_default();
+            let hint = plugin::suggest(id, known.iter().copied());
             eprintln!(
                 "{}: no check `{id}`{hint}; configured checks: {}",
                 path.display(),

@@ -153,6 +153,16 @@ impl Registry {
         self.kinds.values().copied()
     }
 
+    /// What to add after naming an unknown kind: the closest registered one, and all.
+    pub fn unknown_kind_hint(&self, kind: &str) -> String {
+        let names = self.names();
+        format!(
+            "{}; registered kinds: {}",
+            suggest(kind, names.iter().copied()),
+            names.join(", ")
+        )
+    }
+
     /// All names, sorted.
     pub fn names(&self) -> Vec<&'static str> {
         self.kinds.keys().copied().collect()
@@ -176,6 +186,14 @@ pub fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str
         .filter(|(score, _)| *score > 0.8)
         .max_by(|a, b| a.0.total_cmp(&b.0))
         .map(|(_, c)| c)
+}
+
+/// " (did you mean `best`?)" when one of `candidates` is a likely typo of `word`, else
+/// nothing: the suffix every "unknown …" message carries.
+pub fn suggest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> String {
+    did_you_mean(word, candidates)
+        .map(|best| format!(" (did you mean `{best}`?)"))
+        .unwrap_or_default()
 }
 
 /// A kind as listed by `vitals plugins` and the docs.

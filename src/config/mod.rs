@@ -17,7 +17,7 @@ use toml::de::{DeTable, DeValue, ValueDeserializer};
 use diag::Collector;
 pub use diag::{Diagnostic, Diagnostics, Severity};
 
-use crate::plugin::{ParsedCheck, Registry, did_you_mean};
+use crate::plugin::{ParsedCheck, Registry, suggest};
 use crate::rules::{Condition, Rule, RuleConfig, validate_template};
 use crate::schema::DurationStr;
 
@@ -177,17 +177,29 @@ pub fn config_dir(path: &Path) -> PathBuf {
 
 /// Reads and validates a config file.
 pub fn load(path: &Path, registry: &Registry) -> Result<Config, Diagnostics> {
-    match std::fs::read_to_string(path) {
-        Ok(src) => parse(path, &src, registry),
-        Err(e) => Err(Diagnostics(vec![Diagnostic {
-            severity: Severity::Error,
-            file: path.to_owned(),
-            position: None,
-            section: None,
-            key: None,
-            message: format!("cannot read the config file: {e}"),
-        }])),
-    }
+    load_from(path, std::fs::read(path), registry)
+}
+
+/// Validates a config file's content as already read (`read` is the result of reading
+/// `path`), for callers that keep the bytes, like the daemon's change watcher.
+pub fn load_from(
+    path: &Path,
+    read: std::io::Result<Vec<u8>>,
+    registry: &Registry,
+) -> Result<Config, Diagnostics> {
+    let problem = match read.map(String::from_utf8) {
+        Ok(Ok(src)) => return parse(path, &src, registry),
+        Ok(Err(e)) => format!("the config file is not UTF-8 text: {e}"),
+        Err(e) => format!("cannot read the config file: {e}"),
+    };
+    Err(Diagnostics(vec![Diagnostic {
+        severity: Severity::Error,
+        file: path.to_owned(),
+        position: None,
+        section: None,
+        key: None,
+        message: problem,
+    }]))
 }
 
 const TOP_LEVEL: [&str; 5] = ["server", "defaults", "checks", "rules", "sinks"];
@@ -378,12 +390,11 @@ fn report_unknown_keys(
 }
 
 fn unknown_key_message(key: &str, allowed: &[&str], what: &str) -> String {
-    let mut m = format!("unknown key `{key}`");
-    if let Some(best) = did_you_mean(key, allowed.iter().copied()) {
-        m.push_str(&format!(" (did you mean `{best}`?)"));
-    }
-    m.push_str(&format!("; expected one of the {what}: {}", allowed.join(", ")));
-    m
+    format!(
+        "unknown key `{key}`{}; expected one of the {what}: {}",
+        suggest(key, allowed.iter().copied()),
+        allowed.join(", ")
+    )
 }
 
 /// Deserializes a table, reporting a failure at the key it concerns.
@@ -493,12 +504,11 @@ fn parse_check(
     let settings: CommonSettings = deserialize_table(c, &section, &common, value.span())?;
     let Some(kind) = registry.get(&settings.kind) else {
         let span = table.get("kind").map(Spanned::span);
-        let names = registry.names();
-        let mut m = format!("unknown check kind `{}`", settings.kind);
-        if let Some(best) = did_you_mean(&settings.kind, names.iter().copied()) {
-            m.push_str(&format!(" (did you mean `{best}`?)"));
-        }
-        m.push_str(&format!("; registered kinds: {}", names.join(", ")));
+        let m = format!(
+            "unknown check kind `{}`{}",
+            settings.kind,
+            registry.unknown_kind_hint(&settings.kind)
+        );
         c.error(span, Some(&section), Some("kind"), m);
         return None;
     };
@@ -580,10 +590,10 @@ fn validate_dependencies(c: &mut Collector, root: &DeTable<'_>) {
                     "a check cannot depend on itself",
                 );
             } else if !all_ids.contains(&name) {
-                let mut m = format!("depends on `{name}`, which is not a configured check");
-                if let Some(best) = did_you_mean(name, all_ids.iter().copied()) {
-                    m.push_str(&format!(" (did you mean `{best}`?)"));
-                }
+                let m = format!(
+                    "depends on `{name}`, which is not a configured check{}",
+                    suggest(name, all_ids.iter().copied())
+                );
                 c.error(Some(dep.span()), Some(&section), Some("depends_on"), m);
             } else {
                 edges.entry(id).or_default().push(name);
@@ -663,22 +673,20 @@ fn parse_rule(
     }
     for id in &config.checks {
         if !check_ids.contains(&id.as_str()) {
-            let mut m = format!("`{id}` is not a configured check");
-            if let Some(best) = did_you_mean(id, check_ids.iter().copied()) {
-                m.push_str(&format!(" (did you mean `{best}`?)"));
-            }
+            let m = format!(
+                "`{id}` is not a configured check{}",
+                suggest(id, check_ids.iter().copied())
+            );
             c.error(span_of("checks"), Some(&section), Some("checks"), m);
             ok = false;
         }
     }
     for kind in &config.kinds {
         if registry.get(kind).is_none() {
-            let names = registry.names();
-            let mut m = format!("`{kind}` is not a registered check kind");
-            if let Some(best) = did_you_mean(kind, names.iter().copied()) {
-                m.push_str(&format!(" (did you mean `{best}`?)"));
-            }
-            m.push_str(&format!("; registered kinds: {}", names.join(", ")));
+            let m = format!(
+                "`{kind}` is not a registered check kind{}",
+                registry.unknown_kind_hint(kind)
+            );
             c.error(span_of("kinds"), Some(&section), Some("kinds"), m);
             ok = false;
         }

@@ -30,12 +30,11 @@ impl Condition {
         let refs = program.references();
         for var in refs.variables() {
             if !VARIABLES.contains(&var) {
-                let mut m = format!("unknown variable `{var}`");
-                if let Some(best) = crate::plugin::did_you_mean(var, VARIABLES) {
-                    m.push_str(&format!(" (did you mean `{best}`?)"));
-                }
-                m.push_str(&format!("; a condition can use: {}", VARIABLES.join(", ")));
-                return Err(m);
+                return Err(format!(
+                    "unknown variable `{var}`{}; a condition can use: {}",
+                    crate::plugin::suggest(var, VARIABLES),
+                    VARIABLES.join(", ")
+                ));
             }
         }
         Ok(Condition {
