@@ -132,6 +132,15 @@ impl Board {
         rx
     }
 
+    /// Ends every follow stream (each follower still gets what was published before).
+    pub fn close_followers(&self) {
+        self.inner
+            .followers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+    }
+
     /// The latest observation of `id`.
     pub fn get(&self, id: &str) -> Option<BoardEntry> {
         let entries = self.inner.entries.read().unwrap_or_else(|e| e.into_inner());

@@ -9,12 +9,12 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tracing::{debug, error, info, warn};
 
+use crate::alerting::Alerting;
 use crate::board::{Board, BoardEvent};
 use crate::check::Status;
 use crate::config::{self, Diagnostics};
 use crate::plugin::Registry;
 use crate::resources::Resources;
-use crate::rules::{AlertEvent, AlertState, Engine};
 use crate::runner::{ApplyReport, Runner};
 use std::sync::Mutex;
 
@@ -37,7 +37,9 @@ pub struct Daemon {
     runner: Runner,
     /// The file's content as last read, to notice changes.
     seen: Option<Vec<u8>>,
-    engine: Arc<Mutex<Engine>>,
+    alerting: Arc<Mutex<Alerting>>,
+    /// The task feeding observations to alerting.
+    evaluating: tokio::task::JoinHandle<()>,
 }
 
 impl Daemon {
@@ -51,8 +53,8 @@ impl Daemon {
         }
         let board = Board::new();
         tokio::spawn(log_changes(board.follow()));
-        let engine = Arc::new(Mutex::new(Engine::for_config(&mut config)));
-        tokio::spawn(evaluate_rules(board.follow(), engine.clone()));
+        let alerting = Arc::new(Mutex::new(Alerting::start(&mut config)));
+        let evaluating = tokio::spawn(evaluate_rules(board.follow(), alerting.clone()));
         let mut runner = Runner::new(board, Arc::new(Resources::default()));
         let report = runner.apply(config).await;
         info!(
@@ -67,7 +69,8 @@ impl Daemon {
             registry,
             runner,
             seen,
-            engine,
+            alerting,
+            evaluating,
         })
     }
 
@@ -76,9 +79,9 @@ impl Daemon {
         self.runner.board()
     }
 
-    /// The rule engine (active and suppressed alerts, acknowledgement).
-    pub fn engine(&self) -> Arc<Mutex<Engine>> {
-        self.engine.clone()
+    /// Alerting: active and suppressed alerts, acknowledgement.
+    pub fn alerting(&self) -> Arc<Mutex<Alerting>> {
+        self.alerting.clone()
     }
 
     /// The runner (to reach a check's instance).
@@ -108,7 +111,12 @@ impl Daemon {
         for note in &config.notes {
             info!("{note}");
         }
-        *self.engine.lock().unwrap_or_else(|e| e.into_inner()) = Engine::for_config(&mut config);
+        let old_sinks = self
+            .alerting
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .replace(&mut config);
+        old_sinks.shutdown(crate::alerting::FLUSH_GRACE).await;
         let report = self.runner.apply(config).await;
         info!(
             config = %self.path.display(),
@@ -151,6 +159,11 @@ impl Daemon {
     pub async fn shutdown(mut self) {
         info!("shutting down");
         self.runner.shutdown().await;
+        // Every observation made before the stop still goes through the rules.
+        self.runner.board().close_followers();
+        let _ = self.evaluating.await;
+        let sinks = self.alerting.lock().unwrap_or_else(|e| e.into_inner()).stop();
+        sinks.shutdown(crate::alerting::FLUSH_GRACE).await;
         info!("vitals stopped");
     }
 }
@@ -171,34 +184,12 @@ async fn log_changes(mut events: mpsc::UnboundedReceiver<BoardEvent>) {
     }
 }
 
-/// Feeds every observation to the rule engine and logs the alert events.
-async fn evaluate_rules(mut events: mpsc::UnboundedReceiver<BoardEvent>, engine: Arc<Mutex<Engine>>) {
+/// Feeds every observation to alerting.
+async fn evaluate_rules(mut events: mpsc::UnboundedReceiver<BoardEvent>, alerting: Arc<Mutex<Alerting>>) {
     while let Some(e) = events.recv().await {
-        let o = &e.observation;
-        let alerts = engine
+        alerting
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .observe(o, o.observed_at);
-        for a in alerts {
-            log_alert(&a);
-        }
-    }
-}
-
-/// One structured line per alert event (the `log` output).
-pub fn log_alert(a: &AlertEvent) {
-    let what = match (a.state, a.reminder) {
-        (AlertState::Firing, true) => "still firing",
-        (state, _) => state.as_str(),
-    };
-    match a.state {
-        AlertState::Firing => warn!(
-            alert_id = %a.alert_id, rule = %a.rule, check = %a.check_id, severity = a.severity.as_str(),
-            "ALERT {what} [{}] {}: {}", a.severity.as_str(), a.rule, a.message
-        ),
-        _ => info!(
-            alert_id = %a.alert_id, rule = %a.rule, check = %a.check_id, severity = a.severity.as_str(),
-            "ALERT {what} [{}] {}: {}", a.severity.as_str(), a.rule, a.message
-        ),
+            .observe(&e.observation);
     }
 }

@@ -7,12 +7,14 @@
 //! [`config`] loads `vitals.toml` with precise diagnostics; [`plugin`] is the registry
 //! the kinds in `checks/` add themselves to; [`daemon`] ties it together for `vitals run`.
 
+pub mod alerting;
 pub mod board;
 pub mod check;
 #[path = "../checks/mod.rs"]
 pub mod checks;
 pub mod config;
 pub mod daemon;
+pub mod dispatch;
 pub mod plugin;
 pub mod reference;
 pub mod report;
@@ -20,6 +22,7 @@ pub mod resources;
 pub mod rules;
 pub mod runner;
 pub mod schema;
+pub mod sinks;
 pub mod system;
 pub mod thresholds;
 

@@ -1,5 +1,6 @@
-//! The registry of check kinds. Each kind registers itself from its own file with
-//! [`register_check!`](crate::register_check); nothing central lists them.
+//! The registries of plugin kinds (check kinds, sink kinds). Each kind registers
+//! itself from its own file with [`register_check!`](crate::register_check) or
+//! [`register_sink!`](crate::register_sink); nothing central lists them.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -10,26 +11,49 @@ use serde::Serialize;
 use crate::check::{BuildContext, BuildError, Check, CheckConfig, KeyError};
 use crate::schema::{KeyDoc, keys_of};
 
-/// A kind's config after parsing: validated or built without knowing its type.
-pub trait ParsedCheck: fmt::Debug + Send + Sync {
-    /// See [`CheckConfig::validate`].
+/// Any kind's config after parsing, seen without its type.
+pub trait ParsedComponent: fmt::Debug + Send + Sync {
+    /// Pure validation (see [`CheckConfig::validate`]).
     fn validate(&self) -> Vec<KeyError>;
-    /// See [`CheckConfig::build`].
-    fn build(&self, cx: &BuildContext) -> Result<Arc<dyn Check>, BuildError>;
-    /// The config as JSON, for fingerprinting (reload keeps unchanged checks running).
+    /// The config as JSON, for fingerprinting (reload keeps unchanged parts running).
     fn to_json(&self) -> serde_json::Value;
 }
 
-impl<C: CheckConfig> ParsedCheck for C {
+/// A check kind's config after parsing: validated or built without knowing its type.
+pub trait ParsedCheck: ParsedComponent {
+    /// See [`CheckConfig::build`].
+    fn build(&self, cx: &BuildContext) -> Result<Arc<dyn Check>, BuildError>;
+}
+
+impl<C: CheckConfig> ParsedComponent for C {
     fn validate(&self) -> Vec<KeyError> {
         CheckConfig::validate(self)
-    }
-    fn build(&self, cx: &BuildContext) -> Result<Arc<dyn Check>, BuildError> {
-        CheckConfig::build(self, cx)
     }
     fn to_json(&self) -> serde_json::Value {
         serde_json::to_value(self).unwrap_or(serde_json::Value::Null)
     }
+}
+
+impl<C: CheckConfig> ParsedCheck for C {
+    fn build(&self, cx: &BuildContext) -> Result<Arc<dyn Check>, BuildError> {
+        CheckConfig::build(self, cx)
+    }
+}
+
+/// What the registry and the config loader need of a registered kind.
+pub trait Kind: Sync + 'static {
+    /// "check kind", "sink kind": for messages.
+    const NOUN: &'static str;
+    /// The parsed config, type-erased.
+    type Parsed: ?Sized + ParsedComponent;
+    /// `kind = "…"`.
+    fn name(&self) -> &'static str;
+    /// `file:line` of the registration.
+    fn location(&self) -> String;
+    /// Parses the kind's own keys.
+    fn parse(&self, de: toml::de::ValueDeserializer<'_>) -> Result<Box<Self::Parsed>, toml::de::Error>;
+    /// Documents the kind's own keys.
+    fn keys(&self) -> Vec<KeyDoc>;
 }
 
 /// The parser of one kind: deserializes the kind's own keys from a spanned TOML table.
@@ -79,10 +103,32 @@ fn parse_as<C: CheckConfig>(
     Ok(Box::new(config))
 }
 
+/// `file:line`, relative to the crate.
+pub(crate) fn location(file: &str, line: u32) -> String {
+    format!("{}:{}", file.trim_start_matches("src/../"), line)
+}
+
 impl CheckKind {
     /// `file:line` of the registration, relative to the crate.
     pub fn location(&self) -> String {
-        format!("{}:{}", self.file.trim_start_matches("src/../"), self.line)
+        location(self.file, self.line)
+    }
+}
+
+impl Kind for CheckKind {
+    const NOUN: &'static str = "check kind";
+    type Parsed = dyn ParsedCheck;
+    fn name(&self) -> &'static str {
+        self.name
+    }
+    fn location(&self) -> String {
+        CheckKind::location(self)
+    }
+    fn parse(&self, de: toml::de::ValueDeserializer<'_>) -> Result<Box<dyn ParsedCheck>, toml::de::Error> {
+        (self.parse)(de)
+    }
+    fn keys(&self) -> Vec<KeyDoc> {
+        (self.keys)()
     }
 }
 
@@ -106,8 +152,10 @@ macro_rules! register_check {
 
 /// Two registrations with one name.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("check kind `{name}` is registered twice: at {first} and at {second}")]
+#[error("{noun} `{name}` is registered twice: at {first} and at {second}")]
 pub struct DuplicateKind {
+    /// "check kind" or "sink kind".
+    pub noun: &'static str,
     /// The name both use.
     pub name: &'static str,
     /// `file:line` of one.
@@ -116,40 +164,42 @@ pub struct DuplicateKind {
     pub second: String,
 }
 
-/// All registered kinds, by name.
+/// All registered kinds of one sort, by name.
 #[derive(Debug)]
-pub struct Registry {
-    kinds: BTreeMap<&'static str, &'static CheckKind>,
+pub struct Kinds<K: 'static> {
+    kinds: BTreeMap<&'static str, &'static K>,
 }
 
-impl Registry {
+/// The check kinds.
+pub type Registry = Kinds<CheckKind>;
+
+impl<K: Kind> Kinds<K> {
     /// Builds a registry, refusing two kinds with one name.
-    pub fn from_kinds(
-        kinds: impl IntoIterator<Item = &'static CheckKind>,
-    ) -> Result<Registry, DuplicateKind> {
-        let mut map: BTreeMap<&'static str, &'static CheckKind> = BTreeMap::new();
+    pub fn from_kinds(kinds: impl IntoIterator<Item = &'static K>) -> Result<Self, DuplicateKind> {
+        let mut map: BTreeMap<&'static str, &'static K> = BTreeMap::new();
         for kind in kinds {
-            if let Some(prev) = map.insert(kind.name, kind) {
+            if let Some(prev) = map.insert(kind.name(), kind) {
                 let mut places = [prev.location(), kind.location()];
                 places.sort();
                 let [first, second] = places;
                 return Err(DuplicateKind {
-                    name: kind.name,
+                    noun: K::NOUN,
+                    name: kind.name(),
                     first,
                     second,
                 });
             }
         }
-        Ok(Registry { kinds: map })
+        Ok(Kinds { kinds: map })
     }
 
     /// The kind called `name`.
-    pub fn get(&self, name: &str) -> Option<&'static CheckKind> {
+    pub fn get(&self, name: &str) -> Option<&'static K> {
         self.kinds.get(name).copied()
     }
 
     /// All kinds, sorted by name.
-    pub fn kinds(&self) -> impl Iterator<Item = &'static CheckKind> + '_ {
+    pub fn kinds(&self) -> impl Iterator<Item = &'static K> + '_ {
         self.kinds.values().copied()
     }
 
@@ -169,7 +219,7 @@ impl Registry {
     }
 }
 
-/// The registry of every kind linked into this binary.
+/// The registry of every check kind linked into this binary.
 pub fn registry() -> Result<&'static Registry, DuplicateKind> {
     static REGISTRY: OnceLock<Result<Registry, DuplicateKind>> = OnceLock::new();
     REGISTRY

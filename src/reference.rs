@@ -4,7 +4,7 @@
 
 use serde::Serialize;
 
-use crate::config::{CommonSettings, Defaults, ServerConfig};
+use crate::config::{CommonSettings, Defaults, ServerConfig, SinkSettings};
 use crate::plugin::{KindDoc, Registry};
 use crate::rules::RuleConfig;
 use crate::schema::{KeyDoc, keys_of};
@@ -19,6 +19,21 @@ pub fn kinds(registry: &Registry) -> Vec<KindDoc> {
             keys: (k.keys)(),
         })
         .collect()
+}
+
+/// Every sink kind with its keys.
+pub fn sink_kinds() -> Vec<KindDoc> {
+    crate::sinks::sink_registry()
+        .map(|r| {
+            r.kinds()
+                .map(|k| KindDoc {
+                    name: k.name,
+                    summary: k.summary,
+                    keys: (k.keys)(),
+                })
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// `vitals plugins` as text.
@@ -36,7 +51,18 @@ pub fn plugins_text(registry: &Registry) -> String {
     for key in keys_of::<CommonSettings>() {
         out.push_str(&format!("      {:<10}  {}\n", key.name, key_summary(&key)));
     }
-    out.push_str("\nSink kinds: none in this build (alert delivery is not part of it yet).\n");
+    out.push_str("\nSink kinds:\n");
+    for kind in sink_kinds() {
+        out.push_str(&format!("\n  {}  —  {}\n", kind.name, kind.summary));
+        let width = kind.keys.iter().map(|k| k.name.len()).max().unwrap_or(0);
+        for key in &kind.keys {
+            out.push_str(&format!("      {:<width$}  {}\n", key.name, key_summary(key)));
+        }
+    }
+    out.push_str("\nCommon keys of every [sinks.<id>]:\n");
+    for key in keys_of::<SinkSettings>() {
+        out.push_str(&format!("      {:<12}  {}\n", key.name, key_summary(&key)));
+    }
     out
 }
 
@@ -60,7 +86,7 @@ pub fn plugins_json(registry: &Registry) -> String {
     serde_json::to_string_pretty(&Out {
         check_kinds: kinds(registry),
         common_check_keys: keys_of::<CommonSettings>(),
-        sink_kinds: Vec::new(),
+        sink_kinds: sink_kinds(),
     })
     .unwrap_or_default()
 }
@@ -83,6 +109,20 @@ pub fn configuration_reference(registry: &Registry) -> String {
          One alert per (rule, check): inactive → pending (`for`) → firing → resolved.\n\n",
     );
     out.push_str(&key_table(&keys_of::<RuleConfig>()));
+    out.push_str("\n## `[sinks.<id>]`: where alert events go\n\n");
+    out.push_str(
+        "Every sink has its own queue and durable outbox (in `[server] state_dir`): a slow or dead sink \
+         delays nothing else, and undelivered events survive restarts. Keys of every sink:\n\n",
+    );
+    out.push_str(&key_table(&keys_of::<SinkSettings>()));
+    for kind in sink_kinds() {
+        out.push_str(&format!(
+            "\n### sink `{}`\n\n{}.\n\n",
+            kind.name,
+            capitalize(kind.summary)
+        ));
+        out.push_str(&key_table(&kind.keys));
+    }
     out.push_str("\n## Check kinds\n");
     for kind in registry.kinds() {
         out.push_str(&format!(

@@ -17,9 +17,12 @@ use toml::de::{DeTable, DeValue, ValueDeserializer};
 use diag::Collector;
 pub use diag::{Diagnostic, Diagnostics, Severity};
 
-use crate::plugin::{ParsedCheck, Registry, suggest};
+use crate::dispatch::SinkSpec;
+use crate::plugin::{Kind, Kinds, ParsedCheck, ParsedComponent, Registry, suggest};
+use crate::rules::Severity as AlertSeverity;
 use crate::rules::{Condition, Rule, RuleConfig, validate_template};
 use crate::schema::DurationStr;
+use crate::sinks::{SinkRegistry, sink_registry};
 
 /// The config file used when neither `-c` nor `$VITALS_CONFIG` names one.
 pub const DEFAULT_PATH: &str = "config/vitals.toml";
@@ -34,6 +37,10 @@ pub struct ServerConfig {
     /// Name of the environment variable holding the bearer token that `POST` actions
     /// require. When the variable is unset or empty, actions are disabled (403).
     pub token_env: String,
+    /// Directory for vitals' own state: alert state (so a restart neither re-sends nor
+    /// forgets an alert) and each sink's outbox of undelivered events. Relative paths
+    /// resolve against the config file's directory.
+    pub state_dir: PathBuf,
 }
 
 impl Default for ServerConfig {
@@ -41,6 +48,7 @@ impl Default for ServerConfig {
         ServerConfig {
             listen: "127.0.0.1:8686".into(),
             token_env: "VITALS_TOKEN".into(),
+            state_dir: PathBuf::from("state"),
         }
     }
 }
@@ -103,6 +111,25 @@ pub struct CommonSettings {
 /// The common keys, as written in `[checks.<id>]`.
 pub const COMMON_KEYS: [&str; 5] = ["kind", "interval", "timeout", "jitter", "depends_on"];
 
+/// The keys every `[sinks.<id>]` has, whatever its kind.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SinkSettings {
+    /// The sink kind: one of those `vitals plugins` lists.
+    pub kind: String,
+    /// Alert events below this severity (`INFO` < `WARNING` < `CRITICAL`) are not sent
+    /// to this sink.
+    #[serde(default = "lowest_severity")]
+    pub min_severity: AlertSeverity,
+}
+
+fn lowest_severity() -> AlertSeverity {
+    AlertSeverity::Info
+}
+
+/// The common keys of `[sinks.<id>]`.
+pub const SINK_COMMON_KEYS: [&str; 2] = ["kind", "min_severity"];
+
 /// One configured check, validated and ready to build.
 #[derive(Debug)]
 pub struct CheckSpec {
@@ -151,6 +178,8 @@ pub struct Config {
     pub checks: Vec<CheckSpec>,
     /// `[[rules]]`, in file order.
     pub rules: Vec<Rule>,
+    /// `[sinks.*]`, in file order.
+    pub sinks: Vec<SinkSpec>,
     /// Notes (not errors) found while loading.
     pub notes: Vec<Diagnostic>,
 }
@@ -159,6 +188,16 @@ impl Config {
     /// The directory relative paths in the config are resolved against.
     pub fn dir(&self) -> PathBuf {
         config_dir(&self.path)
+    }
+
+    /// The state directory, resolved.
+    pub fn state_dir(&self) -> PathBuf {
+        let dir = &self.server.state_dir;
+        if dir.is_absolute() {
+            dir.clone()
+        } else {
+            self.dir().join(dir)
+        }
     }
 
     /// The check with this id.
@@ -224,6 +263,7 @@ pub fn parse(path: &Path, src: &str, registry: &Registry) -> Result<Config, Diag
     let mut defaults = Defaults::default();
     let mut check_tables = Vec::new();
     let mut rule_tables = Vec::new();
+    let mut sink_tables = Vec::new();
 
     for (key, value) in root.iter() {
         let name = key.get_ref().as_ref();
@@ -262,11 +302,18 @@ pub fn parse(path: &Path, src: &str, registry: &Registry) -> Result<Config, Diag
                     ),
                 ),
             },
-            "sinks" => c.note(
-                Some(key.span()),
-                None,
-                "[sinks.*] are accepted but not used yet: this build has no alert sinks",
-            ),
+            "sinks" => match value.get_ref() {
+                DeValue::Table(t) => sink_tables.extend(t.iter()),
+                other => c.error(
+                    Some(value.span()),
+                    None,
+                    Some("sinks"),
+                    format!(
+                        "expected a table of sinks (`[sinks.<id>]`), found {}",
+                        other.type_str()
+                    ),
+                ),
+            },
             other => c.error(
                 Some(key.span()),
                 None,
@@ -312,6 +359,17 @@ pub fn parse(path: &Path, src: &str, registry: &Registry) -> Result<Config, Diag
         );
     }
 
+    let mut sinks = Vec::new();
+    match sink_registry() {
+        Err(e) => c.error(None, None, None, format!("this build is inconsistent: {e}")),
+        Ok(kinds) => {
+            for (id_key, value) in sink_tables {
+                if let Some(spec) = parse_sink(&mut c, kinds, id_key, value) {
+                    sinks.push(spec);
+                }
+            }
+        }
+    }
     // Report in file order; problems without a place (none so far) first.
     c.out.sort_by_key(|d| d.position);
     if c.has_errors() {
@@ -323,6 +381,7 @@ pub fn parse(path: &Path, src: &str, registry: &Registry) -> Result<Config, Diag
         defaults,
         checks,
         rules,
+        sinks,
         notes: c.out,
     })
 }
@@ -457,15 +516,35 @@ fn locate(
     (key, span)
 }
 
-fn parse_check(
+/// The common keys of a component table (`[checks.<id>]`, `[sinks.<id>]`).
+trait CommonKeys: for<'de> Deserialize<'de> {
+    /// The keys every kind of this component has.
+    const KEYS: &'static [&'static str];
+    /// The `kind` key's value.
+    fn kind(&self) -> &str;
+}
+
+impl CommonKeys for CommonSettings {
+    const KEYS: &'static [&'static str] = &COMMON_KEYS;
+    fn kind(&self) -> &str {
+        &self.kind
+    }
+}
+
+impl CommonKeys for SinkSettings {
+    const KEYS: &'static [&'static str] = &SINK_COMMON_KEYS;
+    fn kind(&self) -> &str {
+        &self.kind
+    }
+}
+
+/// Checks the id of `[<what>.<id>]` (it appears in URLs, metrics and file names).
+fn component_id(
     c: &mut Collector,
-    registry: &Registry,
-    defaults: &Defaults,
+    what: &str,
     id_key: &Spanned<std::borrow::Cow<'_, str>>,
-    value: &Spanned<DeValue<'_>>,
-) -> Option<CheckSpec> {
+) -> Option<String> {
     let id = id_key.get_ref().to_string();
-    let section = format!("checks.{id}");
     if id.is_empty()
         || !id
             .chars()
@@ -473,17 +552,29 @@ fn parse_check(
     {
         c.error(
             Some(id_key.span()),
-            Some(&section),
+            Some(&format!("{what}.{id}")),
             None,
-            "a check id may only use letters, digits, `_` and `-` (it appears in URLs and metrics)",
+            "an id may only use letters, digits, `_` and `-` (it appears in URLs, metrics and file names)",
         );
         return None;
     }
+    Some(id)
+}
+
+/// Parses one component table: its common keys, its kind (with suggestions), its
+/// kind's own keys (unknown ones reported with the expected list) and the kind's pure
+/// validation. `None` if anything was wrong (all of it reported).
+fn parse_component<'t, K: Kind, S: CommonKeys>(
+    c: &mut Collector,
+    kinds: &Kinds<K>,
+    section: &str,
+    value: &'t Spanned<DeValue<'t>>,
+) -> Option<(S, &'static K, Box<K::Parsed>, &'t DeTable<'t>)> {
     let DeValue::Table(table) = value.get_ref() else {
         c.error(
             Some(value.span()),
             None,
-            Some(&section),
+            Some(section),
             format!(
                 "expected a table `[{section}]`, found {}",
                 value.get_ref().type_str()
@@ -495,34 +586,39 @@ fn parse_check(
     let mut common = DeTable::new();
     let mut own = DeTable::new();
     for (k, v) in table.iter() {
-        if COMMON_KEYS.contains(&k.get_ref().as_ref()) {
+        if S::KEYS.contains(&k.get_ref().as_ref()) {
             common.insert(k.clone(), v.clone());
         } else {
             own.insert(k.clone(), v.clone());
         }
     }
-    let settings: CommonSettings = deserialize_table(c, &section, &common, value.span())?;
-    let Some(kind) = registry.get(&settings.kind) else {
-        let span = table.get("kind").map(Spanned::span);
+    let settings: S = deserialize_table(c, section, &common, value.span())?;
+    let Some(kind) = kinds.get(settings.kind()) else {
         let m = format!(
-            "unknown check kind `{}`{}",
-            settings.kind,
-            registry.unknown_kind_hint(&settings.kind)
+            "unknown {} `{}`{}",
+            K::NOUN,
+            settings.kind(),
+            kinds.unknown_kind_hint(settings.kind())
         );
-        c.error(span, Some(&section), Some("kind"), m);
+        c.error(
+            table.get("kind").map(Spanned::span),
+            Some(section),
+            Some("kind"),
+            m,
+        );
         return None;
     };
-    let kind_keys: Vec<String> = (kind.keys)().into_iter().map(|k| k.name).collect();
+    let kind_keys: Vec<String> = kind.keys().into_iter().map(|k| k.name).collect();
     let mut allowed: Vec<&str> = kind_keys.iter().map(String::as_str).collect();
-    allowed.extend(COMMON_KEYS);
-    if report_unknown_keys(c, &section, &own, &allowed, &format!("keys of `{}`", kind.name)) {
+    allowed.extend(S::KEYS);
+    if report_unknown_keys(c, section, &own, &allowed, &format!("keys of `{}`", kind.name())) {
         return None;
     }
     let de = ValueDeserializer::from(Spanned::new(value.span(), DeValue::Table(own.clone())));
-    let params = match (kind.parse)(de) {
+    let params = match kind.parse(de) {
         Ok(p) => p,
         Err(e) => {
-            report_de_error(c, &section, table, value.span(), &e);
+            report_de_error(c, section, table, value.span(), &e);
             return None;
         }
     };
@@ -532,9 +628,40 @@ fn parse_check(
             .get_key_value(e.key.as_str())
             .map(|(_, v)| v.span())
             .unwrap_or(value.span());
-        c.error(Some(span), Some(&section), Some(&e.key), e.message);
+        c.error(Some(span), Some(section), Some(&e.key), e.message);
         ok = false;
     }
+    ok.then_some((settings, kind, params, table))
+}
+
+fn parse_sink(
+    c: &mut Collector,
+    kinds: &SinkRegistry,
+    id_key: &Spanned<std::borrow::Cow<'_, str>>,
+    value: &Spanned<DeValue<'_>>,
+) -> Option<SinkSpec> {
+    let id = component_id(c, "sinks", id_key)?;
+    let section = format!("sinks.{id}");
+    let (settings, kind, params, _) = parse_component::<_, SinkSettings>(c, kinds, &section, value)?;
+    Some(SinkSpec {
+        id,
+        kind: kind.name,
+        min_severity: settings.min_severity,
+        params,
+    })
+}
+
+fn parse_check(
+    c: &mut Collector,
+    registry: &Registry,
+    defaults: &Defaults,
+    id_key: &Spanned<std::borrow::Cow<'_, str>>,
+    value: &Spanned<DeValue<'_>>,
+) -> Option<CheckSpec> {
+    let id = component_id(c, "checks", id_key)?;
+    let section = format!("checks.{id}");
+    let (settings, kind, params, table) = parse_component::<_, CommonSettings>(c, registry, &section, value)?;
+    let mut ok = true;
     let interval = settings.interval.unwrap_or(defaults.interval);
     let timeout = settings.timeout.unwrap_or(defaults.timeout);
     for (key, d) in [("interval", settings.interval), ("timeout", settings.timeout)] {

@@ -20,6 +20,14 @@ use crate::config::duration;
 use crate::schema::DurationStr;
 pub use expr::Condition;
 
+/// This host's name, for alert events.
+pub fn hostname() -> String {
+    nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .unwrap_or_else(|| "unknown-host".to_owned())
+}
+
 /// How bad an alert is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "UPPERCASE")]
@@ -185,7 +193,7 @@ impl Rule {
 }
 
 /// The state an alert event reports.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum AlertState {
     /// The alert fired (or, with the same `alert_id`, a reminder).
@@ -208,7 +216,7 @@ impl AlertState {
 }
 
 /// One transition of one alert: a row of the alerts table.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AlertEvent {
     /// Stable for one firing episode: `<rule>.<check>.<start in Unix ms>`.
     pub alert_id: String,
@@ -228,6 +236,8 @@ pub struct AlertEvent {
     pub started_at: DateTime<Utc>,
     /// When this event happened.
     pub event_at: DateTime<Utc>,
+    /// The host vitals runs on.
+    pub host: String,
     /// Whether this firing event is a reminder of an earlier one.
     pub reminder: bool,
 }
@@ -268,7 +278,8 @@ pub struct SuppressedAlert {
     pub since: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "phase", rename_all = "lowercase")]
 enum Phase {
     Inactive,
     Pending {
@@ -282,7 +293,7 @@ enum Phase {
     Firing(Firing),
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct Firing {
     alert_id: String,
     started_at: DateTime<Utc>,
@@ -295,20 +306,25 @@ struct Firing {
 /// The rule engine.
 #[derive(Debug)]
 pub struct Engine {
+    host: String,
     rules: Vec<Rule>,
     depends_on: HashMap<String, Vec<String>>,
     statuses: HashMap<String, Status>,
     phases: BTreeMap<(usize, String), Phase>,
+    /// Set when a pair changes phase (or an event is emitted): the state should be saved.
+    changed: bool,
 }
 
 impl Engine {
     /// An engine for `rules`; `depends_on` maps a check id to the checks it depends on.
     pub fn new(rules: Vec<Rule>, depends_on: HashMap<String, Vec<String>>) -> Self {
         Engine {
+            host: hostname(),
             rules,
             depends_on,
             statuses: HashMap::new(),
             phases: BTreeMap::new(),
+            changed: false,
         }
     }
 
@@ -363,10 +379,18 @@ impl Engine {
             let Some(holds) = holds else { continue };
             let key = (index, o.id.clone());
             let phase = self.phases.get(&key).cloned().unwrap_or(Phase::Inactive);
+            let before = std::mem::discriminant(&phase);
             let next = self.step(index, phase, holds, o, now, &mut events);
+            self.changed |= before != std::mem::discriminant(&next);
             self.phases.insert(key, next);
         }
+        self.changed |= !events.is_empty();
         events
+    }
+
+    /// Whether the state changed since the last call (and should be saved).
+    pub fn take_changed(&mut self) -> bool {
+        std::mem::take(&mut self.changed)
     }
 
     fn step(
@@ -390,6 +414,7 @@ impl Engine {
             value: o.value,
             started_at: f.started_at,
             event_at: now,
+            host: self.host.clone(),
             reminder,
         };
         let for_ = chrono::Duration::from_std(rule.for_).unwrap_or_default();
@@ -454,6 +479,7 @@ impl Engine {
                     return None;
                 }
                 f.acknowledged = true;
+                self.changed = true;
                 let rule = &self.rules[*index].config;
                 return Some(AlertEvent {
                     alert_id: f.alert_id.clone(),
@@ -465,6 +491,7 @@ impl Engine {
                     value: None,
                     started_at: f.started_at,
                     event_at: now,
+                    host: self.host.clone(),
                     reminder: false,
                 });
             }
@@ -520,5 +547,64 @@ impl Engine {
                 _ => None,
             })
             .collect()
+    }
+}
+
+/// The engine's state as saved to disk: every non-inactive (rule, check) pair, keyed by
+/// names (not positions) so it survives restarts and config reloads.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct EngineState {
+    entries: Vec<StateEntry>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct StateEntry {
+    rule: String,
+    check: String,
+    #[serde(flatten)]
+    phase: Phase,
+}
+
+impl EngineState {
+    /// Number of saved (rule, check) pairs.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether nothing is saved.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}
+
+impl Engine {
+    /// What to save: every pending, suppressed or firing pair.
+    pub fn state(&self) -> EngineState {
+        EngineState {
+            entries: self
+                .phases
+                .iter()
+                .filter(|(_, p)| **p != Phase::Inactive)
+                .map(|((index, check), phase)| StateEntry {
+                    rule: self.rules[*index].config.name.clone(),
+                    check: check.clone(),
+                    phase: phase.clone(),
+                })
+                .collect(),
+        }
+    }
+
+    /// Takes over saved state: pairs whose rule still exists (and selects the check) go
+    /// on where they were — a firing alert is not fired again, and resolves on the next
+    /// observation that clears it. Returns how many pairs were restored.
+    pub fn restore(&mut self, state: EngineState) -> usize {
+        let mut restored = 0;
+        for entry in state.entries {
+            if let Some(index) = self.rules.iter().position(|r| r.config.name == entry.rule) {
+                self.phases.insert((index, entry.check), entry.phase);
+                restored += 1;
+            }
+        }
+        restored
     }
 }

@@ -139,15 +139,49 @@ fn every_error_is_reported_at_once_in_file_order() {
 }
 
 #[test]
-fn sinks_are_accepted_with_a_note() {
-    let text = "[checks.cpu]\nkind = \"cpu\"\n[[rules]]\nname = \"x\"\nkinds = [\"cpu\"]\nwhen = \"value > 90\"\nseverity = \"WARNING\"\n[sinks.log]\nkind = \"log\"\n";
+fn sinks_are_parsed_and_checked_like_checks() {
+    let text = "[checks.cpu]\nkind = \"cpu\"\n[sinks.audit]\nkind = \"log\"\npath = \"alerts.jsonl\"\nmin_severity = \"WARNING\"\n";
     let config = parse("v.toml".as_ref(), text, registry().unwrap()).expect("valid");
-    assert_eq!(config.rules.len(), 1);
-    assert_eq!(config.notes.len(), 1);
+    assert_eq!(config.sinks.len(), 1);
+    assert_eq!(
+        (config.sinks[0].id.as_str(), config.sinks[0].kind),
+        ("audit", "log")
+    );
+    assert_eq!(config.sinks[0].min_severity, vitals::rules::Severity::Warning);
+    assert!(config.notes.is_empty(), "{:?}", config.notes);
+
+    let e = single("[sinks.mail]\nkind = \"emial\"\n");
     assert!(
-        config.notes[0].to_string().contains("note: [sinks.*]"),
-        "{}",
-        config.notes[0]
+        e.starts_with(
+            "conf/vitals.toml:2:8: [sinks.mail] key `kind`: unknown sink kind `emial` (did you mean `email`?)"
+        ),
+        "{e}"
+    );
+    assert!(e.contains("registered kinds: alertmanager, email, log"), "{e}");
+    let e = errors(
+        "[sinks.mail]\nkind = \"email\"\nhost = \"127.0.0.1\"\nfrom = \"not an address\"\nto = []\nusername = \"u\"\n",
+    );
+    let joined = e.join("\n");
+    assert!(
+        joined.contains(
+            "conf/vitals.toml:4:8: [sinks.mail] key `from`: \"not an address\" is not an email address"
+        ),
+        "{joined}"
+    );
+    assert!(
+        joined.contains("[sinks.mail] key `to`: give at least one recipient"),
+        "{joined}"
+    );
+    assert!(
+        joined.contains("[sinks.mail] key `password_env`: `username` needs `password_env`"),
+        "{joined}"
+    );
+    let e = single("[sinks.am]\nkind = \"alertmanager\"\nurl = \"http://127.0.0.1:9093\"\nresend = \"1m\"\n");
+    assert!(e.contains("[sinks.am] key `resend`: unknown key `resend`"), "{e}");
+    let e = single("[sinks.log]\nkind = \"log\"\nmin_severity = \"LOW\"\n");
+    assert!(
+        e.contains("[sinks.log] key `min_severity`: unknown variant `LOW`"),
+        "{e}"
     );
 }
 

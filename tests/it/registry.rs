@@ -90,3 +90,23 @@ fn two_kinds_with_one_name_are_an_error_naming_both() {
     assert!(text.contains("checks/b.rs:20"), "{text}");
     assert!(Registry::from_kinds([&FIRST]).is_ok());
 }
+
+#[test]
+fn every_sink_kind_example_parses_validates_and_is_documented() {
+    let sinks = vitals::sinks::sink_registry().expect("no duplicate sink kinds");
+    assert_eq!(sinks.names(), ["alertmanager", "email", "log"]);
+    for kind in sinks.kinds() {
+        let text = format!("[sinks.example]\nkind = \"{}\"\n{}", kind.name, kind.example);
+        let config = parse("example.toml".as_ref(), &text, registry().unwrap())
+            .unwrap_or_else(|d| panic!("the example of sink `{}` is invalid:\n{d}", kind.name));
+        assert_eq!(config.sinks[0].kind, kind.name);
+        for key in (kind.keys)() {
+            assert!(
+                key.doc.len() > 10,
+                "key `{}` of sink `{}` has no /// documentation",
+                key.name,
+                kind.name
+            );
+        }
+    }
+}

@@ -1,0 +1,150 @@
+//! Alerting in the daemon: the rule engine fed by the board, its events logged and
+//! dispatched to the sinks, and its state saved (`<state_dir>/alerts.json`) so that a
+//! restart neither re-sends nor forgets an alert.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use tracing::{error, info, warn};
+
+use crate::check::Observation;
+use crate::config::Config;
+use crate::dispatch::{Dispatcher, Target};
+use crate::rules::{ActiveAlert, AlertEvent, AlertState, Engine, EngineState, SuppressedAlert};
+
+/// How long sinks get to deliver what they hold when vitals stops or reloads.
+pub const FLUSH_GRACE: Duration = Duration::from_secs(5);
+
+/// The engine, the sinks and the saved state, together.
+pub struct Alerting {
+    engine: Engine,
+    dispatcher: Dispatcher,
+    state_file: PathBuf,
+}
+
+fn load_state(path: &Path) -> Option<EngineState> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+        Err(e) => {
+            error!(file = %path.display(), "cannot read the saved alert state ({e}); starting without it");
+            return None;
+        }
+    };
+    match serde_json::from_str(&text) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            error!(file = %path.display(), "the saved alert state is unreadable ({e}); starting without it");
+            None
+        }
+    }
+}
+
+fn start_dispatcher(config: &Config) -> Dispatcher {
+    let dir = config.dir();
+    let targets = config.sinks.iter().map(|s| Target::build(s, &dir)).collect();
+    Dispatcher::start(targets, &config.state_dir())
+}
+
+impl Alerting {
+    /// Builds the engine from `config` (taking its rules), restores the saved state and
+    /// starts the sinks.
+    pub fn start(config: &mut Config) -> Alerting {
+        let state_file = config.state_dir().join("alerts.json");
+        let mut engine = Engine::for_config(config);
+        if let Some(state) = load_state(&state_file) {
+            let n = engine.restore(state);
+            info!("restored the state of {n} alerts from {}", state_file.display());
+        }
+        Alerting {
+            engine,
+            dispatcher: start_dispatcher(config),
+            state_file,
+        }
+    }
+
+    /// Feeds one observation; logs, dispatches and saves what it changes.
+    pub fn observe(&mut self, o: &Observation) {
+        let events = self.engine.observe(o, o.observed_at);
+        self.emit(&events);
+    }
+
+    fn emit(&mut self, events: &[AlertEvent]) {
+        for e in events {
+            log_alert(e);
+            self.dispatcher.send(e);
+        }
+        if self.engine.take_changed() {
+            self.save();
+        }
+    }
+
+    /// Acknowledges a firing alert (see [`Engine::acknowledge`]).
+    pub fn acknowledge(&mut self, alert_id: &str) -> Option<AlertEvent> {
+        let event = self.engine.acknowledge(alert_id, chrono::Utc::now())?;
+        self.emit(std::slice::from_ref(&event));
+        Some(event)
+    }
+
+    /// The alerts firing now.
+    pub fn active(&self) -> Vec<ActiveAlert> {
+        self.engine.active()
+    }
+
+    /// Conditions held back by a dependency.
+    pub fn suppressed(&self) -> Vec<SuppressedAlert> {
+        self.engine.suppressed()
+    }
+
+    /// Takes a new config: new rules keep the state of rules with the same name, new
+    /// sinks start. Returns the old sinks, to be shut down (flushed) by the caller.
+    pub fn replace(&mut self, config: &mut Config) -> Dispatcher {
+        let state = self.engine.state();
+        self.engine = Engine::for_config(config);
+        self.engine.restore(state);
+        self.state_file = config.state_dir().join("alerts.json");
+        self.save();
+        std::mem::replace(&mut self.dispatcher, start_dispatcher(config))
+    }
+
+    /// Saves the engine state (atomically: a temporary file renamed over the old one).
+    pub fn save(&self) {
+        let write = || -> std::io::Result<()> {
+            if let Some(dir) = self.state_file.parent() {
+                std::fs::create_dir_all(dir)?;
+            }
+            let tmp = self.state_file.with_extension("json.tmp");
+            let text = serde_json::to_string_pretty(&self.engine.state()).map_err(std::io::Error::other)?;
+            std::fs::write(&tmp, text)?;
+            std::fs::rename(&tmp, &self.state_file)
+        };
+        if let Err(e) = write() {
+            warn!(file = %self.state_file.display(), "cannot save the alert state ({e}); a restart would forget it");
+        }
+    }
+
+    /// Saves the state and hands over the sinks, to be shut down (flushed) by the
+    /// caller; later events are no longer dispatched.
+    pub fn stop(&mut self) -> Dispatcher {
+        self.save();
+        std::mem::replace(&mut self.dispatcher, Dispatcher::none())
+    }
+}
+
+/// One structured line per alert event in vitals' own log.
+pub fn log_alert(a: &AlertEvent) {
+    let what = match (a.state, a.reminder) {
+        (AlertState::Firing, true) => "still firing",
+        (state, _) => state.as_str(),
+    };
+    match a.state {
+        AlertState::Firing => warn!(
+            alert_id = %a.alert_id, rule = %a.rule, check = %a.check_id, severity = a.severity.as_str(),
+            "ALERT {what} [{}] {}: {}", a.severity.as_str(), a.rule, a.message
+        ),
+        _ => info!(
+            alert_id = %a.alert_id, rule = %a.rule, check = %a.check_id, severity = a.severity.as_str(),
+            "ALERT {what} [{}] {}: {}", a.severity.as_str(), a.rule, a.message
+        ),
+    }
+}

@@ -1,0 +1,320 @@
+//! Dispatch: every sink gets its own queue and task, so a slow or dead sink never delays
+//! the runner, the rules or another sink. Events wait in a durable outbox (one JSON
+//! line each, in `[server] state_dir`) until their sink has accepted them, so delivery
+//! is at least once across outages and restarts. Retryable failures back off
+//! exponentially (1 s doubling to 5 min) and retry until delivered; permanent ones move
+//! the batch to a dead-letter file and say so in the log.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info, warn};
+
+use crate::rules::{AlertEvent, Severity};
+use crate::sinks::{ParsedSink, Sink, SinkContext};
+
+/// First retry delay.
+pub const BACKOFF_START: Duration = Duration::from_secs(1);
+/// Longest retry delay.
+pub const BACKOFF_CAP: Duration = Duration::from_secs(300);
+/// Longest one delivery may take before it counts as a retryable failure.
+pub const DELIVERY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// One configured sink.
+#[derive(Debug)]
+pub struct SinkSpec {
+    /// Its id (`[sinks.<id>]`).
+    pub id: String,
+    /// Its kind.
+    pub kind: &'static str,
+    /// Events below this severity are not sent to it.
+    pub min_severity: Severity,
+    /// The kind's own config.
+    pub params: Box<dyn ParsedSink>,
+}
+
+/// A sink ready to be dispatched to: built already, or its build error.
+pub struct Target {
+    /// Its id.
+    pub id: String,
+    /// Events below this severity are not sent to it.
+    pub min_severity: Severity,
+    /// The sink.
+    pub sink: Result<Arc<dyn Sink>, String>,
+}
+
+impl Target {
+    /// Builds a configured sink (a build error is kept and reported on each attempt).
+    pub fn build(spec: &SinkSpec, config_dir: &Path) -> Target {
+        let cx = SinkContext {
+            id: spec.id.clone(),
+            config_dir: config_dir.to_owned(),
+        };
+        Target {
+            id: spec.id.clone(),
+            min_severity: spec.min_severity,
+            sink: spec.params.build(&cx).map_err(|e| e.0),
+        }
+    }
+}
+
+struct Queue {
+    id: String,
+    min_severity: Severity,
+    tx: mpsc::UnboundedSender<AlertEvent>,
+}
+
+/// The running fan-out.
+pub struct Dispatcher {
+    queues: Vec<Queue>,
+    tasks: Vec<JoinHandle<()>>,
+    cancel: CancellationToken,
+}
+
+impl Dispatcher {
+    /// Starts one task per sink. `state_dir` holds the outboxes.
+    pub fn start(targets: Vec<Target>, state_dir: &Path) -> Dispatcher {
+        let cancel = CancellationToken::new();
+        let mut queues = Vec::new();
+        let mut tasks = Vec::new();
+        for t in targets {
+            let (tx, rx) = mpsc::unbounded_channel();
+            let outbox = Outbox::new(state_dir, &t.id);
+            tasks.push(tokio::spawn(run_sink(
+                t.id.clone(),
+                t.sink,
+                outbox,
+                rx,
+                cancel.clone(),
+            )));
+            queues.push(Queue {
+                id: t.id,
+                min_severity: t.min_severity,
+                tx,
+            });
+        }
+        Dispatcher {
+            queues,
+            tasks,
+            cancel,
+        }
+    }
+
+    /// A dispatcher without sinks.
+    pub fn none() -> Dispatcher {
+        Dispatcher {
+            queues: Vec::new(),
+            tasks: Vec::new(),
+            cancel: CancellationToken::new(),
+        }
+    }
+
+    /// Queues an event for every sink that takes its severity. Never blocks.
+    pub fn send(&self, event: &AlertEvent) {
+        for q in &self.queues {
+            if event.severity >= q.min_severity && q.tx.send(event.clone()).is_err() {
+                error!(sink = %q.id, alert_id = %event.alert_id, "the sink's task has ended; the event stays undelivered");
+            }
+        }
+    }
+
+    /// Stops the sinks: each makes one last attempt (within `grace`) to deliver what
+    /// it holds; anything undelivered stays in its outbox for the next start.
+    pub async fn shutdown(self, grace: Duration) {
+        drop(self.queues);
+        self.cancel.cancel();
+        let all = futures::future::join_all(self.tasks);
+        if tokio::time::timeout(grace + Duration::from_secs(1), all)
+            .await
+            .is_err()
+        {
+            warn!("sinks did not finish within {grace:?}; their events stay in the outbox");
+        }
+    }
+}
+
+/// A sink's durable queue: `<state_dir>/outbox/<id>.jsonl`.
+pub struct Outbox {
+    path: PathBuf,
+    dead: PathBuf,
+}
+
+impl Outbox {
+    /// The outbox of sink `id`.
+    pub fn new(state_dir: &Path, id: &str) -> Outbox {
+        let dir = state_dir.join("outbox");
+        Outbox {
+            path: dir.join(format!("{id}.jsonl")),
+            dead: dir.join(format!("{id}.dead.jsonl")),
+        }
+    }
+
+    /// Events left from an earlier run (a corrupt line is logged and skipped).
+    pub fn load(&self) -> Vec<AlertEvent> {
+        let Ok(text) = std::fs::read_to_string(&self.path) else {
+            return Vec::new();
+        };
+        text.lines()
+            .filter(|l| !l.trim().is_empty())
+            .filter_map(|l| match serde_json::from_str(l) {
+                Ok(e) => Some(e),
+                Err(e) => {
+                    error!(outbox = %self.path.display(), "skipping an unreadable outbox line ({e}): {l}");
+                    None
+                }
+            })
+            .collect()
+    }
+
+    fn append_to(path: &Path, events: &[AlertEvent]) -> std::io::Result<()> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+        let mut text = String::new();
+        for e in events {
+            text.push_str(&serde_json::to_string(e).map_err(std::io::Error::other)?);
+            text.push('\n');
+        }
+        f.write_all(text.as_bytes())?;
+        f.sync_data()
+    }
+
+    /// Persists newly queued events.
+    pub fn append(&self, events: &[AlertEvent]) {
+        if let Err(e) = Self::append_to(&self.path, events) {
+            error!(outbox = %self.path.display(), "cannot persist queued alert events ({e}); they are kept in memory");
+        }
+    }
+
+    /// Everything was delivered.
+    pub fn clear(&self) {
+        if let Err(e) = std::fs::remove_file(&self.path)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            error!(outbox = %self.path.display(), "cannot clear the outbox ({e}); its events may be sent again");
+        }
+    }
+
+    /// A batch no retry can deliver.
+    pub fn bury(&self, events: &[AlertEvent]) {
+        if let Err(e) = Self::append_to(&self.dead, events) {
+            error!(file = %self.dead.display(), "cannot write the dead-letter file ({e})");
+        }
+    }
+}
+
+async fn run_sink(
+    id: String,
+    sink: Result<Arc<dyn Sink>, String>,
+    outbox: Outbox,
+    mut rx: mpsc::UnboundedReceiver<AlertEvent>,
+    cancel: CancellationToken,
+) {
+    let mut pending = outbox.load();
+    if !pending.is_empty() {
+        info!(sink = %id, "{} alert events from before the restart are still to be delivered", pending.len());
+    }
+    let mut backoff = BACKOFF_START;
+    let mut closed = false;
+    loop {
+        if pending.is_empty() {
+            if closed {
+                return;
+            }
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                e = rx.recv() => match e {
+                    Some(e) => {
+                        outbox.append(std::slice::from_ref(&e));
+                        pending.push(e);
+                    }
+                    None => return,
+                },
+            }
+            // Group a burst.
+            let wait = sink.as_ref().map_or(Duration::ZERO, |s| s.group_wait());
+            if !wait.is_zero() {
+                let until = Instant::now() + wait;
+                loop {
+                    tokio::select! {
+                        _ = cancel.cancelled() => break,
+                        _ = tokio::time::sleep_until(until) => break,
+                        e = rx.recv() => match e {
+                            Some(e) => {
+                                outbox.append(std::slice::from_ref(&e));
+                                pending.push(e);
+                            }
+                            None => break,
+                        },
+                    }
+                }
+            }
+        }
+        // Take whatever else is waiting.
+        let mut late = Vec::new();
+        while let Ok(e) = rx.try_recv() {
+            late.push(e);
+        }
+        if !late.is_empty() {
+            outbox.append(&late);
+            pending.extend(late);
+        }
+        let result = match &sink {
+            Err(e) => Err(crate::sinks::SinkError::retry(format!(
+                "the sink could not be set up: {e}"
+            ))),
+            Ok(sink) => match tokio::time::timeout(DELIVERY_TIMEOUT, sink.deliver(&pending)).await {
+                Ok(r) => r,
+                Err(_) => Err(crate::sinks::SinkError::retry(format!(
+                    "delivery took longer than {DELIVERY_TIMEOUT:?}"
+                ))),
+            },
+        };
+        match result {
+            Ok(()) => {
+                info!(sink = %id, events = pending.len(), "delivered {} alert events", pending.len());
+                pending.clear();
+                outbox.clear();
+                backoff = BACKOFF_START;
+            }
+            Err(e) if !e.retryable => {
+                error!(sink = %id, events = pending.len(), "delivery refused for good, events moved to the dead-letter file: {e}");
+                outbox.bury(&pending);
+                pending.clear();
+                outbox.clear();
+            }
+            Err(e) => {
+                if cancel.is_cancelled() {
+                    warn!(sink = %id, "{} alert events stay in the outbox for the next start: {e}", pending.len());
+                    return;
+                }
+                warn!(sink = %id, events = pending.len(), "delivery failed, retrying in {backoff:?}: {e}");
+                let until = Instant::now() + backoff;
+                backoff = (backoff * 2).min(BACKOFF_CAP);
+                loop {
+                    tokio::select! {
+                        _ = cancel.cancelled() => break,
+                        _ = tokio::time::sleep_until(until) => break,
+                        e = rx.recv(), if !closed => match e {
+                            Some(e) => {
+                                outbox.append(std::slice::from_ref(&e));
+                                pending.push(e);
+                            }
+                            None => closed = true,
+                        },
+                    }
+                }
+            }
+        }
+        if cancel.is_cancelled() && pending.is_empty() {
+            return;
+        }
+    }
+}

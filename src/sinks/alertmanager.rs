@@ -1,0 +1,188 @@
+//! `alertmanager`: posts alerts to a Prometheus Alertmanager (`/api/v2/alerts`), so
+//! teams that already route pages through Alertmanager get vitals' alerts there.
+//! Alertmanager expires an alert that is not re-sent (its `resolve_timeout`), so firing
+//! alerts are posted again every `resend_interval` until they resolve.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::{Sink, SinkConfig, SinkContext, SinkError};
+use crate::check::{BuildError, KeyError};
+use crate::config::duration;
+use crate::rules::{AlertEvent, AlertState};
+use crate::schema::DurationStr;
+
+/// `kind = "alertmanager"`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AlertmanagerConfig {
+    /// Base URL of the Alertmanager, e.g. `"http://127.0.0.1:9093"` (plain HTTP; put
+    /// it on loopback or behind a TLS proxy).
+    pub url: String,
+    /// How often firing alerts are posted again (keep it below Alertmanager's
+    /// `resolve_timeout`, 5m by default).
+    #[serde(default = "default_resend", with = "duration")]
+    #[schemars(with = "DurationStr")]
+    pub resend_interval: Duration,
+    /// Link to the status page, sent as each alert's `generatorURL`.
+    #[serde(default)]
+    pub page_url: Option<String>,
+    /// How long one request may take before it is retried.
+    #[serde(default = "default_timeout", with = "duration")]
+    #[schemars(with = "DurationStr")]
+    pub timeout: Duration,
+}
+
+fn default_resend() -> Duration {
+    Duration::from_secs(60)
+}
+
+fn default_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+
+impl SinkConfig for AlertmanagerConfig {
+    const KIND: &'static str = "alertmanager";
+    const SUMMARY: &'static str = "posts alerts to a Prometheus Alertmanager (/api/v2/alerts)";
+    const EXAMPLE: &'static str = "url = \"http://127.0.0.1:9093\"\nresend_interval = \"1m\"\n";
+
+    fn validate(&self) -> Vec<KeyError> {
+        let mut errors = Vec::new();
+        if !(self.url.starts_with("http://") || self.url.starts_with("https://")) {
+            errors.push(KeyError::new(
+                "url",
+                "must start with http:// (https needs a TLS proxy)",
+            ));
+        }
+        if self.resend_interval.is_zero() {
+            errors.push(KeyError::new("resend_interval", "must be longer than 0s"));
+        }
+        errors
+    }
+
+    fn build(&self, _cx: &SinkContext) -> Result<Arc<dyn Sink>, BuildError> {
+        let client = reqwest::Client::builder()
+            .timeout(self.timeout)
+            .build()
+            .map_err(|e| BuildError(format!("HTTP client: {e}")))?;
+        let inner = Arc::new(Inner {
+            client,
+            endpoint: format!("{}/api/v2/alerts", self.url.trim_end_matches('/')),
+            page_url: self.page_url.clone(),
+            host: crate::rules::hostname(),
+            active: Mutex::new(BTreeMap::new()),
+        });
+        tokio::spawn(resend(Arc::downgrade(&inner), self.resend_interval));
+        Ok(Arc::new(Alertmanager(inner)))
+    }
+}
+
+struct Inner {
+    client: reqwest::Client,
+    endpoint: String,
+    page_url: Option<String>,
+    host: String,
+    /// Firing alerts delivered, by id, to re-send.
+    active: Mutex<BTreeMap<String, AlertEvent>>,
+}
+
+struct Alertmanager(Arc<Inner>);
+
+impl Inner {
+    fn to_json(&self, e: &AlertEvent) -> Value {
+        let mut alert = json!({
+            "labels": {
+                "alertname": e.rule,
+                "check": e.check_id,
+                "severity": e.severity.as_str().to_lowercase(),
+                "instance": self.host,
+                "source": "vitals",
+            },
+            "annotations": { "summary": e.message, "alert_id": e.alert_id },
+            "startsAt": e.started_at.to_rfc3339(),
+        });
+        if e.state == AlertState::Resolved {
+            alert["endsAt"] = json!(e.event_at.to_rfc3339());
+        }
+        if let Some(url) = &self.page_url {
+            alert["generatorURL"] = json!(url);
+        }
+        alert
+    }
+
+    async fn post(&self, alerts: Vec<Value>) -> Result<(), SinkError> {
+        if alerts.is_empty() {
+            return Ok(());
+        }
+        let response = self
+            .client
+            .post(&self.endpoint)
+            .json(&alerts)
+            .send()
+            .await
+            .map_err(|e| SinkError::retry(format!("Alertmanager at {} unreachable: {e}", self.endpoint)))?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(());
+        }
+        let body = response.text().await.unwrap_or_default();
+        let message = format!("Alertmanager answered {status}: {}", body.trim());
+        if status.is_server_error() || status.as_u16() == 429 {
+            Err(SinkError::retry(message))
+        } else {
+            Err(SinkError::permanent(message))
+        }
+    }
+}
+
+async fn resend(inner: Weak<Inner>, every: Duration) {
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticks.tick().await;
+    loop {
+        ticks.tick().await;
+        let Some(inner) = inner.upgrade() else { return };
+        let alerts: Vec<Value> = {
+            let active = inner.active.lock().unwrap_or_else(|e| e.into_inner());
+            active.values().map(|e| inner.to_json(e)).collect()
+        };
+        if let Err(e) = inner.post(alerts).await {
+            tracing::warn!("re-sending firing alerts to Alertmanager failed (next try in {every:?}): {e}");
+        }
+    }
+}
+
+#[async_trait]
+impl Sink for Alertmanager {
+    async fn deliver(&self, events: &[AlertEvent]) -> Result<(), SinkError> {
+        let inner = &self.0;
+        // Acknowledgements are vitals' own; Alertmanager has silences for that.
+        let alerts: Vec<Value> = events
+            .iter()
+            .filter(|e| e.state != AlertState::Acknowledged)
+            .map(|e| inner.to_json(e))
+            .collect();
+        inner.post(alerts).await?;
+        let mut active = inner.active.lock().unwrap_or_else(|e| e.into_inner());
+        for e in events {
+            match e.state {
+                AlertState::Firing => {
+                    active.insert(e.alert_id.clone(), e.clone());
+                }
+                AlertState::Resolved => {
+                    active.remove(&e.alert_id);
+                }
+                AlertState::Acknowledged => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+crate::register_sink!(AlertmanagerConfig);
