@@ -68,6 +68,7 @@ struct Queue {
     id: String,
     min_severity: Severity,
     tx: mpsc::UnboundedSender<AlertEvent>,
+    outbox: Arc<Outbox>,
 }
 
 /// The running fan-out.
@@ -85,11 +86,14 @@ impl Dispatcher {
         let mut tasks = Vec::new();
         for t in targets {
             let (tx, rx) = mpsc::unbounded_channel();
-            let outbox = Outbox::new(state_dir, &t.id);
+            let outbox = Arc::new(Outbox::new(state_dir, &t.id));
+            // Read before anything new is queued, so an event is never taken twice.
+            let pending = outbox.load();
             tasks.push(tokio::spawn(run_sink(
                 t.id.clone(),
                 t.sink,
-                outbox,
+                pending,
+                outbox.clone(),
                 rx,
                 cancel.clone(),
             )));
@@ -97,6 +101,7 @@ impl Dispatcher {
                 id: t.id,
                 min_severity: t.min_severity,
                 tx,
+                outbox,
             });
         }
         Dispatcher {
@@ -115,11 +120,17 @@ impl Dispatcher {
         }
     }
 
-    /// Queues an event for every sink that takes its severity. Never blocks.
+    /// Queues an event for every sink that takes its severity: written to the sink's
+    /// outbox first (so it survives a crash), then handed to its task. Never waits for
+    /// a sink.
     pub fn send(&self, event: &AlertEvent) {
         for q in &self.queues {
-            if event.severity >= q.min_severity && q.tx.send(event.clone()).is_err() {
-                error!(sink = %q.id, alert_id = %event.alert_id, "the sink's task has ended; the event stays undelivered");
+            if event.severity < q.min_severity {
+                continue;
+            }
+            q.outbox.append(std::slice::from_ref(event));
+            if q.tx.send(event.clone()).is_err() {
+                error!(sink = %q.id, alert_id = %event.alert_id, "the sink's task has ended; the event waits in its outbox for the next start");
             }
         }
     }
@@ -139,10 +150,13 @@ impl Dispatcher {
     }
 }
 
-/// A sink's durable queue: `<state_dir>/outbox/<id>.jsonl`.
+/// A sink's durable queue, `<state_dir>/outbox/<id>.jsonl`: every event handed to the
+/// sink, in order, until the sink has accepted it.
 pub struct Outbox {
     path: PathBuf,
     dead: PathBuf,
+    /// Appends (from the dispatcher) and removals (from the sink's task) take turns.
+    lock: std::sync::Mutex<()>,
 }
 
 impl Outbox {
@@ -152,11 +166,17 @@ impl Outbox {
         Outbox {
             path: dir.join(format!("{id}.jsonl")),
             dead: dir.join(format!("{id}.dead.jsonl")),
+            lock: std::sync::Mutex::new(()),
         }
     }
 
-    /// Events left from an earlier run (a corrupt line is logged and skipped).
+    fn guard(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.lock.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Events waiting (a corrupt line is logged and skipped).
     pub fn load(&self) -> Vec<AlertEvent> {
+        let _g = self.guard();
         let Ok(text) = std::fs::read_to_string(&self.path) else {
             return Vec::new();
         };
@@ -188,22 +208,37 @@ impl Outbox {
 
     /// Persists newly queued events.
     pub fn append(&self, events: &[AlertEvent]) {
+        let _g = self.guard();
         if let Err(e) = Self::append_to(&self.path, events) {
-            error!(outbox = %self.path.display(), "cannot persist queued alert events ({e}); they are kept in memory");
+            error!(outbox = %self.path.display(), "cannot persist queued alert events ({e}); they are kept in memory only");
         }
     }
 
-    /// Everything was delivered.
-    pub fn clear(&self) {
-        if let Err(e) = std::fs::remove_file(&self.path)
-            && e.kind() != std::io::ErrorKind::NotFound
-        {
-            error!(outbox = %self.path.display(), "cannot clear the outbox ({e}); its events may be sent again");
+    /// The first `n` events were delivered (or buried): drop them, keep the rest.
+    pub fn remove_first(&self, n: usize) {
+        let _g = self.guard();
+        let rewrite = || -> std::io::Result<()> {
+            let text = match std::fs::read_to_string(&self.path) {
+                Ok(t) => t,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+                Err(e) => return Err(e),
+            };
+            let rest: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).skip(n).collect();
+            if rest.is_empty() {
+                return std::fs::remove_file(&self.path);
+            }
+            let tmp = self.path.with_extension("jsonl.tmp");
+            std::fs::write(&tmp, rest.join("\n") + "\n")?;
+            std::fs::rename(&tmp, &self.path)
+        };
+        if let Err(e) = rewrite() {
+            error!(outbox = %self.path.display(), "cannot update the outbox ({e}); delivered events may be sent again");
         }
     }
 
     /// A batch no retry can deliver.
     pub fn bury(&self, events: &[AlertEvent]) {
+        let _g = self.guard();
         if let Err(e) = Self::append_to(&self.dead, events) {
             error!(file = %self.dead.display(), "cannot write the dead-letter file ({e})");
         }
@@ -213,11 +248,11 @@ impl Outbox {
 async fn run_sink(
     id: String,
     sink: Result<Arc<dyn Sink>, String>,
-    outbox: Outbox,
+    mut pending: Vec<AlertEvent>,
+    outbox: Arc<Outbox>,
     mut rx: mpsc::UnboundedReceiver<AlertEvent>,
     cancel: CancellationToken,
 ) {
-    let mut pending = outbox.load();
     if !pending.is_empty() {
         info!(sink = %id, "{} alert events from before the restart are still to be delivered", pending.len());
     }
@@ -231,10 +266,7 @@ async fn run_sink(
             tokio::select! {
                 _ = cancel.cancelled() => return,
                 e = rx.recv() => match e {
-                    Some(e) => {
-                        outbox.append(std::slice::from_ref(&e));
-                        pending.push(e);
-                    }
+                    Some(e) => pending.push(e),
                     None => return,
                 },
             }
@@ -247,10 +279,7 @@ async fn run_sink(
                         _ = cancel.cancelled() => break,
                         _ = tokio::time::sleep_until(until) => break,
                         e = rx.recv() => match e {
-                            Some(e) => {
-                                outbox.append(std::slice::from_ref(&e));
-                                pending.push(e);
-                            }
+                            Some(e) => pending.push(e),
                             None => break,
                         },
                     }
@@ -258,13 +287,8 @@ async fn run_sink(
             }
         }
         // Take whatever else is waiting.
-        let mut late = Vec::new();
         while let Ok(e) = rx.try_recv() {
-            late.push(e);
-        }
-        if !late.is_empty() {
-            outbox.append(&late);
-            pending.extend(late);
+            pending.push(e);
         }
         let result = match &sink {
             Err(e) => Err(crate::sinks::SinkError::retry(format!(
@@ -280,15 +304,15 @@ async fn run_sink(
         match result {
             Ok(()) => {
                 info!(sink = %id, events = pending.len(), "delivered {} alert events", pending.len());
+                outbox.remove_first(pending.len());
                 pending.clear();
-                outbox.clear();
                 backoff = BACKOFF_START;
             }
             Err(e) if !e.retryable => {
                 error!(sink = %id, events = pending.len(), "delivery refused for good, events moved to the dead-letter file: {e}");
                 outbox.bury(&pending);
+                outbox.remove_first(pending.len());
                 pending.clear();
-                outbox.clear();
             }
             Err(e) => {
                 if cancel.is_cancelled() {
@@ -303,10 +327,7 @@ async fn run_sink(
                         _ = cancel.cancelled() => break,
                         _ = tokio::time::sleep_until(until) => break,
                         e = rx.recv(), if !closed => match e {
-                            Some(e) => {
-                                outbox.append(std::slice::from_ref(&e));
-                                pending.push(e);
-                            }
+                            Some(e) => pending.push(e),
                             None => closed = true,
                         },
                     }

@@ -3,6 +3,7 @@
 mod cli;
 mod command;
 mod config;
+mod dispatch;
 mod docs;
 mod registry;
 mod reload;
