@@ -5,12 +5,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Debian packages the tests use (none beyond the base image yet; later suites add
-# chromium, prometheus, prometheus-alertmanager here).
-APT_PACKAGES=()
-# Python packages the tests use, installed into ./.venv (later suites add deltalake,
-# pandas, aiosmtpd here).
-PY_PACKAGES=()
+# Debian packages the tests use: openssl makes the certificates of the STARTTLS test,
+# prometheus-alertmanager is the real Alertmanager the alertmanager sink is tested on.
+APT_PACKAGES=(openssl prometheus-alertmanager)
+# Python packages the tests use, installed into ./.venv: aiosmtpd is the real SMTP
+# server of the email tests.
+PY_PACKAGES=(aiosmtpd==1.4.6)
 
 if ((${#APT_PACKAGES[@]})); then
     missing=()

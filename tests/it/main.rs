@@ -5,6 +5,7 @@ mod command;
 mod config;
 mod dispatch;
 mod docs;
+mod email;
 mod registry;
 mod reload;
 mod rules;

@@ -8,7 +8,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use lettre::message::{Mailbox, MultiPart};
 use lettre::transport::smtp::authentication::Credentials;
-use lettre::transport::smtp::client::{Tls, TlsParameters};
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use minijinja::{Environment, context};
 use schemars::JsonSchema;
@@ -46,8 +46,14 @@ pub struct EmailConfig {
     /// `none`, `starttls` (default) or `tls`.
     #[serde(default)]
     pub tls: TlsMode,
-    /// Accept a server certificate that does not verify (self-signed relays). Off by
-    /// default; never turn it on for a relay across a network you do not control.
+    /// A PEM file with the certificate authority (or the self-signed certificate) the
+    /// relay's certificate must chain to, besides the system's roots. Relative paths
+    /// resolve against the config file's directory.
+    #[serde(default)]
+    pub ca_file: Option<std::path::PathBuf>,
+    /// Accept a server certificate that does not verify at all. Off by default; prefer
+    /// `ca_file`, and never turn this on for a relay across a network you do not
+    /// control.
     #[serde(default)]
     pub accept_invalid_certs: bool,
     /// SMTP user name, if the server wants authentication (needs `password_env`).
@@ -130,10 +136,28 @@ impl SinkConfig for EmailConfig {
         errors
     }
 
-    fn build(&self, _cx: &SinkContext) -> Result<Arc<dyn Sink>, BuildError> {
+    fn build(&self, cx: &SinkContext) -> Result<Arc<dyn Sink>, BuildError> {
+        let ca = match &self.ca_file {
+            None => None,
+            Some(path) => {
+                let path = cx.resolve_path(path);
+                let pem = std::fs::read(&path)
+                    .map_err(|e| BuildError(format!("cannot read ca_file {}: {e}", path.display())))?;
+                Some(Certificate::from_pem(&pem).map_err(|e| {
+                    BuildError(format!(
+                        "ca_file {} is not a PEM certificate: {e}",
+                        path.display()
+                    ))
+                })?)
+            }
+        };
         let tls = || {
-            TlsParameters::builder(self.host.clone())
-                .dangerous_accept_invalid_certs(self.accept_invalid_certs)
+            let mut builder = TlsParameters::builder(self.host.clone())
+                .dangerous_accept_invalid_certs(self.accept_invalid_certs);
+            if let Some(ca) = &ca {
+                builder = builder.add_root_certificate(ca.clone());
+            }
+            builder
                 .build_rustls()
                 .map_err(|e| BuildError(format!("TLS setup for {}: {e}", self.host)))
         };
