@@ -1,11 +1,12 @@
 //! End-to-end tests: one binary, one module per area.
 
+mod alertmanager;
 mod cli;
 mod command;
 mod config;
 mod dispatch;
 mod docs;
-mod email;
+pub mod email;
 mod registry;
 mod reload;
 mod rules;
