@@ -1,5 +1,6 @@
 //! End-to-end tests: one binary, one module per area.
 
+mod alerting;
 mod alertmanager;
 mod cli;
 mod command;
@@ -8,7 +9,7 @@ mod dispatch;
 mod docs;
 pub mod email;
 mod registry;
-mod reload;
+pub mod reload;
 mod rules;
 mod runner;
 

@@ -101,14 +101,14 @@ async fn a_changed_file_is_picked_up_without_a_signal() {
         .unwrap();
 }
 
-struct Daemonized {
-    child: Child,
+pub struct Daemonized {
+    pub child: Child,
     lines: std_mpsc::Receiver<String>,
 }
 
 impl Daemonized {
     /// Starts `vitals run -c path`, following its log lines.
-    fn spawn(path: &std::path::Path) -> Daemonized {
+    pub fn spawn(path: &std::path::Path) -> Daemonized {
         let mut child = vitals()
             .args(["run", "-c"])
             .arg(path)
@@ -127,7 +127,7 @@ impl Daemonized {
         Daemonized { child, lines }
     }
 
-    fn expect(&self, needle: &str) -> String {
+    pub fn expect(&self, needle: &str) -> String {
         let deadline = std::time::Instant::now() + Duration::from_secs(20);
         loop {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
@@ -139,7 +139,7 @@ impl Daemonized {
         }
     }
 
-    fn signal(&self, sig: nix::sys::signal::Signal) {
+    pub fn signal(&self, sig: nix::sys::signal::Signal) {
         nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.child.id() as i32), sig).unwrap();
     }
 }

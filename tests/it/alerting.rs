@@ -1,0 +1,138 @@
+//! Alerting end to end in the daemon: a restart neither re-sends nor forgets an alert
+//! (and a resolve that happened while vitals was down is delivered), and a dead SMTP
+//! server stalls no check while every event waits to be delivered.
+
+use std::time::Duration;
+
+use nix::sys::signal::Signal;
+use vitals::daemon::Daemon;
+use vitals::plugin::registry;
+
+use crate::email::{SmtpServer, free_port};
+use crate::reload::Daemonized;
+use crate::write_config;
+
+fn config(flag: &std::path::Path, smtp_port: u16) -> String {
+    format!(
+        "[defaults]\ninterval = \"100ms\"\njitter = \"0s\"\n\n\
+         [checks.gateway]\nkind = \"command\"\n\
+         command = [\"/bin/sh\", \"-c\", \"if [ -e {f} ]; then echo 'CRITICAL - gateway down'; exit 2; fi; echo 'OK - up'\"]\n\n\
+         [[rules]]\nname = \"gateway_down\"\nchecks = [\"gateway\"]\nwhen = \"status == 'critical'\"\nseverity = \"CRITICAL\"\n\n\
+         [sinks.audit]\nkind = \"log\"\npath = \"alerts.jsonl\"\n\n\
+         [sinks.mail]\nkind = \"email\"\nhost = \"127.0.0.1\"\nport = {smtp_port}\ntls = \"none\"\ngroup_wait = \"0s\"\n\
+         from = \"vitals@desk.test\"\nto = [\"ops@desk.test\"]\n",
+        f = flag.display()
+    )
+}
+
+fn audit(dir: &std::path::Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(dir.join("alerts.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_restart_neither_resends_nor_forgets_an_alert() {
+    let dir = tempfile::tempdir().unwrap();
+    let inbox = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let smtp = SmtpServer::start(port, inbox.path(), None);
+    let flag = dir.path().join("down");
+    std::fs::write(&flag, "").unwrap();
+    let path = write_config(dir.path(), &config(&flag, port));
+
+    let d = Daemonized::spawn(&path);
+    d.expect("ALERT firing [CRITICAL] gateway_down");
+    let m = smtp.wait_for(1).await;
+    assert!(
+        m[0]["subject"]
+            .as_str()
+            .unwrap()
+            .contains("FIRING CRITICAL gateway_down")
+    );
+    // Killed outright while the alert fires.
+    d.signal(Signal::SIGKILL);
+    drop(d);
+
+    // Still down after the restart: no second firing email, no second row.
+    let d = Daemonized::spawn(&path);
+    d.expect("restored the state of 1 alerts");
+    d.expect("gateway: (new) -> critical");
+    // Had the restart re-fired, the email would follow within milliseconds.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(smtp.messages().len(), 1, "the restart re-sent the alert");
+    let rows = audit(dir.path());
+    assert_eq!(
+        rows.iter().filter(|r| r["state"] == "firing").count(),
+        1,
+        "{rows:#?}"
+    );
+    d.signal(Signal::SIGKILL);
+    drop(d);
+
+    // The gateway recovers while vitals is down: the resolve is delivered after the start.
+    std::fs::remove_file(&flag).unwrap();
+    let d = Daemonized::spawn(&path);
+    d.expect("ALERT resolved [CRITICAL] gateway_down");
+    let m = smtp.wait_for(2).await;
+    assert!(
+        m[1]["subject"]
+            .as_str()
+            .unwrap()
+            .contains("RESOLVED CRITICAL gateway_down"),
+        "{m:?}"
+    );
+    let rows = audit(dir.path());
+    let states: Vec<&str> = rows.iter().map(|r| r["state"].as_str().unwrap()).collect();
+    assert_eq!(states, ["firing", "resolved"]);
+    assert_eq!(
+        rows[0]["alert_id"], rows[1]["alert_id"],
+        "one alert id for the episode"
+    );
+    d.signal(Signal::SIGTERM);
+}
+
+#[tokio::test]
+async fn a_dead_smtp_server_stalls_no_check_and_loses_no_event() {
+    let dir = tempfile::tempdir().unwrap();
+    let flag = dir.path().join("down");
+    std::fs::write(&flag, "").unwrap();
+    let port = free_port();
+    let path = write_config(dir.path(), &config(&flag, port));
+    let daemon = Daemon::start(&path, registry().unwrap())
+        .await
+        .expect("valid config");
+    let mut rx = daemon.board().follow();
+
+    // Two seconds with the SMTP server down: the 100 ms check keeps its schedule.
+    let start = tokio::time::Instant::now();
+    let mut runs = 0;
+    while start.elapsed() < Duration::from_secs(2) {
+        if let Ok(Some(e)) = tokio::time::timeout(Duration::from_millis(500), rx.recv()).await
+            && e.observation.id == "gateway"
+        {
+            runs += 1;
+        }
+    }
+    assert!(runs >= 17, "only {runs} runs in 2 s at a 100 ms interval");
+    assert!(
+        dir.path().join("state/outbox/mail.jsonl").exists(),
+        "the firing event waits in the outbox"
+    );
+    // The audit log, a healthy sink, got it at once.
+    assert_eq!(audit(dir.path()).len(), 1);
+
+    // The server comes back: the event is delivered.
+    let inbox = tempfile::tempdir().unwrap();
+    let smtp = SmtpServer::start(port, inbox.path(), None);
+    let m = smtp.wait_for(1).await;
+    assert!(
+        m[0]["subject"]
+            .as_str()
+            .unwrap()
+            .contains("FIRING CRITICAL gateway_down")
+    );
+    daemon.shutdown().await;
+}
