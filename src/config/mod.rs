@@ -20,7 +20,7 @@ pub use diag::{Diagnostic, Diagnostics, Severity};
 use crate::dispatch::SinkSpec;
 use crate::plugin::{Kind, Kinds, ParsedCheck, ParsedComponent, Registry, suggest};
 use crate::rules::Severity as AlertSeverity;
-use crate::rules::{Condition, Rule, RuleConfig, validate_template};
+use crate::rules::{Condition, Rule, RuleConfig, Window, WindowConfig, validate_template};
 use crate::schema::DurationStr;
 use crate::sinks::{SinkRegistry, sink_registry};
 
@@ -106,10 +106,22 @@ pub struct CommonSettings {
     /// alerts are held back (an IB outage does not also page for every stale table).
     #[serde(default)]
     pub depends_on: Vec<String>,
+    /// Maintenance windows during which this check's alerts are held back, e.g.
+    /// weekends for market-data freshness: `[{ start = "0 17 * * FRI", duration =
+    /// "62h", timezone = "America/New_York", reason = "market closed" }]`.
+    #[serde(default)]
+    pub maintenance: Vec<WindowConfig>,
 }
 
 /// The common keys, as written in `[checks.<id>]`.
-pub const COMMON_KEYS: [&str; 5] = ["kind", "interval", "timeout", "jitter", "depends_on"];
+pub const COMMON_KEYS: [&str; 6] = [
+    "kind",
+    "interval",
+    "timeout",
+    "jitter",
+    "depends_on",
+    "maintenance",
+];
 
 /// The keys every `[sinks.<id>]` has, whatever its kind.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -145,6 +157,10 @@ pub struct CheckSpec {
     pub jitter: Duration,
     /// Checks it depends on.
     pub depends_on: Vec<String>,
+    /// Its maintenance windows, as written (for the fingerprint) and compiled.
+    pub maintenance_config: Vec<WindowConfig>,
+    /// Its maintenance windows, compiled.
+    pub maintenance: Vec<Window>,
     /// The kind's own config.
     pub params: Box<dyn ParsedCheck>,
 }
@@ -159,6 +175,7 @@ impl CheckSpec {
             "timeout": self.timeout.as_nanos().to_string(),
             "jitter": self.jitter.as_nanos().to_string(),
             "depends_on": self.depends_on,
+            "maintenance": self.maintenance_config,
             "params": self.params.to_json(),
         })
         .to_string()
@@ -675,15 +692,44 @@ fn parse_check(
             ok = false;
         }
     }
-    ok.then(|| CheckSpec {
+    let maintenance = compile_windows(c, &section, table, &settings.maintenance);
+    (ok && maintenance.is_some()).then(|| CheckSpec {
         id,
         kind: kind.name,
         interval,
         timeout,
         jitter: settings.jitter.unwrap_or(defaults.jitter).min(interval),
         depends_on: settings.depends_on,
+        maintenance_config: settings.maintenance,
+        maintenance: maintenance.unwrap_or_default(),
         params,
     })
+}
+
+/// Compiles maintenance windows, reporting each bad one at the `maintenance` key.
+fn compile_windows(
+    c: &mut Collector,
+    section: &str,
+    table: &DeTable<'_>,
+    windows: &[WindowConfig],
+) -> Option<Vec<Window>> {
+    let mut ok = true;
+    let mut out = Vec::new();
+    for w in windows {
+        match Window::compile(w) {
+            Ok(w) => out.push(w),
+            Err(e) => {
+                c.error(
+                    table.get("maintenance").map(Spanned::span),
+                    Some(section),
+                    Some("maintenance"),
+                    e,
+                );
+                ok = false;
+            }
+        }
+    }
+    ok.then_some(out)
 }
 
 fn validate_dependencies(c: &mut Collector, root: &DeTable<'_>) {
@@ -835,7 +881,12 @@ fn parse_rule(
         ok = false;
     }
     let condition = condition?;
-    ok.then_some(Rule { config, condition })
+    let windows = compile_windows(c, &section, table, &config.maintenance)?;
+    ok.then_some(Rule {
+        config,
+        condition,
+        windows,
+    })
 }
 
 fn find_cycle<'a>(edges: &BTreeMap<&'a str, Vec<&'a str>>, path: &mut Vec<&'a str>) -> Option<Vec<&'a str>> {

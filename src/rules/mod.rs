@@ -7,6 +7,7 @@
 //! engine is pure: it is fed observations and the time, and returns alert events.
 
 pub mod expr;
+pub mod window;
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
@@ -19,6 +20,7 @@ use crate::check::{Observation, Status};
 use crate::config::duration;
 use crate::schema::DurationStr;
 pub use expr::Condition;
+pub use window::{Window, WindowConfig};
 
 /// This host's name, for alert events.
 pub fn hostname() -> String {
@@ -104,6 +106,12 @@ pub struct RuleConfig {
     /// What an `unknown` observation does: `hold` (default), `fire` or `resolve`.
     #[serde(default)]
     pub on_unknown: UnknownPolicy,
+    /// Maintenance windows during which this rule does not fire (conditions are held
+    /// back and fire afterwards if still true; an alert already firing may still
+    /// resolve), e.g. `[{ start = "45 23 * * *", duration = "30m", timezone =
+    /// "America/New_York", reason = "IB Gateway nightly restart" }]`.
+    #[serde(default)]
+    pub maintenance: Vec<WindowConfig>,
 }
 
 fn default_message() -> String {
@@ -183,6 +191,17 @@ pub struct Rule {
     pub config: RuleConfig,
     /// The compiled condition.
     pub condition: Condition,
+    /// Its maintenance windows, compiled.
+    pub windows: Vec<Window>,
+}
+
+/// What the engine needs to know of each check.
+#[derive(Debug, Clone, Default)]
+pub struct CheckMeta {
+    /// The checks it depends on.
+    pub depends_on: Vec<String>,
+    /// Its maintenance windows.
+    pub windows: Vec<Window>,
 }
 
 impl Rule {
@@ -308,7 +327,7 @@ struct Firing {
 pub struct Engine {
     host: String,
     rules: Vec<Rule>,
-    depends_on: HashMap<String, Vec<String>>,
+    checks: HashMap<String, CheckMeta>,
     statuses: HashMap<String, Status>,
     phases: BTreeMap<(usize, String), Phase>,
     /// Set when a pair changes phase (or an event is emitted): the state should be saved.
@@ -316,31 +335,45 @@ pub struct Engine {
 }
 
 impl Engine {
-    /// An engine for `rules`; `depends_on` maps a check id to the checks it depends on.
-    pub fn new(rules: Vec<Rule>, depends_on: HashMap<String, Vec<String>>) -> Self {
+    /// An engine for `rules`, with what it needs to know of each check.
+    pub fn new(rules: Vec<Rule>, checks: HashMap<String, CheckMeta>) -> Self {
         Engine {
             host: hostname(),
             rules,
-            depends_on,
+            checks,
             statuses: HashMap::new(),
             phases: BTreeMap::new(),
             changed: false,
         }
     }
 
-    /// An engine for a loaded config: takes its rules and reads its checks' `depends_on`.
+    /// An engine for a loaded config: takes its rules and reads its checks'
+    /// `depends_on` and maintenance windows.
     pub fn for_config(config: &mut crate::config::Config) -> Self {
-        let deps = config
+        let checks = config
             .checks
             .iter()
-            .map(|c| (c.id.clone(), c.depends_on.clone()))
+            .map(|c| {
+                let meta = CheckMeta {
+                    depends_on: c.depends_on.clone(),
+                    windows: c.maintenance.clone(),
+                };
+                (c.id.clone(), meta)
+            })
             .collect();
-        Engine::new(std::mem::take(&mut config.rules), deps)
+        Engine::new(std::mem::take(&mut config.rules), checks)
     }
 
-    /// Why `check` is held back, if one of its dependencies is not ok (or not yet seen).
-    fn suppression(&self, check: &str) -> Option<String> {
-        let deps = self.depends_on.get(check)?;
+    /// Why alerts of `rule` on `check` are held back at `now`: a maintenance window of
+    /// the rule or the check, or a dependency that is not ok (or not yet seen).
+    fn suppression(&self, rule: &Rule, check: &str, now: DateTime<Utc>) -> Option<String> {
+        let meta = self.checks.get(check);
+        if let Some(cause) = window::open_window(&rule.windows, now)
+            .or_else(|| meta.and_then(|m| window::open_window(&m.windows, now)))
+        {
+            return Some(cause);
+        }
+        let deps = &meta?.depends_on;
         let causes: Vec<String> = deps
             .iter()
             .filter_map(|d| match self.statuses.get(d) {
@@ -422,7 +455,7 @@ impl Engine {
             if now - since < for_ {
                 return Phase::Pending { since };
             }
-            if let Some(cause) = self.suppression(&o.id) {
+            if let Some(cause) = self.suppression(&self.rules[index], &o.id, now) {
                 return Phase::Suppressed {
                     since,
                     cause,
@@ -449,6 +482,7 @@ impl Engine {
                 f.message = message.clone();
                 if let Some(repeat) = rule.repeat
                     && !f.acknowledged
+                    && self.suppression(&self.rules[index], &o.id, now).is_none()
                     && now - f.last_sent >= chrono::Duration::from_std(repeat).unwrap_or_default()
                 {
                     f.last_sent = now;

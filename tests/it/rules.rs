@@ -239,3 +239,82 @@ fn rule_config_errors_name_the_rule_and_key() {
         rule_errors("[[rules]]\nname = \"x\"\nwhen = \"value >\"\nseverity = \"INFO\"\nchecks = [\"ib\"]\n");
     assert!(e[0].contains("key `when`: invalid condition:"), "{e:#?}");
 }
+
+fn new_york(day: u32, h: u32, m: u32) -> DateTime<Utc> {
+    chrono_tz::America::New_York
+        .with_ymd_and_hms(2026, 11, day, h, m, 0)
+        .unwrap()
+        .with_timezone(&Utc)
+}
+
+#[test]
+fn a_rule_maintenance_window_across_midnight_in_new_york_holds_alerts_back() {
+    let rule = STALE.replace(
+        "severity",
+        "maintenance = [{ start = \"45 23 * * *\", duration = \"30m\", timezone = \"America/New_York\", reason = \"IB Gateway nightly restart\" }]\nseverity",
+    );
+    let mut e = engine(&rule);
+    let at = |t: DateTime<Utc>, e: &mut Engine, v: f64| {
+        e.observe(&obs("ib", Status::Ok, Some(1.0), t), t);
+        e.observe(&obs("positions", Status::Ok, Some(v), t), t)
+    };
+    // Stale from 23:50 to 00:20: held back in the window, fires once it closes.
+    assert!(at(new_york(27, 23, 50), &mut e, 70.0).is_empty());
+    let held = e.suppressed();
+    assert_eq!(held.len(), 1);
+    assert!(
+        held[0]
+            .cause
+            .starts_with("in maintenance: IB Gateway nightly restart (45 23 * * * America/New_York, 30m)"),
+        "{}",
+        held[0].cause
+    );
+    assert!(
+        at(new_york(28, 0, 10), &mut e, 75.0).is_empty(),
+        "past midnight, still in the window"
+    );
+    let fired = at(new_york(28, 0, 16), &mut e, 80.0);
+    assert_eq!(fired.len(), 1);
+    assert_eq!(fired[0].state, AlertState::Firing);
+
+    // Stale only inside the window: never paged.
+    let mut e = engine(&rule);
+    assert!(at(new_york(27, 23, 46), &mut e, 70.0).is_empty());
+    assert!(at(new_york(28, 0, 5), &mut e, 5.0).is_empty());
+    assert!(at(new_york(28, 0, 20), &mut e, 5.0).is_empty());
+    assert!(e.active().is_empty() && e.suppressed().is_empty());
+}
+
+#[test]
+fn a_check_maintenance_window_holds_back_every_rule_on_it() {
+    let text = "[checks.ib]\nkind = \"tcp\"\nhost = \"127.0.0.1\"\nport = 4002\n\
+                [checks.positions]\nkind = \"cpu\"\n\
+                maintenance = [{ start = \"0 17 * * FRI\", duration = \"62h\", timezone = \"America/New_York\", reason = \"market closed\" }]\n";
+    let mut config = parse("v.toml".as_ref(), &format!("{text}{STALE}"), registry().unwrap())
+        .unwrap_or_else(|d| panic!("{d}"));
+    let mut e = Engine::for_config(&mut config);
+    let saturday = new_york(28, 12, 0);
+    assert!(
+        e.observe(&obs("positions", Status::Ok, Some(500.0), saturday), saturday)
+            .is_empty()
+    );
+    assert!(e.suppressed()[0].cause.contains("market closed"));
+    let monday = new_york(30, 9, 30);
+    let fired = e.observe(&obs("positions", Status::Ok, Some(500.0), monday), monday);
+    assert_eq!(fired.len(), 1, "Monday morning it is a real alert");
+}
+
+#[test]
+fn a_bad_maintenance_window_is_a_config_error_at_its_key() {
+    let e = rule_errors(&STALE.replace(
+        "severity",
+        "maintenance = [{ start = \"45 25 * * *\", duration = \"30m\" }]\nseverity",
+    ));
+    assert_eq!(e.len(), 1, "{e:#?}");
+    assert!(
+        e[0].contains(
+            "[rules.data_stale] key `maintenance`: maintenance start \"45 25 * * *\" is not a cron expression"
+        ),
+        "{e:#?}"
+    );
+}
