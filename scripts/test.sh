@@ -9,8 +9,9 @@ cd "$(dirname "$0")/.."
 # prometheus-alertmanager is the real Alertmanager the alertmanager sink is tested on.
 APT_PACKAGES=(openssl prometheus-alertmanager)
 # Python packages the tests use, installed into ./.venv: aiosmtpd is the real SMTP
-# server of the email tests.
-PY_PACKAGES=(aiosmtpd==1.4.6)
+# server of the email tests; deltalake, pandas and pyarrow read and write Delta tables
+# the way the trading system does.
+PY_PACKAGES=(aiosmtpd==1.4.6 deltalake==1.6.6 pandas==3.1.1 pyarrow==26.0.1)
 
 if ((${#APT_PACKAGES[@]})); then
     missing=()

@@ -185,6 +185,12 @@ async fn check(
 }
 
 async fn run(path: &Path, registry: &'static Registry) -> anyhow::Result<ExitCode> {
+    // Listen for signals before anything starts: a SIGHUP that arrived during start-up
+    // would otherwise end the process (its default action).
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hup = signal(SignalKind::hangup()).context("cannot listen for SIGHUP")?;
+    let mut term = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
+    let mut int = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
     let daemon = match Daemon::start(path, registry).await {
         Ok(d) => d,
         Err(diags) => {
@@ -194,10 +200,6 @@ async fn run(path: &Path, registry: &'static Registry) -> anyhow::Result<ExitCod
         }
     };
     let (tx, rx) = mpsc::channel(8);
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut hup = signal(SignalKind::hangup()).context("cannot listen for SIGHUP")?;
-    let mut term = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
-    let mut int = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
     tokio::spawn(async move {
         loop {
             let control = tokio::select! {

@@ -4,6 +4,7 @@
 //! queue, retries and durable outbox.
 
 mod alertmanager;
+mod delta;
 mod email;
 mod log;
 

@@ -157,7 +157,10 @@ fn sinks_are_parsed_and_checked_like_checks() {
         ),
         "{e}"
     );
-    assert!(e.contains("registered kinds: alertmanager, email, log"), "{e}");
+    assert!(
+        e.contains("registered kinds: alertmanager, delta, email, log"),
+        "{e}"
+    );
     let e = errors(
         "[sinks.mail]\nkind = \"email\"\nhost = \"127.0.0.1\"\nfrom = \"not an address\"\nto = []\nusername = \"u\"\n",
     );
