@@ -3,6 +3,7 @@
 
 mod command;
 mod cpu;
+mod delta_freshness;
 mod disk;
 mod host;
 mod memory;

@@ -5,6 +5,7 @@ mod alertmanager;
 mod cli;
 mod command;
 mod config;
+mod delta_freshness;
 mod delta_sink;
 mod dispatch;
 mod docs;

@@ -1,0 +1,375 @@
+//! `delta_freshness`: how old is the newest data of a Delta table? Without `column`,
+//! the latest commit's time; with it, the largest value of that timestamp column (from
+//! the files' statistics — rows are never scanned).
+//!
+//! Cheap on big tables: the table stays open between runs, and a run where nothing new
+//! was committed costs one HEAD of the next commit file (plus one of the current one, to
+//! notice a table that vanished). Only when a new commit exists are the new commits
+//! applied and the newest commit's `commitInfo.timestamp` read.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use deltalake::arrow::array::{Array, TimestampMicrosecondArray};
+use deltalake::arrow::compute::cast;
+use deltalake::arrow::datatypes::{DataType as ArrowType, TimeUnit};
+use deltalake::kernel::{DataType, PrimitiveType};
+use deltalake::logstore::commit_uri_from_version;
+use deltalake::logstore::object_store::ObjectStoreExt;
+use deltalake::{DeltaTable, DeltaTableError, ObjectStoreError};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use tokio::sync::Mutex;
+
+use crate::check::{BuildContext, BuildError, Check, CheckConfig, KeyError, Reading, RunContext, Status};
+use crate::config::duration;
+use crate::schema::DurationStr;
+use crate::thresholds::{Thresholds, fmt_num};
+
+/// `kind = "delta_freshness"`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DeltaFreshnessConfig {
+    /// Path or URI of the Delta table. Relative paths resolve against the config file's
+    /// directory.
+    pub table: String,
+    /// A timestamp column (`timestamp` or `timestamp_ntz`, read as UTC) whose largest
+    /// value is the time of the newest data. Absent: the time of the latest commit.
+    #[serde(default)]
+    pub column: Option<String>,
+    /// Age at which the table is `warning` (label WARNING).
+    #[serde(default = "default_warn", with = "duration")]
+    #[schemars(with = "DurationStr")]
+    pub warn: Duration,
+    /// Age at which the table is `critical` (label STALE).
+    #[serde(default = "default_crit", with = "duration")]
+    #[schemars(with = "DurationStr")]
+    pub crit: Duration,
+}
+
+fn default_warn() -> Duration {
+    Duration::from_secs(30)
+}
+
+fn default_crit() -> Duration {
+    Duration::from_secs(60)
+}
+
+impl DeltaFreshnessConfig {
+    fn thresholds(&self) -> Thresholds {
+        Thresholds::higher_is_worse(self.warn.as_secs_f64(), self.crit.as_secs_f64())
+    }
+}
+
+impl CheckConfig for DeltaFreshnessConfig {
+    const KIND: &'static str = "delta_freshness";
+    const SUMMARY: &'static str =
+        "age of the newest data in a Delta table (latest commit, or a timestamp column's max)";
+    const UNIT: &'static str = "s";
+    const EXAMPLE: &'static str =
+        "table = \"../data/positions\"\ncolumn = \"synced_at\"\nwarn = \"30s\"\ncrit = \"60s\"\n";
+
+    fn validate(&self) -> Vec<KeyError> {
+        let mut errors = self.thresholds().validate(("warn", "crit"), "data age", None);
+        if self.table.trim().is_empty() {
+            errors.push(KeyError::new("table", "must name the table's path or URI"));
+        }
+        if self.column.as_deref().is_some_and(|c| c.trim().is_empty()) {
+            errors.push(KeyError::new("column", "must name a column, or be left out"));
+        }
+        errors
+    }
+
+    fn build(&self, cx: &BuildContext) -> Result<Arc<dyn Check>, BuildError> {
+        let location = if self.table.contains("://") {
+            self.table.clone()
+        } else {
+            cx.resolve_path(Path::new(&self.table)).display().to_string()
+        };
+        Ok(Arc::new(Freshness {
+            location,
+            column: self.column.clone(),
+            thresholds: self.thresholds(),
+            state: Mutex::new(None),
+        }))
+    }
+}
+
+struct Freshness {
+    location: String,
+    column: Option<String>,
+    thresholds: Thresholds,
+    state: Mutex<Option<Open>>,
+}
+
+/// The open table and what was read of its latest version.
+struct Open {
+    table: DeltaTable,
+    version: u64,
+    newest: DateTime<Utc>,
+    committed_at: Option<DateTime<Utc>>,
+    operation: Option<String>,
+    /// How many commit files were read to get here (for tests and benchmarks).
+    commits_read: u64,
+}
+
+/// Why a run could not tell the age.
+enum Failure {
+    /// The table is not there (critical: the data is gone).
+    Missing(String),
+    /// Something else (unknown).
+    Other(String),
+}
+
+fn describe(e: &DeltaTableError) -> String {
+    e.to_string().lines().next().unwrap_or_default().to_owned()
+}
+
+impl Freshness {
+    async fn open(&self) -> Result<Open, Failure> {
+        let is_path = !self.location.contains("://");
+        if is_path && !Path::new(&self.location).join("_delta_log").exists() {
+            let what = if Path::new(&self.location).exists() {
+                "is not a Delta table (no _delta_log)"
+            } else {
+                "does not exist"
+            };
+            return Err(Failure::Missing(format!("{} {what}", self.location)));
+        }
+        let url = deltalake::table::builder::ensure_table_uri(&self.location)
+            .map_err(|e| Failure::Other(format!("bad table location {}: {}", self.location, describe(&e))))?;
+        let table = deltalake::open_table(url).await.map_err(|e| match e {
+            DeltaTableError::NotATable(_) => {
+                Failure::Missing(format!("{} is not a Delta table", self.location))
+            }
+            e => Failure::Other(format!("cannot open {}: {}", self.location, describe(&e))),
+        })?;
+        let mut open = Open {
+            version: table.version().unwrap_or(0),
+            table,
+            newest: DateTime::<Utc>::MIN_UTC,
+            committed_at: None,
+            operation: None,
+            commits_read: 0,
+        };
+        self.refresh(&mut open).await?;
+        Ok(open)
+    }
+
+    /// Reads what the latest version says: commit time and operation, and the column max.
+    async fn refresh(&self, open: &mut Open) -> Result<(), Failure> {
+        let Some(version) = open.table.version() else {
+            return Err(Failure::Other(format!("{} has no commits", self.location)));
+        };
+        open.version = version;
+        let entry = open
+            .table
+            .log_store()
+            .read_commit_entry(version)
+            .await
+            .map_err(|e| {
+                Failure::Other(format!(
+                    "cannot read commit {version} of {}: {}",
+                    self.location,
+                    describe(&e)
+                ))
+            })?;
+        open.commits_read += 1;
+        let (committed_at, operation) = match entry {
+            Some(bytes) => commit_info(&bytes).map_err(|e| {
+                Failure::Other(format!("commit {version} of {} is corrupt: {e}", self.location))
+            })?,
+            None => (None, None),
+        };
+        open.committed_at = committed_at;
+        open.operation = operation;
+        open.newest = match &self.column {
+            None => committed_at.ok_or_else(|| {
+                Failure::Other(format!(
+                    "commit {version} of {} has no commitInfo timestamp",
+                    self.location
+                ))
+            })?,
+            Some(column) => self.column_max(&open.table, column)?,
+        };
+        Ok(())
+    }
+
+    fn column_max(&self, table: &DeltaTable, column: &str) -> Result<DateTime<Utc>, Failure> {
+        let state = table.snapshot().map_err(|e| {
+            Failure::Other(format!(
+                "cannot read the state of {}: {}",
+                self.location,
+                describe(&e)
+            ))
+        })?;
+        let schema = state.schema();
+        let Some(field) = schema.field(column) else {
+            let names: Vec<String> = schema.fields().map(|f| f.name().to_string()).collect();
+            return Err(Failure::Other(format!(
+                "{} has no column `{column}`; its columns: {}",
+                self.location,
+                names.join(", ")
+            )));
+        };
+        if !matches!(
+            field.data_type(),
+            DataType::Primitive(PrimitiveType::Timestamp | PrimitiveType::TimestampNtz)
+        ) {
+            return Err(Failure::Other(format!(
+                "column `{column}` of {} is {}, not a timestamp",
+                self.location,
+                field.data_type()
+            )));
+        }
+        let actions = state.add_actions_table(true).map_err(|e| {
+            Failure::Other(format!(
+                "cannot read the file list of {}: {}",
+                self.location,
+                describe(&e)
+            ))
+        })?;
+        if actions.num_rows() == 0 {
+            return Err(Failure::Other(format!("{} has no data files", self.location)));
+        }
+        let no_stats = || {
+            Failure::Other(format!(
+                "{} keeps no statistics for `{column}`, so its newest value cannot be read without scanning rows",
+                self.location
+            ))
+        };
+        let maxes = actions
+            .column_by_name(&format!("max.{column}"))
+            .ok_or_else(no_stats)?;
+        let micros = cast(maxes, &ArrowType::Timestamp(TimeUnit::Microsecond, None))
+            .map_err(|e| Failure::Other(format!("statistics of `{column}`: {e}")))?;
+        let micros = micros
+            .as_any()
+            .downcast_ref::<TimestampMicrosecondArray>()
+            .ok_or_else(no_stats)?;
+        if micros.null_count() > 0 {
+            // A file without a max could hold the newest row: refuse to guess.
+            return Err(no_stats());
+        }
+        let max = micros.iter().flatten().max().ok_or_else(no_stats)?;
+        DateTime::from_timestamp_micros(max)
+            .ok_or_else(|| Failure::Other(format!("`{column}` max {max} is out of range")))
+    }
+
+    /// Brings `open` up to date: one HEAD when nothing was committed.
+    async fn poll(&self, open: &mut Open) -> Result<(), Failure> {
+        let store = open.table.log_store().object_store(None);
+        let next = commit_uri_from_version(Some(open.version + 1));
+        match store.head(&next).await {
+            Ok(_) => {}
+            Err(ObjectStoreError::NotFound { .. }) => {
+                // Nothing new; make sure the table itself is still there.
+                return match store.head(&commit_uri_from_version(Some(open.version))).await {
+                    Ok(_) => Ok(()),
+                    Err(ObjectStoreError::NotFound { .. }) => {
+                        Err(Failure::Missing(format!("{} has disappeared", self.location)))
+                    }
+                    Err(e) => Err(Failure::Other(format!("cannot reach {}: {e}", self.location))),
+                };
+            }
+            Err(e) => return Err(Failure::Other(format!("cannot reach {}: {e}", self.location))),
+        }
+        open.table.update_incremental(None).await.map_err(|e| {
+            Failure::Other(format!(
+                "cannot read the new commits of {}: {}",
+                self.location,
+                describe(&e)
+            ))
+        })?;
+        self.refresh(open).await
+    }
+}
+
+/// `commitInfo.timestamp` (ms) and `operation` of a commit file.
+fn commit_info(bytes: &[u8]) -> Result<(Option<DateTime<Utc>>, Option<String>), String> {
+    for line in std::str::from_utf8(bytes).map_err(|e| e.to_string())?.lines() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let v: serde_json::Value = serde_json::from_str(line).map_err(|e| e.to_string())?;
+        if let Some(info) = v.get("commitInfo") {
+            let at = info
+                .get("timestamp")
+                .and_then(serde_json::Value::as_i64)
+                .and_then(DateTime::from_timestamp_millis);
+            let op = info.get("operation").and_then(|o| o.as_str()).map(str::to_owned);
+            return Ok((at, op));
+        }
+    }
+    Ok((None, None))
+}
+
+#[async_trait]
+impl Check for Freshness {
+    async fn run(&self, _cx: &RunContext) -> Reading {
+        let mut slot = self.state.lock().await;
+        let result = match slot.as_mut() {
+            Some(open) => self.poll(open).await,
+            None => match self.open().await {
+                Ok(open) => {
+                    *slot = Some(open);
+                    Ok(())
+                }
+                Err(e) => Err(e),
+            },
+        };
+        if let Err(e) = result {
+            // Start afresh next time: the table may come back.
+            *slot = None;
+            return match e {
+                Failure::Missing(m) => Reading::new(Status::Critical, m).with_label("STALE"),
+                Failure::Other(m) => Reading::unknown(m),
+            };
+        }
+        let Some(open) = slot.as_ref() else {
+            unreachable!("set above")
+        };
+        let age = (Utc::now() - open.newest).num_microseconds().unwrap_or(i64::MAX) as f64 / 1e6;
+        let age = age.max(0.0);
+        let status = self.thresholds.grade(age);
+        let label = match status {
+            Status::Ok => "FRESH",
+            Status::Warning => "WARNING",
+            _ => "STALE",
+        };
+        let what = self
+            .column
+            .as_deref()
+            .map_or("latest commit".to_owned(), |c| format!("newest `{c}`"));
+        let mut r = Reading::new(
+            status,
+            format!(
+                "{}: {what} {}s old ({})",
+                self.location,
+                fmt_num(age),
+                self.thresholds.describe("s")
+            ),
+        )
+        .with_value(age, "s")
+        .with_label(label)
+        .with_detail("table", self.location.clone())
+        .with_detail("version", open.version)
+        .with_detail("newest", open.newest.to_rfc3339())
+        .with_detail("commits_read", open.commits_read);
+        if let Some(at) = open.committed_at {
+            r = r.with_detail("last_commit_at", at.to_rfc3339());
+        }
+        if let Some(op) = &open.operation {
+            r = r.with_detail("operation", op.clone());
+        }
+        if let Some(c) = &self.column {
+            r = r.with_detail("column", c.clone());
+        }
+        r
+    }
+}
+
+crate::register_check!(DeltaFreshnessConfig);

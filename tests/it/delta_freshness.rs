@@ -1,0 +1,167 @@
+//! `delta_freshness` on tables written by Python `deltalake` + pandas: commit time and
+//! timestamp columns (tz-aware and naive), incremental reads, and every bad-table case
+//! with recovery.
+
+use std::path::Path;
+use std::process::Command;
+
+use vitals::check::{Observation, Status};
+use vitals::runner::Instance;
+
+use crate::email::python;
+use crate::instances;
+
+fn make(args: &[&str]) {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/make_table.py");
+    let out = Command::new(python()).arg(script).args(args).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+fn check(dir: &Path, table: &str, extra: &str) -> Instance {
+    let text = format!(
+        "[checks.positions]\nkind = \"delta_freshness\"\ntable = \"{table}\"\ntimeout = \"20s\"\n{extra}"
+    );
+    instances(dir, &text).remove(0)
+}
+
+async fn run(i: &Instance) -> Observation {
+    i.run_once(tokio::time::Instant::now()).await
+}
+
+#[tokio::test]
+async fn a_tz_aware_column_gives_the_age_of_the_newest_row() {
+    let dir = tempfile::tempdir().unwrap();
+    let table = dir.path().join("positions");
+    make(&[table.to_str().unwrap(), "tz", "45", "3"]);
+    let o = run(&check(dir.path(), "positions", "column = \"synced_at\"\n")).await;
+    assert_eq!(
+        (o.status, o.label.as_deref()),
+        (Status::Warning, Some("WARNING")),
+        "{o:?}"
+    );
+    let age = o.value.unwrap();
+    assert!((45.0..50.0).contains(&age), "{age}");
+    assert_eq!(o.unit, "s");
+    assert_eq!(o.details["version"], 2);
+    assert_eq!(o.details["operation"], "WRITE");
+}
+
+#[tokio::test]
+async fn a_naive_column_is_read_as_utc() {
+    let dir = tempfile::tempdir().unwrap();
+    let table = dir.path().join("greeks");
+    make(&[table.to_str().unwrap(), "ntz", "10"]);
+    let o = run(&check(dir.path(), "greeks", "column = \"synced_at\"\n")).await;
+    assert_eq!(
+        (o.status, o.label.as_deref()),
+        (Status::Ok, Some("FRESH")),
+        "{o:?}"
+    );
+    assert!((10.0..15.0).contains(&o.value.unwrap()), "{o:?}");
+    // 90 s old: stale.
+    let stale = dir.path().join("stale");
+    make(&[stale.to_str().unwrap(), "ntz", "90"]);
+    let o = run(&check(dir.path(), "stale", "column = \"synced_at\"\n")).await;
+    assert_eq!(
+        (o.status, o.label.as_deref()),
+        (Status::Critical, Some("STALE")),
+        "{o:?}"
+    );
+}
+
+#[tokio::test]
+async fn without_a_column_the_latest_commit_time_counts() {
+    let dir = tempfile::tempdir().unwrap();
+    let table = dir.path().join("decisions");
+    make(&[table.to_str().unwrap(), "tz", "500"]);
+    let o = run(&check(dir.path(), "decisions", "")).await;
+    assert_eq!(
+        o.status,
+        Status::Ok,
+        "the commit is new even if its rows are old: {o:?}"
+    );
+    assert!(o.value.unwrap() < 10.0, "{o:?}");
+    assert!(o.details["last_commit_at"].is_string());
+}
+
+#[tokio::test]
+async fn new_commits_are_seen_and_only_they_are_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let table = dir.path().join("positions");
+    make(&[table.to_str().unwrap(), "tz", "50"]);
+    let check = check(dir.path(), "positions", "column = \"synced_at\"\n");
+    let first = run(&check).await;
+    assert_eq!(first.status, Status::Warning);
+    assert_eq!(first.details["commits_read"], 1);
+    let again = run(&check).await;
+    assert_eq!(again.details["commits_read"], 1, "nothing new: no commit read");
+    // Two more commits, the newest row 5 s old.
+    make(&[table.to_str().unwrap(), "tz", "5", "2"]);
+    let after = run(&check).await;
+    assert_eq!(after.status, Status::Ok, "{after:?}");
+    assert_eq!(after.details["version"], 2);
+    assert_eq!(
+        after.details["commits_read"], 2,
+        "only the newest commit's info was read"
+    );
+    // Checkpointed and compacted (files removed and re-added): still right.
+    make(&["checkpoint", table.to_str().unwrap()]);
+    make(&["optimize", table.to_str().unwrap()]);
+    let compacted = run(&check).await;
+    assert_eq!(compacted.status, Status::Ok, "{compacted:?}");
+    assert_eq!(compacted.details["operation"], "OPTIMIZE");
+    assert!((5.0..10.0).contains(&compacted.value.unwrap()), "{compacted:?}");
+}
+
+#[tokio::test]
+async fn bad_tables_are_reported_and_heal() {
+    let dir = tempfile::tempdir().unwrap();
+    // Missing: critical, the data is gone.
+    let missing = check(dir.path(), "nowhere", "");
+    let o = run(&missing).await;
+    assert_eq!(o.status, Status::Critical, "{o:?}");
+    assert!(o.message.ends_with("nowhere does not exist"), "{}", o.message);
+    // A directory that is not a table.
+    std::fs::create_dir(dir.path().join("plain")).unwrap();
+    let o = run(&check(dir.path(), "plain", "")).await;
+    assert_eq!(o.status, Status::Critical);
+    assert!(o.message.contains("is not a Delta table"), "{}", o.message);
+    // The table appears: the same check heals.
+    make(&[dir.path().join("nowhere").to_str().unwrap(), "tz", "1"]);
+    let o = run(&missing).await;
+    assert_eq!(o.status, Status::Ok, "{o:?}");
+
+    // Columns that do not exist or are not timestamps.
+    let o = run(&check(dir.path(), "nowhere", "column = \"synced\"\n")).await;
+    assert_eq!(o.status, Status::Unknown);
+    assert!(
+        o.message
+            .contains("has no column `synced`; its columns: conid, symbol, synced_at"),
+        "{}",
+        o.message
+    );
+    let o = run(&check(dir.path(), "nowhere", "column = \"symbol\"\n")).await;
+    assert_eq!(o.status, Status::Unknown);
+    assert!(
+        o.message.contains("column `symbol`") && o.message.contains("not a timestamp"),
+        "{}",
+        o.message
+    );
+
+    // A corrupt next commit: unknown with the cause, not a panic; the table vanishing:
+    // critical.
+    let table = dir.path().join("nowhere");
+    let watched = check(dir.path(), "nowhere", "");
+    assert_eq!(run(&watched).await.status, Status::Ok);
+    std::fs::write(
+        table.join("_delta_log/00000000000000000001.json"),
+        "{\"add\": {truncated",
+    )
+    .unwrap();
+    let o = run(&watched).await;
+    assert_eq!(o.status, Status::Unknown, "{o:?}");
+    assert!(o.message.contains("nowhere"), "{}", o.message);
+    std::fs::remove_dir_all(&table).unwrap();
+    let o = run(&watched).await;
+    assert_eq!(o.status, Status::Critical, "{o:?}");
+}
