@@ -136,3 +136,70 @@ async fn a_dead_smtp_server_stalls_no_check_and_loses_no_event() {
     );
     daemon.shutdown().await;
 }
+
+#[tokio::test]
+async fn seed_alerts_fire_from_real_checks_into_the_alerts_table_and_email() {
+    let dir = tempfile::tempdir().unwrap();
+    let inbox = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let smtp = SmtpServer::start(port, inbox.path(), None);
+    // A positions table last synced 90 s ago by the Python writer.
+    let positions = dir.path().join("positions");
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/make_table.py");
+    let out = std::process::Command::new(crate::email::python())
+        .arg(script)
+        .arg(&positions)
+        .args(["tz", "90"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // The seed's rules as shipped, with a command plugin standing in for a loaded CPU.
+    let shipped =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/vitals.toml")).unwrap();
+    let system_rule = shipped
+        .split("[[rules]]")
+        .nth(1)
+        .and_then(|r| r.split("\n# ").next())
+        .expect("the shipped system_critical rule");
+    let text = format!(
+        "[defaults]\ninterval = \"200ms\"\njitter = \"0s\"\n\n\
+         [checks.positions]\nkind = \"delta_freshness\"\ntable = \"positions\"\ncolumn = \"synced_at\"\nwarn = \"30s\"\ncrit = \"60s\"\n\n\
+         [checks.cpu]\nkind = \"command\"\ncommand = [\"/bin/sh\", \"-c\", \"echo 'CPU CRITICAL - 97% used | cpu=97%;50;80;0;100'; exit 2\"]\n\n\
+         [[rules]]{system_rule}\nchecks = [\"cpu\"]\n\n\
+         [[rules]]\nname = \"data_stale\"\nkinds = [\"delta_freshness\"]\nwhen = \"value > 60\"\nseverity = \"WARNING\"\nmessage = \"{{check}} stale ({{value}}s old)\"\n\n\
+         [sinks.alerts_table]\nkind = \"delta\"\ntable = \"alerts\"\nflush_interval = \"500ms\"\n\n\
+         [sinks.desk_email]\nkind = \"email\"\nhost = \"127.0.0.1\"\nport = {port}\ntls = \"none\"\ngroup_wait = \"1s\"\n\
+         from = \"vitals@desk.test\"\nto = [\"desk@desk.test\"]\n"
+    );
+    let path = write_config(dir.path(), &text);
+    let daemon = Daemon::start(&path, registry().unwrap())
+        .await
+        .unwrap_or_else(|d| panic!("{d}"));
+    let m = smtp.wait_for(1).await;
+    let text = m[0]["text"].as_str().unwrap();
+    assert!(text.contains("WARNING system_critical on cpu"), "{text}");
+    assert!(text.contains("WARNING data_stale on positions"), "{text}");
+    assert!(text.contains("positions stale (9"), "{text}");
+    let table = dir.path().join("alerts");
+    let mut rows = Vec::new();
+    for _ in 0..100 {
+        if table.join("_delta_log").exists() {
+            rows = crate::delta_sink::read_table(&table)["rows"]
+                .as_array()
+                .unwrap()
+                .clone();
+            if rows.len() >= 2 {
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut rules: Vec<&str> = rows.iter().map(|r| r["rule"].as_str().unwrap()).collect();
+    rules.sort();
+    assert_eq!(rules, ["data_stale", "system_critical"], "{rows:#?}");
+    assert!(
+        rows.iter()
+            .all(|r| r["state"] == "firing" && r["severity"] == "WARNING")
+    );
+    daemon.shutdown().await;
+}

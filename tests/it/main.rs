@@ -6,7 +6,7 @@ mod cli;
 mod command;
 mod config;
 mod delta_freshness;
-mod delta_sink;
+pub mod delta_sink;
 mod dispatch;
 mod docs;
 pub mod email;
