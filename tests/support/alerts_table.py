@@ -2,6 +2,7 @@
 system uses.
 
   alerts_table.py read TABLE          -> JSON: {"dtypes": {...}, "rows": [...], "version": N}
+  alerts_table.py count TABLE         -> JSON: {"rows": N, "seconds": time to read it into pandas}
   alerts_table.py append TABLE N      -> appends N rows, one commit each, as another writer would
 """
 import json
@@ -23,6 +24,12 @@ if command == "read":
         "rows": rows,
         "version": dt.version(),
     }))
+elif command == "count":
+    import time
+    started = time.perf_counter()
+    df = DeltaTable(table).to_pandas()
+    elapsed = time.perf_counter() - started
+    print(json.dumps({"rows": len(df), "seconds": elapsed}))
 elif command == "append":
     n = int(sys.argv[3])
     ts = pa.timestamp("us", tz="UTC")
