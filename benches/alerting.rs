@@ -296,6 +296,43 @@ async fn ten_thousand_events() -> (usize, f64, f64, usize) {
     (commits, elapsed, v["seconds"].as_f64().unwrap(), v["rows"].as_u64().unwrap() as usize)
 }
 
+/// `n` events, each delivered alone (one commit each): the time of each delivery, so
+/// the commit cost can be compared at the start and the end of the run.
+async fn single_commits(n: usize) -> Vec<f64> {
+    use vitals::config::parse;
+    use vitals::dispatch::{Dispatcher, Target};
+    use vitals::rules::{AlertEvent, AlertState, Severity};
+    let dir = tempfile::tempdir().unwrap();
+    let text = "[sinks.alerts]\nkind = \"delta\"\ntable = \"alerts\"\nflush_interval = \"0s\"\n";
+    let config = parse(&dir.path().join("v.toml"), text, registry().unwrap()).unwrap();
+    let d = Dispatcher::start(vec![Target::build(&config.sinks[0], dir.path())], dir.path());
+    let outbox = dir.path().join("outbox/alerts.jsonl");
+    let mut times = Vec::with_capacity(n);
+    for i in 0..n {
+        let now = chrono::Utc::now();
+        let started = Instant::now();
+        d.send(&AlertEvent {
+            alert_id: format!("single.c.{i}"),
+            rule: "single".into(),
+            check_id: "c".into(),
+            severity: Severity::Warning,
+            state: AlertState::Firing,
+            message: format!("event {i}"),
+            value: None,
+            started_at: now,
+            event_at: now,
+            host: "bench".into(),
+            reminder: false,
+        });
+        while outbox.exists() {
+            tokio::time::sleep(Duration::from_micros(500)).await;
+        }
+        times.push(started.elapsed().as_secs_f64() * 1000.0);
+    }
+    d.shutdown(Duration::from_secs(5)).await;
+    times
+}
+
 fn arg(name: &str) -> Option<String> {
     let args: Vec<String> = std::env::args().collect();
     args.iter().position(|a| a == name).map(|i| args.get(i + 1).cloned().unwrap_or_default())
@@ -335,6 +372,15 @@ fn main() {
                 percentile(&mut prom, 0.5) / percentile(&mut email, 0.5)
             );
         }
+        let singles: usize = arg("--single-commits").and_then(|v| v.parse().ok()).unwrap_or(1000);
+        let times = single_commits(singles).await;
+        let mut first: Vec<f64> = times[..100].to_vec();
+        let mut last: Vec<f64> = times[times.len() - 100..].to_vec();
+        let (f, l) = (percentile(&mut first, 0.5), percentile(&mut last, 0.5));
+        println!(
+            "{singles} events delivered one commit each: median delivery {f:.1} ms for the first 100, {l:.1} ms for the last 100 (ratio {:.2})",
+            l / f
+        );
         let (commits, elapsed, read, rows) = ten_thousand_events().await;
         println!(
             "10,000 events through the delta sink (flush_interval 1 s): {commits} commits, all committed in {elapsed:.2} s; \
