@@ -35,7 +35,11 @@ fn python() -> PathBuf {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 struct Proc(Child);
@@ -55,7 +59,9 @@ fn smtp(port: u16, dir: &Path) -> Proc {
         .spawn()
         .expect("python in .venv");
     let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
     assert_eq!(line.trim(), "ready");
     Proc(child)
 }
@@ -76,19 +82,30 @@ fn mails(dir: &Path) -> Vec<String> {
 
 /// check_id values of every row committed so far (reading only commits not yet seen).
 fn committed_checks(table: &Path, seen_commits: &mut HashSet<String>, out: &mut HashSet<String>) {
-    let Ok(entries) = std::fs::read_dir(table.join("_delta_log")) else { return };
+    let Ok(entries) = std::fs::read_dir(table.join("_delta_log")) else {
+        return;
+    };
     for e in entries.flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
         if !name.ends_with(".json") || seen_commits.contains(&name) {
             continue;
         }
-        let Ok(text) = std::fs::read_to_string(e.path()) else { continue };
+        let Ok(text) = std::fs::read_to_string(e.path()) else {
+            continue;
+        };
         seen_commits.insert(name);
         for line in text.lines() {
-            let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else { continue };
-            let Some(path) = v["add"]["path"].as_str() else { continue };
+            let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
+                continue;
+            };
+            let Some(path) = v["add"]["path"].as_str() else {
+                continue;
+            };
             let file = std::fs::File::open(table.join(path)).unwrap();
-            let reader = ParquetRecordBatchReaderBuilder::try_new(file).unwrap().build().unwrap();
+            let reader = ParquetRecordBatchReaderBuilder::try_new(file)
+                .unwrap()
+                .build()
+                .unwrap();
             for batch in reader {
                 let batch = batch.unwrap();
                 let col = batch.column_by_name("check_id").unwrap();
@@ -242,7 +259,11 @@ async fn prometheus_latency(faults: usize) -> Vec<f64> {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert_eq!(email.len(), faults, "every fault reached the SMTP server through Alertmanager");
+    assert_eq!(
+        email.len(),
+        faults,
+        "every fault reached the SMTP server through Alertmanager"
+    );
     email.into_values().collect()
 }
 
@@ -262,7 +283,11 @@ async fn ten_thousand_events() -> (usize, f64, f64, usize) {
             rule: "storm".into(),
             check_id: format!("c{}", n % 100),
             severity: Severity::Warning,
-            state: if n % 2 == 0 { AlertState::Firing } else { AlertState::Resolved },
+            state: if n % 2 == 0 {
+                AlertState::Firing
+            } else {
+                AlertState::Resolved
+            },
             message: format!("event {n}"),
             value: Some(n as f64),
             started_at: now,
@@ -293,7 +318,12 @@ async fn ten_thousand_events() -> (usize, f64, f64, usize) {
         .output()
         .unwrap();
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    (commits, elapsed, v["seconds"].as_f64().unwrap(), v["rows"].as_u64().unwrap() as usize)
+    (
+        commits,
+        elapsed,
+        v["seconds"].as_f64().unwrap(),
+        v["rows"].as_u64().unwrap() as usize,
+    )
 }
 
 /// `n` events, each delivered alone (one commit each): the time of each delivery, so
@@ -335,12 +365,17 @@ async fn single_commits(n: usize) -> Vec<f64> {
 
 fn arg(name: &str) -> Option<String> {
     let args: Vec<String> = std::env::args().collect();
-    args.iter().position(|a| a == name).map(|i| args.get(i + 1).cloned().unwrap_or_default())
+    args.iter()
+        .position(|a| a == name)
+        .map(|i| args.get(i + 1).cloned().unwrap_or_default())
 }
 
 fn main() {
     let checks: usize = arg("--checks").and_then(|v| v.parse().ok()).unwrap_or(40);
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async {
         let (mut email, mut row) = vitals_latency(checks).await;
         println!("vitals, {checks} faults, 5 s interval, for = 0, group_wait 500 ms, flush_interval 500 ms:");

@@ -7,4 +7,5 @@ mod delta_freshness;
 mod disk;
 mod host;
 mod memory;
+mod strategy_slots;
 mod tcp;

@@ -165,3 +165,51 @@ async fn bad_tables_are_reported_and_heal() {
     let o = run(&watched).await;
     assert_eq!(o.status, Status::Critical, "{o:?}");
 }
+
+#[tokio::test]
+async fn strategy_slots_counts_the_active_rows_of_a_python_registry() {
+    let dir = tempfile::tempdir().unwrap();
+    let table = dir.path().join("registry");
+    make(&["registry", table.to_str().unwrap(), "92", "20"]);
+    // Every row is a strategy: 112 of 100 slots.
+    let all = instances(
+        dir.path(),
+        "[checks.slots]\nkind = \"strategy_slots\"\ntable = \"registry\"\n",
+    )
+    .remove(0);
+    let o = run(&all).await;
+    assert_eq!((o.status, o.value), (Status::Critical, Some(112.0)), "{o:?}");
+    // Only the ACTIVE ones: 92, past the warning mark of 90.
+    let active = instances(
+        dir.path(),
+        "[checks.slots]\nkind = \"strategy_slots\"\ntable = \"registry\"\nfilter_column = \"status\"\nfilter_value = \"ACTIVE\"\n",
+    )
+    .remove(0);
+    let o = run(&active).await;
+    assert_eq!((o.status, o.value), (Status::Warning, Some(92.0)), "{o:?}");
+    assert_eq!(o.details["limit"], 100);
+    assert_eq!(o.details["free"], 8.0);
+    let rows = o.details["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 92);
+    let first = &rows[0];
+    assert!(first["conid"].as_i64().unwrap() >= 100000, "{first}");
+    assert!(
+        first["strategy_id"].as_str().unwrap().starts_with("strat-"),
+        "{first}"
+    );
+    assert!(first["since"].as_str().is_some(), "{first}");
+    assert!(
+        o.message.starts_with("92 of 100 streaming slots used"),
+        "{}",
+        o.message
+    );
+    // A renamed column.
+    let o = run(&instances(
+        dir.path(),
+        "[checks.slots]\nkind = \"strategy_slots\"\ntable = \"registry\"\nsince_column = \"started\"\n",
+    )
+    .remove(0))
+    .await;
+    assert_eq!(o.status, Status::Unknown);
+    assert!(o.message.contains("has no column `started`"), "{}", o.message);
+}

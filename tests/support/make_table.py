@@ -3,6 +3,7 @@
   make_table.py TABLE tz|ntz AGE_S [COMMITS]   rows whose `synced_at` is AGE_S seconds
                                                 old (tz-aware UTC or naive), appended in
                                                 COMMITS commits (older ones first)
+  make_table.py registry TABLE ACTIVE STOPPED  a strategy registry table
   make_table.py checkpoint TABLE               writes a checkpoint
   make_table.py optimize TABLE                 compacts the files (removes and re-adds)
 """
@@ -12,6 +13,23 @@ from datetime import datetime, timedelta, timezone
 import pandas as pd
 from deltalake import DeltaTable, write_deltalake
 
+if sys.argv[1] == "registry":
+    # registry TABLE ACTIVE STOPPED: a strategy registry with ACTIVE and STOPPED rows,
+    # in two commits.
+    table, active, stopped = sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+    now = datetime.now(timezone.utc).replace(tzinfo=None)
+    rows = [(i, "ACTIVE") for i in range(active)] + [(active + i, "STOPPED") for i in range(stopped)]
+    half = len(rows) // 2
+    for part in (rows[:half], rows[half:]):
+        df = pd.DataFrame({
+            "conid": [100000 + i for i, _ in part],
+            "symbol": [["SPY", "QQQ", "IWM", "AAPL"][i % 4] for i, _ in part],
+            "strategy_id": [f"strat-{i}" for i, _ in part],
+            "since": [now - timedelta(minutes=i) for i, _ in part],
+            "status": [s for _, s in part],
+        })
+        write_deltalake(table, df, mode="append")
+    sys.exit(0)
 if sys.argv[1] == "checkpoint":
     DeltaTable(sys.argv[2]).create_checkpoint()
     sys.exit(0)

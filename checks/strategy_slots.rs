@@ -1,0 +1,328 @@
+//! `strategy_slots`: streaming slots used by active strategies, read from the strategy
+//! registry Delta table (one row per active strategy, or the rows an optional filter
+//! selects). Only the needed columns are read from the data files.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use deltalake::arrow::array::{Array, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray};
+use deltalake::arrow::compute::cast;
+use deltalake::arrow::datatypes::{DataType as ArrowType, TimeUnit};
+use deltalake::logstore::object_store::ObjectStoreExt;
+use deltalake::parquet::arrow::ProjectionMask;
+use deltalake::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use deltalake::{DeltaTable, DeltaTableError};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use tokio_util::bytes::Bytes;
+
+use crate::check::{BuildContext, BuildError, Check, CheckConfig, KeyError, Reading, RunContext, Status};
+use crate::thresholds::{Thresholds, fmt_num};
+
+/// `kind = "strategy_slots"`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StrategySlotsConfig {
+    /// Path or URI of the strategy registry table. Relative paths resolve against the
+    /// config file's directory.
+    pub table: String,
+    /// Streaming slots the account has (IB's market data lines for this system).
+    #[serde(default = "default_limit")]
+    pub limit: u32,
+    /// Slots used at which the check turns `warning`.
+    #[serde(default = "default_warn")]
+    pub warn: u32,
+    /// Slots used at which the check turns `critical`.
+    #[serde(default = "default_crit")]
+    pub crit: u32,
+    /// Column holding the contract id.
+    #[serde(default = "default_conid")]
+    pub conid_column: String,
+    /// Column holding the underlying symbol.
+    #[serde(default = "default_symbol")]
+    pub symbol_column: String,
+    /// Column holding the strategy execution id.
+    #[serde(default = "default_strategy_id")]
+    pub strategy_id_column: String,
+    /// Column holding when streaming started.
+    #[serde(default = "default_since")]
+    pub since_column: String,
+    /// Optional column saying which rows are active (with `filter_value`); without it,
+    /// every row is an active strategy.
+    #[serde(default)]
+    pub filter_column: Option<String>,
+    /// The value of `filter_column` that marks an active row (compared as text).
+    #[serde(default)]
+    pub filter_value: Option<String>,
+}
+
+fn default_limit() -> u32 {
+    100
+}
+fn default_warn() -> u32 {
+    90
+}
+fn default_crit() -> u32 {
+    100
+}
+fn default_conid() -> String {
+    "conid".into()
+}
+fn default_symbol() -> String {
+    "symbol".into()
+}
+fn default_strategy_id() -> String {
+    "strategy_id".into()
+}
+fn default_since() -> String {
+    "since".into()
+}
+
+impl CheckConfig for StrategySlotsConfig {
+    const KIND: &'static str = "strategy_slots";
+    const SUMMARY: &'static str =
+        "streaming slots used by active strategies, from the strategy registry table";
+    const EXAMPLE: &'static str =
+        "table = \"../data/strategy_registry\"\nlimit = 100\nwarn = 90\ncrit = 100\n";
+
+    fn validate(&self) -> Vec<KeyError> {
+        let mut errors = Thresholds::higher_is_worse(self.warn.into(), self.crit.into()).validate(
+            ("warn", "crit"),
+            "slot usage",
+            Some((0.0, self.limit.into())),
+        );
+        if self.limit == 0 {
+            errors.push(KeyError::new("limit", "must be at least 1"));
+        }
+        if self.filter_column.is_some() != self.filter_value.is_some() {
+            errors.push(KeyError::new(
+                "filter_value",
+                "give `filter_column` and `filter_value` together",
+            ));
+        }
+        if self.table.trim().is_empty() {
+            errors.push(KeyError::new(
+                "table",
+                "must name the registry table's path or URI",
+            ));
+        }
+        errors
+    }
+
+    fn build(&self, cx: &BuildContext) -> Result<Arc<dyn Check>, BuildError> {
+        let location = if self.table.contains("://") {
+            self.table.clone()
+        } else {
+            cx.resolve_path(Path::new(&self.table)).display().to_string()
+        };
+        Ok(Arc::new(Slots {
+            location,
+            config: self.clone(),
+            thresholds: Thresholds::higher_is_worse(self.warn.into(), self.crit.into()),
+        }))
+    }
+}
+
+struct Slots {
+    location: String,
+    config: StrategySlotsConfig,
+    thresholds: Thresholds,
+}
+
+fn first_line(e: &DeltaTableError) -> String {
+    e.to_string().lines().next().unwrap_or_default().to_owned()
+}
+
+impl Slots {
+    async fn rows(&self) -> Result<Vec<Value>, Reading> {
+        let c = &self.config;
+        if !self.location.contains("://") && !Path::new(&self.location).join("_delta_log").exists() {
+            return Err(Reading::new(
+                Status::Critical,
+                format!("{} is not a Delta table (or does not exist)", self.location),
+            ));
+        }
+        let url = deltalake::table::builder::ensure_table_uri(&self.location).map_err(|e| {
+            Reading::unknown(format!(
+                "bad table location {}: {}",
+                self.location,
+                first_line(&e)
+            ))
+        })?;
+        let table: DeltaTable = deltalake::open_table(url)
+            .await
+            .map_err(|e| Reading::unknown(format!("cannot open {}: {}", self.location, first_line(&e))))?;
+        let state = table.snapshot().map_err(|e| {
+            Reading::unknown(format!(
+                "cannot read the state of {}: {}",
+                self.location,
+                first_line(&e)
+            ))
+        })?;
+        let mut wanted = vec![
+            c.conid_column.as_str(),
+            c.symbol_column.as_str(),
+            c.strategy_id_column.as_str(),
+            c.since_column.as_str(),
+        ];
+        if let Some(f) = &c.filter_column {
+            wanted.push(f);
+        }
+        let schema = state.schema();
+        for name in &wanted {
+            if schema.field(name).is_none() {
+                let names: Vec<String> = schema.fields().map(|f| f.name().to_string()).collect();
+                return Err(Reading::unknown(format!(
+                    "{} has no column `{name}`; its columns: {}",
+                    self.location,
+                    names.join(", ")
+                )));
+            }
+        }
+        let actions = state.add_actions_table(true).map_err(|e| {
+            Reading::unknown(format!(
+                "cannot list the files of {}: {}",
+                self.location,
+                first_line(&e)
+            ))
+        })?;
+        // Never read a table wrongly: refuse what a plain Parquet read would get wrong.
+        for field in actions.schema().fields() {
+            let col = actions.column_by_name(field.name()).expect("listed field");
+            if field.name().starts_with("deletionVector") && col.null_count() < col.len() {
+                return Err(Reading::unknown(format!(
+                    "{} uses deletion vectors, which this check cannot read yet",
+                    self.location
+                )));
+            }
+            if let Some(p) = field.name().strip_prefix("partition.")
+                && wanted.contains(&p)
+            {
+                return Err(Reading::unknown(format!(
+                    "column `{p}` of {} is a partition column, which this check cannot read yet",
+                    self.location
+                )));
+            }
+        }
+        let paths = actions
+            .column_by_name("path")
+            .and_then(|p| p.as_any().downcast_ref::<StringArray>())
+            .ok_or_else(|| Reading::unknown(format!("{}: no file list", self.location)))?;
+        let store = table.log_store().object_store(None);
+        let mut rows = Vec::new();
+        for i in 0..paths.len() {
+            let path = deltalake::Path::from_url_path(paths.value(i))
+                .map_err(|e| Reading::unknown(format!("bad file path in {}: {e}", self.location)))?;
+            let bytes: Bytes = store
+                .get(&path)
+                .await
+                .map_err(|e| Reading::unknown(format!("cannot read {path} of {}: {e}", self.location)))?
+                .bytes()
+                .await
+                .map_err(|e| Reading::unknown(format!("cannot read {path} of {}: {e}", self.location)))?;
+            let builder = ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(|e| {
+                Reading::unknown(format!(
+                    "{path} of {} is not readable Parquet: {e}",
+                    self.location
+                ))
+            })?;
+            let mask = ProjectionMask::columns(builder.parquet_schema(), wanted.iter().copied());
+            let reader = builder
+                .with_projection(mask)
+                .build()
+                .map_err(|e| Reading::unknown(format!("{path}: {e}")))?;
+            for batch in reader {
+                let batch = batch.map_err(|e| Reading::unknown(format!("{path}: {e}")))?;
+                self.collect(&batch, &mut rows)
+                    .map_err(|e| Reading::unknown(format!("{path} of {}: {e}", self.location)))?;
+            }
+        }
+        Ok(rows)
+    }
+
+    fn collect(&self, batch: &RecordBatch, rows: &mut Vec<Value>) -> Result<(), String> {
+        let c = &self.config;
+        // Columns come back in file order, and Python writes strings as LargeUtf8: look
+        // them up by name and cast.
+        let column = |name: &str, to: &ArrowType| {
+            let col = batch
+                .column_by_name(name)
+                .ok_or_else(|| format!("column `{name}` is missing from a data file"))?;
+            cast(col, to).map_err(|e| format!("column `{name}`: {e}"))
+        };
+        let conid = column(&c.conid_column, &ArrowType::Int64)?;
+        let conid = conid.as_any().downcast_ref::<Int64Array>().ok_or("conid cast")?;
+        let symbol = column(&c.symbol_column, &ArrowType::Utf8)?;
+        let symbol = symbol
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .ok_or("symbol cast")?;
+        let strategy = column(&c.strategy_id_column, &ArrowType::Utf8)?;
+        let strategy = strategy
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .ok_or("strategy cast")?;
+        let since = column(
+            &c.since_column,
+            &ArrowType::Timestamp(TimeUnit::Microsecond, None),
+        )?;
+        let since = since
+            .as_any()
+            .downcast_ref::<TimestampMicrosecondArray>()
+            .ok_or("since cast")?;
+        let filter = match &c.filter_column {
+            Some(f) => Some(column(f, &ArrowType::Utf8)?),
+            None => None,
+        };
+        let filter = filter
+            .as_ref()
+            .and_then(|f| f.as_any().downcast_ref::<StringArray>());
+        for i in 0..batch.num_rows() {
+            if let (Some(f), Some(want)) = (filter, &c.filter_value)
+                && (f.is_null(i) || f.value(i) != want)
+            {
+                continue;
+            }
+            let text = |a: &StringArray| (!a.is_null(i)).then(|| a.value(i).to_owned());
+            rows.push(json!({
+                "conid": (!conid.is_null(i)).then(|| conid.value(i)),
+                "symbol": text(symbol),
+                "strategy_id": text(strategy),
+                "since": (!since.is_null(i))
+                    .then(|| chrono::DateTime::from_timestamp_micros(since.value(i)).map(|t| t.to_rfc3339()))
+                    .flatten(),
+            }));
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Check for Slots {
+    async fn run(&self, _cx: &RunContext) -> Reading {
+        let mut rows = match self.rows().await {
+            Ok(r) => r,
+            Err(reading) => return reading,
+        };
+        rows.sort_by(|a, b| a["symbol"].as_str().cmp(&b["symbol"].as_str()));
+        let used = rows.len() as f64;
+        let limit = f64::from(self.config.limit);
+        Reading::new(
+            self.thresholds.grade(used),
+            format!(
+                "{} of {} streaming slots used by active strategies ({})",
+                fmt_num(used),
+                self.config.limit,
+                self.thresholds.describe("")
+            ),
+        )
+        .with_value(used, "")
+        .with_detail("limit", self.config.limit)
+        .with_detail("free", (limit - used).max(0.0))
+        .with_detail("rows", Value::Array(rows))
+    }
+}
+
+crate::register_check!(StrategySlotsConfig);
