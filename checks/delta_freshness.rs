@@ -7,7 +7,6 @@
 //! notice a table that vanished). Only when a new commit exists are the new commits
 //! applied and the newest commit's `commitInfo.timestamp` read.
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,13 +18,14 @@ use deltalake::arrow::datatypes::{DataType as ArrowType, TimeUnit};
 use deltalake::kernel::{DataType, PrimitiveType};
 use deltalake::logstore::commit_uri_from_version;
 use deltalake::logstore::object_store::ObjectStoreExt;
-use deltalake::{DeltaTable, DeltaTableError, ObjectStoreError};
+use deltalake::{DeltaTable, ObjectStoreError};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 
 use crate::check::{BuildContext, BuildError, Check, CheckConfig, KeyError, Reading, RunContext, Status};
 use crate::config::duration;
+use crate::delta::{OpenError, error_line};
 use crate::schema::DurationStr;
 use crate::thresholds::{Thresholds, fmt_num};
 
@@ -84,13 +84,8 @@ impl CheckConfig for DeltaFreshnessConfig {
     }
 
     fn build(&self, cx: &BuildContext) -> Result<Arc<dyn Check>, BuildError> {
-        let location = if self.table.contains("://") {
-            self.table.clone()
-        } else {
-            cx.resolve_path(Path::new(&self.table)).display().to_string()
-        };
         Ok(Arc::new(Freshness {
-            location,
+            location: crate::delta::location(&self.table, &cx.config_dir),
             column: self.column.clone(),
             thresholds: self.thresholds(),
             state: Mutex::new(None),
@@ -124,29 +119,14 @@ enum Failure {
     Other(String),
 }
 
-fn describe(e: &DeltaTableError) -> String {
-    e.to_string().lines().next().unwrap_or_default().to_owned()
-}
-
 impl Freshness {
     async fn open(&self) -> Result<Open, Failure> {
-        let is_path = !self.location.contains("://");
-        if is_path && !Path::new(&self.location).join("_delta_log").exists() {
-            let what = if Path::new(&self.location).exists() {
-                "is not a Delta table (no _delta_log)"
-            } else {
-                "does not exist"
-            };
-            return Err(Failure::Missing(format!("{} {what}", self.location)));
-        }
-        let url = deltalake::table::builder::ensure_table_uri(&self.location)
-            .map_err(|e| Failure::Other(format!("bad table location {}: {}", self.location, describe(&e))))?;
-        let table = deltalake::open_table(url).await.map_err(|e| match e {
-            DeltaTableError::NotATable(_) => {
-                Failure::Missing(format!("{} is not a Delta table", self.location))
-            }
-            e => Failure::Other(format!("cannot open {}: {}", self.location, describe(&e))),
-        })?;
+        let table = crate::delta::open_existing(&self.location)
+            .await
+            .map_err(|e| match e {
+                OpenError::Missing(m) => Failure::Missing(m),
+                OpenError::Other(m) => Failure::Other(m),
+            })?;
         let mut open = Open {
             version: table.version().unwrap_or(0),
             table,
@@ -174,7 +154,7 @@ impl Freshness {
                 Failure::Other(format!(
                     "cannot read commit {version} of {}: {}",
                     self.location,
-                    describe(&e)
+                    error_line(&e)
                 ))
             })?;
         open.commits_read += 1;
@@ -203,7 +183,7 @@ impl Freshness {
             Failure::Other(format!(
                 "cannot read the state of {}: {}",
                 self.location,
-                describe(&e)
+                error_line(&e)
             ))
         })?;
         let schema = state.schema();
@@ -229,7 +209,7 @@ impl Freshness {
             Failure::Other(format!(
                 "cannot read the file list of {}: {}",
                 self.location,
-                describe(&e)
+                error_line(&e)
             ))
         })?;
         if actions.num_rows() == 0 {
@@ -281,7 +261,7 @@ impl Freshness {
             Failure::Other(format!(
                 "cannot read the new commits of {}: {}",
                 self.location,
-                describe(&e)
+                error_line(&e)
             ))
         })?;
         self.refresh(open).await

@@ -2,23 +2,23 @@
 //! registry Delta table (one row per active strategy, or the rows an optional filter
 //! selects). Only the needed columns are read from the data files.
 
-use std::path::Path;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use deltalake::DeltaTable;
 use deltalake::arrow::array::{Array, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray};
 use deltalake::arrow::compute::cast;
 use deltalake::arrow::datatypes::{DataType as ArrowType, TimeUnit};
 use deltalake::logstore::object_store::ObjectStoreExt;
 use deltalake::parquet::arrow::ProjectionMask;
 use deltalake::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-use deltalake::{DeltaTable, DeltaTableError};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tokio_util::bytes::Bytes;
 
 use crate::check::{BuildContext, BuildError, Check, CheckConfig, KeyError, Reading, RunContext, Status};
+use crate::delta::{OpenError, error_line};
 use crate::thresholds::{Thresholds, fmt_num};
 
 /// `kind = "strategy_slots"`.
@@ -112,13 +112,8 @@ impl CheckConfig for StrategySlotsConfig {
     }
 
     fn build(&self, cx: &BuildContext) -> Result<Arc<dyn Check>, BuildError> {
-        let location = if self.table.contains("://") {
-            self.table.clone()
-        } else {
-            cx.resolve_path(Path::new(&self.table)).display().to_string()
-        };
         Ok(Arc::new(Slots {
-            location,
+            location: crate::delta::location(&self.table, &cx.config_dir),
             config: self.clone(),
             thresholds: Thresholds::higher_is_worse(self.warn.into(), self.crit.into()),
         }))
@@ -131,34 +126,20 @@ struct Slots {
     thresholds: Thresholds,
 }
 
-fn first_line(e: &DeltaTableError) -> String {
-    e.to_string().lines().next().unwrap_or_default().to_owned()
-}
-
 impl Slots {
     async fn rows(&self) -> Result<Vec<Value>, Reading> {
         let c = &self.config;
-        if !self.location.contains("://") && !Path::new(&self.location).join("_delta_log").exists() {
-            return Err(Reading::new(
-                Status::Critical,
-                format!("{} is not a Delta table (or does not exist)", self.location),
-            ));
-        }
-        let url = deltalake::table::builder::ensure_table_uri(&self.location).map_err(|e| {
-            Reading::unknown(format!(
-                "bad table location {}: {}",
-                self.location,
-                first_line(&e)
-            ))
-        })?;
-        let table: DeltaTable = deltalake::open_table(url)
+        let table: DeltaTable = crate::delta::open_existing(&self.location)
             .await
-            .map_err(|e| Reading::unknown(format!("cannot open {}: {}", self.location, first_line(&e))))?;
+            .map_err(|e| match e {
+                OpenError::Missing(m) => Reading::new(Status::Critical, m),
+                OpenError::Other(m) => Reading::unknown(m),
+            })?;
         let state = table.snapshot().map_err(|e| {
             Reading::unknown(format!(
                 "cannot read the state of {}: {}",
                 self.location,
-                first_line(&e)
+                error_line(&e)
             ))
         })?;
         let mut wanted = vec![
@@ -185,7 +166,7 @@ impl Slots {
             Reading::unknown(format!(
                 "cannot list the files of {}: {}",
                 self.location,
-                first_line(&e)
+                error_line(&e)
             ))
         })?;
         // Never read a table wrongly: refuse what a plain Parquet read would get wrong.

@@ -14,6 +14,7 @@ pub mod check;
 pub mod checks;
 pub mod config;
 pub mod daemon;
+pub mod delta;
 pub mod dispatch;
 pub mod plugin;
 pub mod reference;
