@@ -18,16 +18,23 @@ fn script() -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/alerts_table.py")
 }
 
-/// The table as Python `deltalake` + pandas read it.
-pub fn read_table(table: &Path) -> Value {
+/// The table as Python `deltalake` + pandas read it, or why Python could not.
+pub fn try_read_table(table: &Path) -> Result<Value, String> {
     let out = Command::new(python())
         .arg(script())
         .arg("read")
         .arg(table)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice(&out.stdout).unwrap()
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+    }
+    serde_json::from_slice(&out.stdout).map_err(|e| e.to_string())
+}
+
+/// The table as Python `deltalake` + pandas read it.
+pub fn read_table(table: &Path) -> Value {
+    try_read_table(table).unwrap_or_else(|e| panic!("Python could not read {}: {e}", table.display()))
 }
 
 fn event(n: usize, state: AlertState, value: Option<f64>) -> AlertEvent {
@@ -55,16 +62,17 @@ fn delta_dispatcher(dir: &Path, table: &str, flush: &str) -> Dispatcher {
 }
 
 async fn wait_rows(table: &Path, n: usize) -> Value {
+    let mut last = String::from("no table yet");
     for _ in 0..400 {
-        if table.join("_delta_log").exists() {
-            let v = read_table(table);
-            if v["rows"].as_array().unwrap().len() >= n {
-                return v;
-            }
+        // While the table is being created, a reader can see a half-made folder.
+        match try_read_table(table) {
+            Ok(v) if v["rows"].as_array().unwrap().len() >= n => return v,
+            Ok(v) => last = format!("{} rows", v["rows"].as_array().unwrap().len()),
+            Err(e) => last = e,
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    panic!("the table never had {n} rows");
+    panic!("the table never had {n} rows (last: {last})");
 }
 
 #[tokio::test]
