@@ -7,5 +7,6 @@ mod delta_freshness;
 mod disk;
 mod host;
 mod memory;
+mod queue_backlog;
 mod strategy_slots;
 mod tcp;

@@ -5,20 +5,15 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use deltalake::DeltaTable;
 use deltalake::arrow::array::{Array, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray};
 use deltalake::arrow::compute::cast;
 use deltalake::arrow::datatypes::{DataType as ArrowType, TimeUnit};
-use deltalake::logstore::object_store::ObjectStoreExt;
-use deltalake::parquet::arrow::ProjectionMask;
-use deltalake::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use tokio_util::bytes::Bytes;
 
 use crate::check::{BuildContext, BuildError, Check, CheckConfig, KeyError, Reading, RunContext, Status};
-use crate::delta::{OpenError, error_line};
+use crate::delta::OpenError;
 use crate::thresholds::{Thresholds, fmt_num};
 
 /// `kind = "strategy_slots"`.
@@ -129,19 +124,6 @@ struct Slots {
 impl Slots {
     async fn rows(&self) -> Result<Vec<Value>, Reading> {
         let c = &self.config;
-        let table: DeltaTable = crate::delta::open_existing(&self.location)
-            .await
-            .map_err(|e| match e {
-                OpenError::Missing(m) => Reading::new(Status::Critical, m),
-                OpenError::Other(m) => Reading::unknown(m),
-            })?;
-        let state = table.snapshot().map_err(|e| {
-            Reading::unknown(format!(
-                "cannot read the state of {}: {}",
-                self.location,
-                error_line(&e)
-            ))
-        })?;
         let mut wanted = vec![
             c.conid_column.as_str(),
             c.symbol_column.as_str(),
@@ -151,74 +133,16 @@ impl Slots {
         if let Some(f) = &c.filter_column {
             wanted.push(f);
         }
-        let schema = state.schema();
-        for name in &wanted {
-            if schema.field(name).is_none() {
-                let names: Vec<String> = schema.fields().map(|f| f.name().to_string()).collect();
-                return Err(Reading::unknown(format!(
-                    "{} has no column `{name}`; its columns: {}",
-                    self.location,
-                    names.join(", ")
-                )));
-            }
-        }
-        let actions = state.add_actions_table(true).map_err(|e| {
-            Reading::unknown(format!(
-                "cannot list the files of {}: {}",
-                self.location,
-                error_line(&e)
-            ))
-        })?;
-        // Never read a table wrongly: refuse what a plain Parquet read would get wrong.
-        for field in actions.schema().fields() {
-            let col = actions.column_by_name(field.name()).expect("listed field");
-            if field.name().starts_with("deletionVector") && col.null_count() < col.len() {
-                return Err(Reading::unknown(format!(
-                    "{} uses deletion vectors, which this check cannot read yet",
-                    self.location
-                )));
-            }
-            if let Some(p) = field.name().strip_prefix("partition.")
-                && wanted.contains(&p)
-            {
-                return Err(Reading::unknown(format!(
-                    "column `{p}` of {} is a partition column, which this check cannot read yet",
-                    self.location
-                )));
-            }
-        }
-        let paths = actions
-            .column_by_name("path")
-            .and_then(|p| p.as_any().downcast_ref::<StringArray>())
-            .ok_or_else(|| Reading::unknown(format!("{}: no file list", self.location)))?;
-        let store = table.log_store().object_store(None);
-        let mut rows = Vec::new();
-        for i in 0..paths.len() {
-            let path = deltalake::Path::from_url_path(paths.value(i))
-                .map_err(|e| Reading::unknown(format!("bad file path in {}: {e}", self.location)))?;
-            let bytes: Bytes = store
-                .get(&path)
-                .await
-                .map_err(|e| Reading::unknown(format!("cannot read {path} of {}: {e}", self.location)))?
-                .bytes()
-                .await
-                .map_err(|e| Reading::unknown(format!("cannot read {path} of {}: {e}", self.location)))?;
-            let builder = ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(|e| {
-                Reading::unknown(format!(
-                    "{path} of {} is not readable Parquet: {e}",
-                    self.location
-                ))
+        let batches = crate::delta::read_columns(&self.location, &wanted)
+            .await
+            .map_err(|e| match e {
+                OpenError::Missing(m) => Reading::new(Status::Critical, m),
+                OpenError::Other(m) => Reading::unknown(m),
             })?;
-            let mask = ProjectionMask::columns(builder.parquet_schema(), wanted.iter().copied());
-            let reader = builder
-                .with_projection(mask)
-                .build()
-                .map_err(|e| Reading::unknown(format!("{path}: {e}")))?;
-            for batch in reader {
-                let batch = batch.map_err(|e| Reading::unknown(format!("{path}: {e}")))?;
-                self.collect(&batch, &mut rows)
-                    .map_err(|e| Reading::unknown(format!("{path} of {}: {e}", self.location)))?;
-            }
+        let mut rows = Vec::new();
+        for batch in &batches {
+            self.collect(batch, &mut rows)
+                .map_err(|e| Reading::unknown(format!("{}: {e}", self.location)))?;
         }
         Ok(rows)
     }

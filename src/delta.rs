@@ -3,7 +3,12 @@
 
 use std::path::Path;
 
+use deltalake::arrow::array::{Array, RecordBatch, StringArray};
+use deltalake::logstore::object_store::ObjectStoreExt;
+use deltalake::parquet::arrow::ProjectionMask;
+use deltalake::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use deltalake::{DeltaTable, DeltaTableError};
+use tokio_util::bytes::Bytes;
 
 /// A configured table location: a URI as is, a path resolved against the config file's
 /// directory.
@@ -46,4 +51,76 @@ pub async fn open_existing(location: &str) -> Result<DeltaTable, OpenError> {
         DeltaTableError::NotATable(_) => OpenError::Missing(format!("{location} is not a Delta table")),
         e => OpenError::Other(format!("cannot open {location}: {}", error_line(&e))),
     })
+}
+
+/// Reads `columns` of every live row of an existing table, only those columns, from its
+/// data files. Columns come back by name (their order in a batch is the file's), with
+/// the file's types (Python writes strings as LargeUtf8: cast before comparing). Tables a
+/// plain Parquet read would get wrong — deletion vectors, the columns being partition
+/// columns — are refused, never read wrongly.
+pub async fn read_columns(location: &str, columns: &[&str]) -> Result<Vec<RecordBatch>, OpenError> {
+    let table = open_existing(location).await?;
+    let other =
+        |what: &str, e: &DeltaTableError| OpenError::Other(format!("{what} {location}: {}", error_line(e)));
+    let state = table
+        .snapshot()
+        .map_err(|e| other("cannot read the state of", &e))?;
+    let schema = state.schema();
+    for name in columns {
+        if schema.field(name).is_none() {
+            let names: Vec<String> = schema.fields().map(|f| f.name().to_string()).collect();
+            return Err(OpenError::Other(format!(
+                "{location} has no column `{name}`; its columns: {}",
+                names.join(", ")
+            )));
+        }
+    }
+    let actions = state
+        .add_actions_table(true)
+        .map_err(|e| other("cannot list the files of", &e))?;
+    for field in actions.schema().fields() {
+        let Some(col) = actions.column_by_name(field.name()) else {
+            continue;
+        };
+        if field.name().starts_with("deletionVector") && col.null_count() < col.len() {
+            return Err(OpenError::Other(format!(
+                "{location} uses deletion vectors, which vitals cannot read yet"
+            )));
+        }
+        if let Some(p) = field.name().strip_prefix("partition.")
+            && columns.contains(&p)
+        {
+            return Err(OpenError::Other(format!(
+                "column `{p}` of {location} is a partition column, which vitals cannot read yet"
+            )));
+        }
+    }
+    let paths = actions
+        .column_by_name("path")
+        .and_then(|p| p.as_any().downcast_ref::<StringArray>())
+        .ok_or_else(|| OpenError::Other(format!("{location}: no file list")))?;
+    let store = table.log_store().object_store(None);
+    let mut batches = Vec::new();
+    for i in 0..paths.len() {
+        let path = deltalake::Path::from_url_path(paths.value(i))
+            .map_err(|e| OpenError::Other(format!("bad file path in {location}: {e}")))?;
+        let read_err = |e: String| OpenError::Other(format!("cannot read {path} of {location}: {e}"));
+        let bytes: Bytes = store
+            .get(&path)
+            .await
+            .map_err(|e| read_err(e.to_string()))?
+            .bytes()
+            .await
+            .map_err(|e| read_err(e.to_string()))?;
+        let builder = ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(|e| read_err(e.to_string()))?;
+        let mask = ProjectionMask::columns(builder.parquet_schema(), columns.iter().copied());
+        let reader = builder
+            .with_projection(mask)
+            .build()
+            .map_err(|e| read_err(e.to_string()))?;
+        for batch in reader {
+            batches.push(batch.map_err(|e| read_err(e.to_string()))?);
+        }
+    }
+    Ok(batches)
 }

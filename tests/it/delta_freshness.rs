@@ -213,3 +213,38 @@ async fn strategy_slots_counts_the_active_rows_of_a_python_registry() {
     assert_eq!(o.status, Status::Unknown);
     assert!(o.message.contains("has no column `started`"), "{}", o.message);
 }
+
+#[tokio::test]
+async fn queue_backlog_counts_pending_rows_and_grades_the_oldest() {
+    let dir = tempfile::tempdir().unwrap();
+    let table = dir.path().join("queue");
+    make(&["queue", table.to_str().unwrap(), "60", "500", "120"]);
+    // By count only: 60 pending, warning at 50.
+    let by_count = instances(
+        dir.path(),
+        "[checks.q]\nkind = \"queue_backlog\"\ntable = \"queue\"\n",
+    )
+    .remove(0);
+    let o = run(&by_count).await;
+    assert_eq!((o.status, o.value), (Status::Warning, Some(60.0)), "{o:?}");
+    assert_eq!(o.details["total_rows"], 560);
+    let age = o.details["oldest_pending_age_s"].as_f64().unwrap();
+    assert!((120.0..130.0).contains(&age), "{age}");
+    // The oldest pending row is past max_age_crit: the worse grade wins.
+    let by_age = instances(
+        dir.path(),
+        "[checks.q]\nkind = \"queue_backlog\"\ntable = \"queue\"\nmax_age_warn = \"30s\"\nmax_age_crit = \"1m\"\n",
+    )
+    .remove(0);
+    let o = run(&by_age).await;
+    assert_eq!(o.status, Status::Critical, "{o:?}");
+    assert!(o.message.starts_with("60 pending rows"), "{}", o.message);
+    // Another pending value: none of those.
+    let none = instances(
+        dir.path(),
+        "[checks.q]\nkind = \"queue_backlog\"\ntable = \"queue\"\npending_value = \"QUEUED\"\n",
+    )
+    .remove(0);
+    let o = run(&none).await;
+    assert_eq!((o.status, o.value), (Status::Ok, Some(0.0)), "{o:?}");
+}

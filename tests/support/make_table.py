@@ -4,6 +4,7 @@
                                                 old (tz-aware UTC or naive), appended in
                                                 COMMITS commits (older ones first)
   make_table.py registry TABLE ACTIVE STOPPED  a strategy registry table
+  make_table.py queue TABLE PENDING DONE AGE_S a position queue table
   make_table.py checkpoint TABLE               writes a checkpoint
   make_table.py optimize TABLE                 compacts the files (removes and re-adds)
 """
@@ -29,6 +30,19 @@ if sys.argv[1] == "registry":
             "status": [s for _, s in part],
         })
         write_deltalake(table, df, mode="append")
+    sys.exit(0)
+if sys.argv[1] == "queue":
+    # queue TABLE PENDING DONE OLDEST_AGE_S: a position queue; the oldest pending row
+    # is OLDEST_AGE_S seconds old.
+    table, pending, done, oldest = sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5])
+    now = datetime.now(timezone.utc).replace(tzinfo=None)
+    df = pd.DataFrame({
+        "conid": list(range(pending + done)),
+        "status": ["PENDING"] * pending + ["DONE"] * done,
+        "created_at": [now - timedelta(seconds=oldest * (pending - i) / pending) for i in range(pending)]
+        + [now - timedelta(hours=1)] * done,
+    })
+    write_deltalake(table, df, mode="append")
     sys.exit(0)
 if sys.argv[1] == "checkpoint":
     DeltaTable(sys.argv[2]).create_checkpoint()

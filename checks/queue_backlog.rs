@@ -1,0 +1,196 @@
+//! `queue_backlog`: pending rows of the position queue table, and how old the oldest
+//! one is. Status is the worse of the count and the age grades.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use deltalake::arrow::array::{Array, StringArray, TimestampMicrosecondArray};
+use deltalake::arrow::compute::cast;
+use deltalake::arrow::datatypes::{DataType as ArrowType, TimeUnit};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::check::{BuildContext, BuildError, Check, CheckConfig, KeyError, Reading, RunContext, Status};
+use crate::config::duration;
+use crate::delta::OpenError;
+use crate::schema::DurationStr;
+use crate::thresholds::{Thresholds, fmt_num};
+
+/// `kind = "queue_backlog"`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct QueueBacklogConfig {
+    /// Path or URI of the queue table. Relative paths resolve against the config file's
+    /// directory.
+    pub table: String,
+    /// Column holding each row's state.
+    #[serde(default = "default_status_column")]
+    pub status_column: String,
+    /// The state of a row still waiting to be processed.
+    #[serde(default = "default_pending")]
+    pub pending_value: String,
+    /// Timestamp column of when a row was queued (`timestamp` or `timestamp_ntz`, read
+    /// as UTC).
+    #[serde(default = "default_created")]
+    pub created_column: String,
+    /// Pending rows at which the check turns `warning`.
+    #[serde(default = "default_warn")]
+    pub warn: u64,
+    /// Pending rows at which the check turns `critical`.
+    #[serde(default = "default_crit")]
+    pub crit: u64,
+    /// Age of the oldest pending row at which the check turns `warning` (optional).
+    #[serde(default, with = "duration::option")]
+    #[schemars(with = "Option<DurationStr>")]
+    pub max_age_warn: Option<Duration>,
+    /// Age of the oldest pending row at which the check turns `critical` (optional).
+    #[serde(default, with = "duration::option")]
+    #[schemars(with = "Option<DurationStr>")]
+    pub max_age_crit: Option<Duration>,
+}
+
+fn default_status_column() -> String {
+    "status".into()
+}
+fn default_pending() -> String {
+    "PENDING".into()
+}
+fn default_created() -> String {
+    "created_at".into()
+}
+fn default_warn() -> u64 {
+    50
+}
+fn default_crit() -> u64 {
+    200
+}
+
+impl QueueBacklogConfig {
+    fn age_thresholds(&self) -> Option<Thresholds> {
+        match (self.max_age_warn, self.max_age_crit) {
+            (None, None) => None,
+            (w, c) => {
+                let w = w.or(c).unwrap_or_default().as_secs_f64();
+                let c = c.map_or(f64::INFINITY, |c| c.as_secs_f64());
+                Some(Thresholds::higher_is_worse(w, c))
+            }
+        }
+    }
+}
+
+impl CheckConfig for QueueBacklogConfig {
+    const KIND: &'static str = "queue_backlog";
+    const SUMMARY: &'static str = "pending rows of the position queue table and the age of the oldest";
+    const EXAMPLE: &'static str = "table = \"../data/position_queue\"\nwarn = 50\ncrit = 200\nmax_age_warn = \"1m\"\nmax_age_crit = \"5m\"\n";
+
+    fn validate(&self) -> Vec<KeyError> {
+        let mut errors = Thresholds::higher_is_worse(self.warn as f64, self.crit as f64).validate(
+            ("warn", "crit"),
+            "backlog",
+            None,
+        );
+        if let (Some(w), Some(c)) = (self.max_age_warn, self.max_age_crit)
+            && w > c
+        {
+            errors.push(KeyError::new(
+                "max_age_crit",
+                "is below max_age_warn: an older backlog is worse, so max_age_crit must be at least max_age_warn",
+            ));
+        }
+        if self.table.trim().is_empty() {
+            errors.push(KeyError::new("table", "must name the queue table's path or URI"));
+        }
+        errors
+    }
+
+    fn build(&self, cx: &BuildContext) -> Result<Arc<dyn Check>, BuildError> {
+        Ok(Arc::new(Backlog {
+            location: crate::delta::location(&self.table, &cx.config_dir),
+            count: Thresholds::higher_is_worse(self.warn as f64, self.crit as f64),
+            age: self.age_thresholds(),
+            config: self.clone(),
+        }))
+    }
+}
+
+struct Backlog {
+    location: String,
+    config: QueueBacklogConfig,
+    count: Thresholds,
+    age: Option<Thresholds>,
+}
+
+#[async_trait]
+impl Check for Backlog {
+    async fn run(&self, _cx: &RunContext) -> Reading {
+        let c = &self.config;
+        let columns = [c.status_column.as_str(), c.created_column.as_str()];
+        let batches = match crate::delta::read_columns(&self.location, &columns).await {
+            Ok(b) => b,
+            Err(OpenError::Missing(m)) => return Reading::new(Status::Critical, m),
+            Err(OpenError::Other(m)) => return Reading::unknown(m),
+        };
+        let (mut pending, mut total) = (0u64, 0u64);
+        let mut oldest: Option<i64> = None;
+        for batch in &batches {
+            let column = |name: &str, to: &ArrowType| {
+                batch
+                    .column_by_name(name)
+                    .ok_or_else(|| format!("column `{name}` is missing from a data file"))
+                    .and_then(|col| cast(col, to).map_err(|e| format!("column `{name}`: {e}")))
+            };
+            let cols = column(&c.status_column, &ArrowType::Utf8).and_then(|s| {
+                Ok((
+                    s,
+                    column(
+                        &c.created_column,
+                        &ArrowType::Timestamp(TimeUnit::Microsecond, None),
+                    )?,
+                ))
+            });
+            let (status, created) = match cols {
+                Ok(c) => c,
+                Err(e) => return Reading::unknown(format!("{}: {e}", self.location)),
+            };
+            let (Some(status), Some(created)) = (
+                status.as_any().downcast_ref::<StringArray>(),
+                created.as_any().downcast_ref::<TimestampMicrosecondArray>(),
+            ) else {
+                return Reading::unknown(format!("{}: unexpected column types", self.location));
+            };
+            total += batch.num_rows() as u64;
+            for i in 0..batch.num_rows() {
+                if !status.is_null(i) && status.value(i) == c.pending_value {
+                    pending += 1;
+                    if !created.is_null(i) {
+                        oldest = Some(oldest.map_or(created.value(i), |o| o.min(created.value(i))));
+                    }
+                }
+            }
+        }
+        let oldest_at = oldest.and_then(DateTime::<Utc>::from_timestamp_micros);
+        let age = oldest_at.map(|t| ((Utc::now() - t).num_milliseconds() as f64 / 1000.0).max(0.0));
+        let mut status = self.count.grade(pending as f64);
+        if let (Some(t), Some(age)) = (self.age, age) {
+            status = status.worst(t.grade(age));
+        }
+        let mut message = format!("{pending} pending rows ({})", self.count.describe(""));
+        if let Some(age) = age {
+            message.push_str(&format!(", oldest {}s", fmt_num(age)));
+        }
+        let mut r = Reading::new(status, message)
+            .with_value(pending as f64, "")
+            .with_detail("pending", pending)
+            .with_detail("total_rows", total);
+        if let (Some(age), Some(at)) = (age, oldest_at) {
+            r = r
+                .with_detail("oldest_pending_age_s", age)
+                .with_detail("oldest_pending_at", at.to_rfc3339());
+        }
+        r
+    }
+}
+
+crate::register_check!(QueueBacklogConfig);
