@@ -4,22 +4,16 @@
 
 use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
-use std::process::Stdio;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use nix::sys::signal::{Signal, killpg};
-use nix::unistd::Pid;
+use nix::sys::signal::Signal;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
-use tokio::io::{AsyncRead, AsyncReadExt};
 
 use crate::check::{BuildContext, BuildError, Check, CheckConfig, KeyError, Reading, RunContext, Status};
 use crate::config::duration;
-
-/// Most output kept from a plugin; the rest is read and dropped.
-const OUTPUT_LIMIT: u64 = 64 * 1024;
 
 /// `kind = "command"`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -82,66 +76,17 @@ struct CommandCheck {
     timeout_status: Status,
 }
 
-/// Kills a plugin's whole process group when dropped (a run abandoned by the runner
-/// leaves nothing behind).
-struct GroupKiller(Option<Pid>);
-
-impl GroupKiller {
-    fn kill(&mut self) {
-        if let Some(pgid) = self.0.take() {
-            // ESRCH (group already gone) is the normal case after a clean exit.
-            let _ = killpg(pgid, Signal::SIGKILL);
-        }
-    }
-}
-
-impl Drop for GroupKiller {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-async fn read_limited(mut r: impl AsyncRead + Unpin) -> Vec<u8> {
-    let mut buf = Vec::new();
-    let _ = (&mut r).take(OUTPUT_LIMIT).read_to_end(&mut buf).await;
-    let _ = tokio::io::copy(&mut r, &mut tokio::io::sink()).await;
-    buf
-}
-
 #[async_trait]
 impl Check for CommandCheck {
     async fn run(&self, cx: &RunContext) -> Reading {
         let shown = self.program.display().to_string();
-        let mut cmd = tokio::process::Command::new(&self.program);
-        cmd.args(&self.args)
-            .envs(&self.env)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .process_group(0)
-            .kill_on_drop(true);
-        let mut child = match cmd.spawn() {
-            Ok(c) => c,
+        let finished = match crate::process::run(&self.program, &self.args, &self.env, cx.budget()).await {
+            Ok(f) => f,
             Err(e) => return Reading::unknown(format!("cannot run `{shown}`: {e}")),
         };
-        let mut killer = GroupKiller(
-            child
-                .id()
-                .and_then(|id| i32::try_from(id).ok())
-                .map(Pid::from_raw),
-        );
-        let stdout = tokio::spawn(read_limited(child.stdout.take().expect("piped")));
-        let stderr = tokio::spawn(read_limited(child.stderr.take().expect("piped")));
-
-        let exit = cx.before_deadline(child.wait()).await;
-        // The plugin has exited or run out of time: nothing of its group may outlive it
-        // (this also closes pipes held open by stray background children).
-        killer.kill();
-        let _ = child.wait().await;
-        let (stdout, stderr) = (stdout.await.unwrap_or_default(), stderr.await.unwrap_or_default());
-        let stdout = String::from_utf8_lossy(&stdout);
-        let stderr = String::from_utf8_lossy(&stderr);
-        let parsed = parse_output(&stdout);
+        let stderr = finished.stderr;
+        let parsed = parse_output(&finished.stdout);
+        let exit = finished.exit.map(Ok::<_, std::io::Error>);
 
         let exit = match exit {
             None => {

@@ -23,7 +23,10 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 
-use crate::check::{BuildContext, BuildError, Check, CheckConfig, KeyError, Reading, RunContext, Status};
+use crate::check::{
+    ActionError, ActionOutcome, ActionSpec, BuildContext, BuildError, Check, CheckConfig, KeyError, Reading,
+    RunContext, Status,
+};
 use crate::config::duration;
 use crate::delta::{OpenError, error_line};
 use crate::schema::DurationStr;
@@ -48,6 +51,19 @@ pub struct DeltaFreshnessConfig {
     #[serde(default = "default_crit", with = "duration")]
     #[schemars(with = "DurationStr")]
     pub crit: Duration,
+    /// A command that makes the writer sync now, e.g. `["/opt/desk/bin/sync",
+    /// "--positions"]`: the check's `force_sync` action runs it (no shell; a path with `/`
+    /// resolves against the config file's directory), then checks the table again.
+    #[serde(default)]
+    pub force_sync: Option<Vec<String>>,
+    /// How long the `force_sync` command may run before its process group is killed.
+    #[serde(default = "default_sync_timeout", with = "duration")]
+    #[schemars(with = "DurationStr")]
+    pub force_sync_timeout: Duration,
+}
+
+fn default_sync_timeout() -> Duration {
+    Duration::from_secs(120)
 }
 
 fn default_warn() -> Duration {
@@ -77,6 +93,16 @@ impl CheckConfig for DeltaFreshnessConfig {
         if self.table.trim().is_empty() {
             errors.push(KeyError::new("table", "must name the table's path or URI"));
         }
+        if self
+            .force_sync
+            .as_ref()
+            .is_some_and(|c| c.first().is_none_or(|p| p.trim().is_empty()))
+        {
+            errors.push(KeyError::new(
+                "force_sync",
+                "must name a program: force_sync = [\"/path/to/sync\", \"arg\"]",
+            ));
+        }
         if self.column.as_deref().is_some_and(|c| c.trim().is_empty()) {
             errors.push(KeyError::new("column", "must name a column, or be left out"));
         }
@@ -84,7 +110,19 @@ impl CheckConfig for DeltaFreshnessConfig {
     }
 
     fn build(&self, cx: &BuildContext) -> Result<Arc<dyn Check>, BuildError> {
+        let force_sync = self.force_sync.as_ref().map(|cmd| {
+            let program = std::path::PathBuf::from(&cmd[0]);
+            let program = if cmd[0].contains('/') {
+                cx.resolve_path(&program)
+            } else {
+                program
+            };
+            (program, cmd[1..].to_vec())
+        });
         Ok(Arc::new(Freshness {
+            force_sync,
+            sync_timeout: self.force_sync_timeout,
+            publisher: cx.publisher(),
             location: crate::delta::location(&self.table, &cx.config_dir),
             column: self.column.clone(),
             thresholds: self.thresholds(),
@@ -94,6 +132,9 @@ impl CheckConfig for DeltaFreshnessConfig {
 }
 
 struct Freshness {
+    force_sync: Option<(std::path::PathBuf, Vec<String>)>,
+    sync_timeout: Duration,
+    publisher: crate::check::Publisher,
     location: String,
     column: Option<String>,
     thresholds: Thresholds,
@@ -289,6 +330,64 @@ fn commit_info(bytes: &[u8]) -> Result<(Option<DateTime<Utc>>, Option<String>), 
 
 #[async_trait]
 impl Check for Freshness {
+    fn actions(&self) -> Vec<ActionSpec> {
+        match self.force_sync {
+            Some(_) => vec![ActionSpec {
+                name: "force_sync",
+                description: "runs the configured sync command, then checks the table again",
+                destructive: false,
+            }],
+            None => Vec::new(),
+        }
+    }
+
+    async fn act(&self, action: &str, cx: &RunContext) -> Result<ActionOutcome, ActionError> {
+        let Some((program, args)) = self.force_sync.as_ref().filter(|_| action == "force_sync") else {
+            return Err(ActionError::NoSuchAction {
+                check: cx.id.clone(),
+                action: action.to_owned(),
+                available: self.actions().iter().map(|a| a.name).collect(),
+            });
+        };
+        let shown = program.display().to_string();
+        let finished = crate::process::run(program, args, &Default::default(), self.sync_timeout)
+            .await
+            .map_err(|e| ActionError::Failed(format!("cannot run `{shown}`: {e}")))?;
+        let mut details = serde_json::Map::new();
+        details.insert(
+            "stdout".into(),
+            finished.stdout.chars().take(4000).collect::<String>().into(),
+        );
+        details.insert(
+            "stderr".into(),
+            finished.stderr.chars().take(4000).collect::<String>().into(),
+        );
+        let (ok, mut message) = match finished.exit {
+            None => (
+                false,
+                format!(
+                    "`{shown}` did not finish within {}; its process group was killed",
+                    duration::format(self.sync_timeout)
+                ),
+            ),
+            Some(s) if s.success() => (true, format!("`{shown}` finished")),
+            Some(s) => (false, format!("`{shown}` failed ({s})")),
+        };
+        if let Some(code) = finished.exit.and_then(|s| s.code()) {
+            details.insert("exit_code".into(), code.into());
+        }
+        // Check again at once, and put the result on the board.
+        let reading = self.run(cx).await;
+        message.push_str(&format!(
+            "; the table is now {}",
+            reading.label.as_deref().unwrap_or(reading.status.as_str())
+        ));
+        details.insert("status".into(), reading.status.as_str().into());
+        details.insert("message".into(), reading.message.clone().into());
+        self.publisher.publish(reading);
+        Ok(ActionOutcome { ok, message, details })
+    }
+
     async fn run(&self, _cx: &RunContext) -> Reading {
         let mut slot = self.state.lock().await;
         let result = match slot.as_mut() {

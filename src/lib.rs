@@ -17,6 +17,7 @@ pub mod daemon;
 pub mod delta;
 pub mod dispatch;
 pub mod plugin;
+pub mod process;
 pub mod reference;
 pub mod report;
 pub mod resources;

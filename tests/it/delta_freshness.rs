@@ -248,3 +248,75 @@ async fn queue_backlog_counts_pending_rows_and_grades_the_oldest() {
     let o = run(&none).await;
     assert_eq!((o.status, o.value), (Status::Ok, Some(0.0)), "{o:?}");
 }
+
+fn action_cx(id: &str) -> vitals::check::RunContext {
+    let now = tokio::time::Instant::now();
+    vitals::check::RunContext {
+        id: id.into(),
+        scheduled: now,
+        deadline: now + std::time::Duration::from_secs(60),
+        timeout: std::time::Duration::from_secs(60),
+    }
+}
+
+#[tokio::test]
+async fn force_sync_runs_the_command_then_checks_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let table = dir.path().join("positions");
+    make(&[table.to_str().unwrap(), "tz", "90"]);
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/make_table.py");
+    let sync = format!(
+        "force_sync = [\"{}\", \"{}\", \"{}\", \"tz\", \"1\"]\n",
+        python().display(),
+        script.display(),
+        table.display()
+    );
+    let inst = check(
+        dir.path(),
+        "positions",
+        &format!("column = \"synced_at\"\n{sync}"),
+    );
+    assert_eq!(run(&inst).await.status, Status::Critical);
+    let c = inst.check().unwrap();
+    assert_eq!(
+        c.actions().iter().map(|a| a.name).collect::<Vec<_>>(),
+        ["force_sync"]
+    );
+    let outcome = c.act("force_sync", &action_cx("positions")).await.expect("ran");
+    assert!(outcome.ok, "{outcome:?}");
+    assert!(
+        outcome.message.ends_with("finished; the table is now FRESH"),
+        "{}",
+        outcome.message
+    );
+    assert_eq!(outcome.details["status"], "ok");
+    assert_eq!(outcome.details["exit_code"], 0);
+
+    let failing = check(
+        dir.path(),
+        "positions",
+        "force_sync = [\"/bin/sh\", \"-c\", \"echo 'sync: gateway refused' >&2; exit 3\"]\n",
+    );
+    let outcome = failing
+        .check()
+        .unwrap()
+        .act("force_sync", &action_cx("positions"))
+        .await
+        .expect("ran");
+    assert!(!outcome.ok);
+    assert!(outcome.message.contains("failed"), "{}", outcome.message);
+    assert_eq!(outcome.details["exit_code"], 3);
+    assert_eq!(outcome.details["stderr"], "sync: gateway refused\n");
+
+    let err = failing
+        .check()
+        .unwrap()
+        .act("clear", &action_cx("positions"))
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("has no action `clear` (it has: force_sync)"),
+        "{err}"
+    );
+}
