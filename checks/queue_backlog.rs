@@ -6,15 +6,25 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use deltalake::arrow::array::{Array, StringArray, TimestampMicrosecondArray};
+use deltalake::arrow::array::{Array, RecordBatch, StringArray, TimestampMicrosecondArray};
 use deltalake::arrow::compute::cast;
+use deltalake::arrow::datatypes::SchemaRef;
 use deltalake::arrow::datatypes::{DataType as ArrowType, TimeUnit};
+use deltalake::kernel::Action;
+use deltalake::kernel::transaction::{CommitBuilder, CommitProperties};
+use deltalake::logstore::object_store::ObjectStoreExt;
+use deltalake::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use deltalake::protocol::DeltaOperation;
+use deltalake::writer::{DeltaWriter, RecordBatchWriter};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::check::{BuildContext, BuildError, Check, CheckConfig, KeyError, Reading, RunContext, Status};
+use crate::check::{
+    ActionError, ActionOutcome, ActionSpec, BuildContext, BuildError, Check, CheckConfig, KeyError, Reading,
+    RunContext, Status,
+};
 use crate::config::duration;
-use crate::delta::OpenError;
+use crate::delta::{OpenError, error_line};
 use crate::schema::DurationStr;
 use crate::thresholds::{Thresholds, fmt_num};
 
@@ -49,6 +59,14 @@ pub struct QueueBacklogConfig {
     #[serde(default, with = "duration::option")]
     #[schemars(with = "Option<DurationStr>")]
     pub max_age_crit: Option<Duration>,
+    /// The state the `clear` action gives the pending rows (an update: nothing is
+    /// deleted, and the table's history keeps them pending at the earlier version).
+    #[serde(default = "default_cleared")]
+    pub cleared_value: String,
+}
+
+fn default_cleared() -> String {
+    "CLEARED".into()
 }
 
 fn default_status_column() -> String {
@@ -122,8 +140,194 @@ struct Backlog {
     age: Option<Thresholds>,
 }
 
+/// How many times `clear` reads the table again after a conflicting commit.
+const CLEAR_ATTEMPTS: u32 = 3;
+
+impl Backlog {
+    /// Marks every pending row `cleared_value` in one Delta commit (an UPDATE),
+    /// rewriting only the files that hold pending rows.
+    async fn try_clear(&self) -> Result<(u64, usize, u64), String> {
+        let c = &self.config;
+        let table = crate::delta::open_existing(&self.location)
+            .await
+            .map_err(|e| match e {
+                OpenError::Missing(m) | OpenError::Other(m) => m,
+            })?;
+        let state = table.snapshot().map_err(|e| error_line(&e))?;
+        // Refuse what a plain Parquet rewrite would get wrong.
+        crate::delta::read_columns(&self.location, &[c.status_column.as_str()])
+            .await
+            .map_err(|e| match e {
+                OpenError::Missing(m) | OpenError::Other(m) => m,
+            })?;
+        let files: Vec<_> = state.snapshot().log_data().iter().collect();
+        let store = table.log_store().object_store(None);
+        let mut writer = RecordBatchWriter::for_table(&table).map_err(|e| error_line(&e))?;
+        let target = writer.arrow_schema();
+        let (mut cleared, mut removes) = (0u64, Vec::new());
+        for f in files {
+            let path = deltalake::Path::from_url_path(f.path().as_ref()).map_err(|e| e.to_string())?;
+            let bytes = store
+                .get(&path)
+                .await
+                .map_err(|e| format!("cannot read {path}: {e}"))?
+                .bytes()
+                .await
+                .map_err(|e| format!("cannot read {path}: {e}"))?;
+            let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)
+                .and_then(|b| b.build())
+                .map_err(|e| format!("{path}: {e}"))?;
+            let mut rewritten = Vec::new();
+            let mut touched = 0;
+            for batch in reader {
+                let batch = batch.map_err(|e| format!("{path}: {e}"))?;
+                let (batch, n) = mark_cleared(&batch, &c.status_column, &c.pending_value, &c.cleared_value)?;
+                touched += n;
+                rewritten.push(conform(&batch, &target)?);
+            }
+            if touched > 0 {
+                for batch in rewritten {
+                    writer.write(batch).await.map_err(|e| error_line(&e))?;
+                }
+                removes.push(f.remove_action(true));
+                cleared += touched;
+            }
+        }
+        if cleared == 0 {
+            return Ok((0, 0, table.version().unwrap_or(0)));
+        }
+        let files = removes.len();
+        let adds = writer.flush().await.map_err(|e| error_line(&e))?;
+        let actions: Vec<Action> = adds
+            .into_iter()
+            .map(Action::Add)
+            .chain(removes.into_iter().map(Action::Remove))
+            .collect();
+        let props = CommitProperties::default().with_metadata([
+            ("vitalsAction".to_owned(), serde_json::json!("clear")),
+            ("vitalsClearedRows".to_owned(), serde_json::json!(cleared)),
+            (
+                "vitalsHost".to_owned(),
+                serde_json::json!(crate::rules::hostname()),
+            ),
+        ]);
+        let predicate = format!("{} = '{}'", c.status_column, c.pending_value.replace('\'', "''"));
+        let version = CommitBuilder::from(props)
+            .with_actions(actions)
+            .build(
+                Some(state),
+                table.log_store(),
+                DeltaOperation::Update {
+                    predicate: Some(predicate),
+                },
+            )
+            .await
+            .map_err(|e| format!("commit: {}", error_line(&e)))?
+            .version();
+        Ok((cleared, files, version))
+    }
+}
+
+/// The batch with every `pending` status replaced by `cleared`, and how many.
+fn mark_cleared(
+    batch: &RecordBatch,
+    column: &str,
+    pending: &str,
+    cleared: &str,
+) -> Result<(RecordBatch, u64), String> {
+    let index = batch
+        .schema()
+        .index_of(column)
+        .map_err(|_| format!("column `{column}` is missing from a data file"))?;
+    let original = batch.column(index);
+    let text = cast(original, &ArrowType::Utf8).map_err(|e| e.to_string())?;
+    let text = text.as_any().downcast_ref::<StringArray>().ok_or("status cast")?;
+    let mut n = 0;
+    let updated: StringArray = (0..text.len())
+        .map(|i| {
+            if text.is_null(i) {
+                None
+            } else if text.value(i) == pending {
+                n += 1;
+                Some(cleared)
+            } else {
+                Some(text.value(i))
+            }
+        })
+        .collect();
+    let updated = cast(&updated, original.data_type()).map_err(|e| e.to_string())?;
+    let mut columns = batch.columns().to_vec();
+    columns[index] = updated;
+    RecordBatch::try_new(batch.schema(), columns)
+        .map(|b| (b, n))
+        .map_err(|e| e.to_string())
+}
+
+/// The batch in the writer's schema (Python writes LargeUtf8; columns in file order).
+fn conform(batch: &RecordBatch, target: &SchemaRef) -> Result<RecordBatch, String> {
+    let columns = target
+        .fields()
+        .iter()
+        .map(|f| {
+            let col = batch
+                .column_by_name(f.name())
+                .ok_or_else(|| format!("column `{}` is missing", f.name()))?;
+            cast(col, f.data_type()).map_err(|e| format!("column `{}`: {e}", f.name()))
+        })
+        .collect::<Result<Vec<_>, String>>()?;
+    RecordBatch::try_new(target.clone(), columns).map_err(|e| e.to_string())
+}
+
 #[async_trait]
 impl Check for Backlog {
+    fn actions(&self) -> Vec<ActionSpec> {
+        vec![ActionSpec {
+            name: "clear",
+            description: "marks the pending rows cleared in one Delta commit (an update; nothing is deleted)",
+            destructive: true,
+        }]
+    }
+
+    async fn act(&self, action: &str, cx: &RunContext) -> Result<ActionOutcome, ActionError> {
+        if action != "clear" {
+            return Err(ActionError::NoSuchAction {
+                check: cx.id.clone(),
+                action: action.to_owned(),
+                available: vec!["clear"],
+            });
+        }
+        let mut last = String::new();
+        for attempt in 1..=CLEAR_ATTEMPTS {
+            match self.try_clear().await {
+                Ok((rows, files, version)) => {
+                    let mut details = serde_json::Map::new();
+                    details.insert("cleared_rows".into(), rows.into());
+                    details.insert("files_rewritten".into(), files.into());
+                    details.insert("version".into(), version.into());
+                    details.insert("attempts".into(), attempt.into());
+                    let message = if rows == 0 {
+                        "no pending rows to clear".to_owned()
+                    } else {
+                        format!(
+                            "{rows} pending rows marked {} in version {version}",
+                            self.config.cleared_value
+                        )
+                    };
+                    return Ok(ActionOutcome {
+                        ok: true,
+                        message,
+                        details,
+                    });
+                }
+                Err(e) => last = e,
+            }
+        }
+        Err(ActionError::Failed(format!(
+            "could not clear {} after {CLEAR_ATTEMPTS} attempts: {last}",
+            self.location
+        )))
+    }
+
     async fn run(&self, _cx: &RunContext) -> Reading {
         let c = &self.config;
         let columns = [c.status_column.as_str(), c.created_column.as_str()];

@@ -320,3 +320,59 @@ async fn force_sync_runs_the_command_then_checks_again() {
         "{err}"
     );
 }
+
+fn statuses(table: &Path, version: Option<u64>) -> serde_json::Value {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/make_table.py");
+    let mut cmd = Command::new(python());
+    cmd.arg(script).arg("statuses").arg(table);
+    if let Some(v) = version {
+        cmd.arg(v.to_string());
+    }
+    let out = cmd.output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[tokio::test]
+async fn clear_marks_pending_rows_in_one_update_that_python_reads_and_history_keeps() {
+    let dir = tempfile::tempdir().unwrap();
+    let table = dir.path().join("queue");
+    make(&["queue", table.to_str().unwrap(), "60", "500", "120"]);
+    // A second file with one pending row, and a third with none: only the first two are
+    // rewritten.
+    make(&["queue", table.to_str().unwrap(), "1", "0", "10"]);
+    make(&["queue", table.to_str().unwrap(), "0", "10", "10"]);
+    let inst = instances(
+        dir.path(),
+        "[checks.q]\nkind = \"queue_backlog\"\ntable = \"queue\"\n",
+    )
+    .remove(0);
+    assert_eq!(run(&inst).await.value, Some(61.0));
+    let c = inst.check().unwrap();
+    assert!(c.actions()[0].destructive);
+    let outcome = c.act("clear", &action_cx("q")).await.expect("cleared");
+    assert!(outcome.ok, "{outcome:?}");
+    assert_eq!(outcome.details["cleared_rows"], 61);
+    assert_eq!(outcome.details["files_rewritten"], 2);
+    assert_eq!(outcome.details["version"], 3);
+
+    let now = statuses(&table, None);
+    assert_eq!(
+        now["counts"],
+        serde_json::json!({"DONE": 510, "CLEARED": 61}),
+        "{now}"
+    );
+    assert_eq!(now["operation"], "UPDATE");
+    let before = statuses(&table, Some(2));
+    assert_eq!(
+        before["counts"],
+        serde_json::json!({"DONE": 510, "PENDING": 61}),
+        "time travel keeps them pending"
+    );
+    let o = run(&inst).await;
+    assert_eq!((o.status, o.value), (Status::Ok, Some(0.0)), "{o:?}");
+    // Nothing left: a second clear is a no-op, not a new commit.
+    let again = c.act("clear", &action_cx("q")).await.unwrap();
+    assert_eq!(again.details["cleared_rows"], 0);
+    assert_eq!(again.details["version"], 3);
+}

@@ -5,6 +5,7 @@
                                                 COMMITS commits (older ones first)
   make_table.py registry TABLE ACTIVE STOPPED  a strategy registry table
   make_table.py queue TABLE PENDING DONE AGE_S a position queue table
+  make_table.py statuses TABLE [VERSION]       status counts (at a version) and the last operation
   make_table.py checkpoint TABLE               writes a checkpoint
   make_table.py optimize TABLE                 compacts the files (removes and re-adds)
 """
@@ -43,6 +44,14 @@ if sys.argv[1] == "queue":
         + [now - timedelta(hours=1)] * done,
     })
     write_deltalake(table, df, mode="append")
+    sys.exit(0)
+if sys.argv[1] == "statuses":
+    # statuses TABLE [VERSION]: JSON {status: count} at a version, and the latest operation.
+    import json
+    table = sys.argv[2]
+    dt = DeltaTable(table, version=int(sys.argv[3])) if len(sys.argv) > 3 else DeltaTable(table)
+    counts = dt.to_pandas()["status"].value_counts().to_dict()
+    print(json.dumps({"counts": counts, "operation": DeltaTable(table).history(1)[0]["operation"]}))
     sys.exit(0)
 if sys.argv[1] == "checkpoint":
     DeltaTable(sys.argv[2]).create_checkpoint()
