@@ -11,13 +11,13 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::Instant;
 
+use deltalake::DeltaTable;
 use deltalake::arrow::array::{Int64Array, RecordBatch, TimestampMicrosecondArray};
 use deltalake::arrow::datatypes::{DataType as ArrowType, Field, Schema, TimeUnit};
 use deltalake::kernel::{DataType, StructField};
 use deltalake::logstore::commit_uri_from_version;
 use deltalake::logstore::object_store::ObjectStoreExt;
 use deltalake::writer::{DeltaWriter, RecordBatchWriter};
-use deltalake::DeltaTable;
 use vitals::check::BuildContext;
 use vitals::config::parse;
 use vitals::plugin::registry;
@@ -41,7 +41,11 @@ async fn make_table(path: &Path, commits: usize) {
         .unwrap();
     let schema = Arc::new(Schema::new(vec![
         Field::new("conid", ArrowType::Int64, false),
-        Field::new("synced_at", ArrowType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())), false),
+        Field::new(
+            "synced_at",
+            ArrowType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+            false,
+        ),
     ]));
     for i in 1..commits {
         if i % 100 == 0 {
@@ -132,8 +136,13 @@ fn main() {
         .position(|a| a == "--max-commits")
         .and_then(|i| args.get(i + 1)?.parse().ok())
         .unwrap_or(10_000);
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
-    println!("| commits | vitals first run | vitals steady (commit time) | vitals steady (column) | one HEAD | Python open + history(1) | Python kept open | Python column max | open+history / steady | kept open / steady |");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    println!(
+        "| commits | vitals first run | vitals steady (commit time) | vitals steady (column) | one HEAD | Python open + history(1) | Python kept open | Python column max | open+history / steady | kept open / steady |"
+    );
     println!("|---|---|---|---|---|---|---|---|---|---|");
     rt.block_on(async {
         for commits in [100, 1_000, 10_000].into_iter().filter(|c| *c <= max) {
