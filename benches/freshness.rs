@@ -27,7 +27,7 @@ fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-async fn make_table(path: &Path, commits: usize) {
+async fn make_table(path: &Path, commits: usize, rows: usize) {
     let url = deltalake::ensure_table_uri(path.to_str().unwrap()).unwrap();
     let mut table = DeltaTable::try_from_url(url.clone())
         .await
@@ -55,8 +55,13 @@ async fn make_table(path: &Path, commits: usize) {
         let batch = RecordBatch::try_new(
             schema.clone(),
             vec![
-                Arc::new(Int64Array::from(vec![i as i64])),
-                Arc::new(TimestampMicrosecondArray::from(vec![now]).with_timezone("UTC")),
+                Arc::new(Int64Array::from_iter_values(
+                    (0..rows).map(|r| (i * rows + r) as i64),
+                )),
+                Arc::new(
+                    TimestampMicrosecondArray::from_iter_values((0..rows).map(|r| now - r as i64))
+                        .with_timezone("UTC"),
+                ),
             ],
         )
         .unwrap();
@@ -149,7 +154,7 @@ fn main() {
             let dir = tempfile::tempdir().unwrap();
             let table = dir.path().join("t");
             let t = Instant::now();
-            make_table(&table, commits).await;
+            make_table(&table, commits, 1).await;
             eprintln!("made {commits} commits in {:.1} s", t.elapsed().as_secs_f64());
             let (first, steady) = vitals_costs(dir.path(), &table, false).await;
             let (_, steady_col) = vitals_costs(dir.path(), &table, true).await;
@@ -164,5 +169,25 @@ fn main() {
                 kept / steady
             );
         }
+        // Rows do not matter: 1,000,000 rows in 1,000 files.
+        let dir = tempfile::tempdir().unwrap();
+        let table = dir.path().join("t");
+        let t = Instant::now();
+        make_table(&table, 1_001, 1_000).await;
+        eprintln!("made 1,000,000 rows in {:.1} s", t.elapsed().as_secs_f64());
+        let (first, steady) = vitals_costs(dir.path(), &table, false).await;
+        let (first_col, steady_col) = vitals_costs(dir.path(), &table, true).await;
+        let py = python(&table, 5);
+        let col = py["column_max_ms"].as_f64().unwrap();
+        println!();
+        println!(
+            "| 1,000,000 rows / 1,000 files | vitals first run | vitals first run (column) | vitals steady (commit time) | vitals steady (column) | Python open + history(1) | Python column max | column max / steady |"
+        );
+        println!("|---|---|---|---|---|---|---|---|");
+        println!(
+            "| | {first:.2} ms | {first_col:.2} ms | {steady:.3} ms | {steady_col:.3} ms | {:.1} ms | {col:.1} ms | {:.0}× |",
+            py["open_history_ms"].as_f64().unwrap(),
+            col / steady_col
+        );
     });
 }

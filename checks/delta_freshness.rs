@@ -7,12 +7,13 @@
 //! notice a table that vanished). Only when a new commit exists are the new commits
 //! applied and the newest commit's `commitInfo.timestamp` read.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use deltalake::arrow::array::{Array, TimestampMicrosecondArray};
+use deltalake::arrow::array::{Array, Int64Array, StringArray, TimestampMicrosecondArray};
 use deltalake::arrow::compute::cast;
 use deltalake::arrow::datatypes::{DataType as ArrowType, TimeUnit};
 use deltalake::kernel::{DataType, PrimitiveType};
@@ -150,6 +151,11 @@ struct Open {
     operation: Option<String>,
     /// How many commit files were read to get here (for tests and benchmarks).
     commits_read: u64,
+    /// Column max per data file from its Parquet footer, for files whose log entry has
+    /// no statistics (files never change, so each is read once).
+    footers: HashMap<String, Option<i64>>,
+    /// How many footers were read to get here.
+    footers_read: u64,
 }
 
 /// Why a run could not tell the age.
@@ -175,6 +181,8 @@ impl Freshness {
             committed_at: None,
             operation: None,
             commits_read: 0,
+            footers: HashMap::new(),
+            footers_read: 0,
         };
         self.refresh(&mut open).await?;
         Ok(open)
@@ -214,12 +222,25 @@ impl Freshness {
                     self.location
                 ))
             })?,
-            Some(column) => self.column_max(&open.table, column)?,
+            Some(column) => {
+                self.column_max(&open.table, &mut open.footers, &mut open.footers_read, column)
+                    .await?
+            }
         };
         Ok(())
     }
 
-    fn column_max(&self, table: &DeltaTable, column: &str) -> Result<DateTime<Utc>, Failure> {
+    /// The newest value of `column`: each file's max from the log's statistics; where a
+    /// file has none (writers can turn statistics off, or keep them for the first N
+    /// columns only), from that file's Parquet footer — read once per file, as data files
+    /// never change.
+    async fn column_max(
+        &self,
+        table: &DeltaTable,
+        footers: &mut HashMap<String, Option<i64>>,
+        footers_read: &mut u64,
+        column: &str,
+    ) -> Result<DateTime<Utc>, Failure> {
         let state = table.snapshot().map_err(|e| {
             Failure::Other(format!(
                 "cannot read the state of {}: {}",
@@ -256,26 +277,83 @@ impl Freshness {
         if actions.num_rows() == 0 {
             return Err(Failure::Other(format!("{} has no data files", self.location)));
         }
-        let no_stats = || {
-            Failure::Other(format!(
-                "{} keeps no statistics for `{column}`, so its newest value cannot be read without scanning rows",
-                self.location
-            ))
+        crate::delta::refuse_unreadable(&self.location, &actions, &[field]).map_err(Failure::Other)?;
+        let file_list = || Failure::Other(format!("{}: the file list is malformed", self.location));
+        let paths = actions
+            .column_by_name("path")
+            .and_then(|a| a.as_any().downcast_ref::<StringArray>())
+            .ok_or_else(file_list)?;
+        let sizes = actions
+            .column_by_name("size_bytes")
+            .and_then(|a| a.as_any().downcast_ref::<Int64Array>())
+            .ok_or_else(file_list)?;
+        let micros = match actions.column_by_name(&format!("max.{column}")) {
+            Some(maxes) => Some(
+                cast(maxes, &ArrowType::Timestamp(TimeUnit::Microsecond, None))
+                    .map_err(|e| Failure::Other(format!("statistics of `{column}`: {e}")))?,
+            ),
+            None => None,
         };
-        let maxes = actions
-            .column_by_name(&format!("max.{column}"))
-            .ok_or_else(no_stats)?;
-        let micros = cast(maxes, &ArrowType::Timestamp(TimeUnit::Microsecond, None))
-            .map_err(|e| Failure::Other(format!("statistics of `{column}`: {e}")))?;
         let micros = micros
-            .as_any()
-            .downcast_ref::<TimestampMicrosecondArray>()
-            .ok_or_else(no_stats)?;
-        if micros.null_count() > 0 {
-            // A file without a max could hold the newest row: refuse to guess.
-            return Err(no_stats());
+            .as_ref()
+            .and_then(|m| m.as_any().downcast_ref::<TimestampMicrosecondArray>());
+        let nulls = actions
+            .column_by_name(&format!("null_count.{column}"))
+            .and_then(|a| cast(a, &ArrowType::Int64).ok());
+        let nulls = nulls
+            .as_ref()
+            .and_then(|a| a.as_any().downcast_ref::<Int64Array>());
+        let records = actions
+            .column_by_name("num_records")
+            .and_then(|a| cast(a, &ArrowType::Int64).ok());
+        let records = records
+            .as_ref()
+            .and_then(|a| a.as_any().downcast_ref::<Int64Array>());
+        let store = table.log_store().object_store(None);
+        let mut max: Option<i64> = None;
+        let mut live = std::collections::HashSet::new();
+        for i in 0..actions.num_rows() {
+            if let Some(m) = micros.filter(|m| m.is_valid(i)) {
+                max = max.max(Some(m.value(i)));
+                continue;
+            }
+            let all_null = matches!((nulls, records), (Some(n), Some(r))
+                if n.is_valid(i) && r.is_valid(i) && n.value(i) == r.value(i));
+            if all_null {
+                continue;
+            }
+            let path = paths.value(i);
+            live.insert(path.to_owned());
+            let file_max = match footers.get(path) {
+                Some(m) => *m,
+                None => {
+                    let object = deltalake::Path::from_url_path(path).map_err(|e| {
+                        Failure::Other(format!("bad file path {path} in {}: {e}", self.location))
+                    })?;
+                    let m = crate::delta::footer_max_micros(
+                        store.as_ref(),
+                        &object,
+                        sizes.value(i) as u64,
+                        column,
+                    )
+                    .await
+                    .map_err(|e| {
+                        Failure::Other(format!(
+                            "{} keeps no statistics for `{column}` in its log, and its file {path} \
+                             cannot tell either: {e}",
+                            self.location
+                        ))
+                    })?;
+                    *footers_read += 1;
+                    footers.insert(path.to_owned(), m);
+                    m
+                }
+            };
+            max = max.max(file_max);
         }
-        let max = micros.iter().flatten().max().ok_or_else(no_stats)?;
+        footers.retain(|p, _| live.contains(p));
+        let max =
+            max.ok_or_else(|| Failure::Other(format!("`{column}` of {} holds no values", self.location)))?;
         DateTime::from_timestamp_micros(max)
             .ok_or_else(|| Failure::Other(format!("`{column}` max {max} is out of range")))
     }
@@ -437,7 +515,8 @@ impl Check for Freshness {
         .with_detail("table", self.location.clone())
         .with_detail("version", open.version)
         .with_detail("newest", open.newest.to_rfc3339())
-        .with_detail("commits_read", open.commits_read);
+        .with_detail("commits_read", open.commits_read)
+        .with_detail("footers_read", open.footers_read);
         if let Some(at) = open.committed_at {
             r = r.with_detail("last_commit_at", at.to_rfc3339());
         }

@@ -4,10 +4,14 @@
 use std::path::Path;
 
 use deltalake::arrow::array::{Array, RecordBatch, StringArray};
+use deltalake::kernel::StructField;
 use deltalake::logstore::object_store::ObjectStoreExt;
 use deltalake::parquet::arrow::ProjectionMask;
 use deltalake::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-use deltalake::{DeltaTable, DeltaTableError};
+use deltalake::parquet::basic::{LogicalType, TimeUnit};
+use deltalake::parquet::file::metadata::{FooterTail, ParquetMetaDataReader};
+use deltalake::parquet::file::statistics::Statistics;
+use deltalake::{DeltaTable, DeltaTableError, ObjectStore};
 use tokio_util::bytes::Bytes;
 
 /// A configured table location: a URI as is, a path resolved against the config file's
@@ -78,23 +82,8 @@ pub async fn read_columns(location: &str, columns: &[&str]) -> Result<Vec<Record
     let actions = state
         .add_actions_table(true)
         .map_err(|e| other("cannot list the files of", &e))?;
-    for field in actions.schema().fields() {
-        let Some(col) = actions.column_by_name(field.name()) else {
-            continue;
-        };
-        if field.name().starts_with("deletionVector") && col.null_count() < col.len() {
-            return Err(OpenError::Other(format!(
-                "{location} uses deletion vectors, which vitals cannot read yet"
-            )));
-        }
-        if let Some(p) = field.name().strip_prefix("partition.")
-            && columns.contains(&p)
-        {
-            return Err(OpenError::Other(format!(
-                "column `{p}` of {location} is a partition column, which vitals cannot read yet"
-            )));
-        }
-    }
+    let fields: Vec<&StructField> = columns.iter().filter_map(|c| schema.field(c)).collect();
+    refuse_unreadable(location, &actions, &fields).map_err(OpenError::Other)?;
     let paths = actions
         .column_by_name("path")
         .and_then(|p| p.as_any().downcast_ref::<StringArray>())
@@ -123,4 +112,103 @@ pub async fn read_columns(location: &str, columns: &[&str]) -> Result<Vec<Record
         }
     }
     Ok(batches)
+}
+
+/// Refuses what a plain read of the Parquet files (rows or footers) would get wrong:
+/// deletion vectors (the files still hold the deleted rows), partition columns (not in
+/// the files) and column mapping (the files name the columns differently).
+pub fn refuse_unreadable(
+    location: &str,
+    actions: &RecordBatch,
+    fields: &[&StructField],
+) -> Result<(), String> {
+    for field in actions.schema().fields() {
+        let Some(col) = actions.column_by_name(field.name()) else {
+            continue;
+        };
+        if field.name().starts_with("deletionVector") && col.null_count() < col.len() {
+            return Err(format!(
+                "{location} uses deletion vectors, which vitals cannot read yet"
+            ));
+        }
+        if let Some(p) = field.name().strip_prefix("partition.")
+            && fields.iter().any(|f| f.name() == p)
+        {
+            return Err(format!(
+                "column `{p}` of {location} is a partition column, which vitals cannot read yet"
+            ));
+        }
+    }
+    for f in fields {
+        if f.metadata.contains_key("delta.columnMapping.physicalName") {
+            return Err(format!(
+                "{location} uses column mapping (column `{}`), which vitals cannot read yet",
+                f.name()
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The largest value of timestamp column `column` in one Parquet data file of `size`
+/// bytes, from the statistics in its footer (exact to the file's unit; two small range
+/// reads, no rows): microseconds since the epoch, `None` when the file holds no
+/// non-null value.
+pub async fn footer_max_micros(
+    store: &dyn ObjectStore,
+    path: &deltalake::Path,
+    size: u64,
+    column: &str,
+) -> Result<Option<i64>, String> {
+    if size < 8 {
+        return Err(format!("{path} is too short for a Parquet file"));
+    }
+    let tail = store
+        .get_range(path, size - 8..size)
+        .await
+        .map_err(|e| e.to_string())?;
+    let tail: [u8; 8] = tail.as_ref().try_into().map_err(|_| "short read".to_owned())?;
+    let len = FooterTail::try_new(&tail)
+        .map_err(|e| e.to_string())?
+        .metadata_length() as u64;
+    if len + 8 > size {
+        return Err(format!("{path} has a corrupt footer"));
+    }
+    let buf = store
+        .get_range(path, size - 8 - len..size - 8)
+        .await
+        .map_err(|e| e.to_string())?;
+    let meta = ParquetMetaDataReader::decode_metadata(&buf).map_err(|e| e.to_string())?;
+    let schema = meta.file_metadata().schema_descr();
+    let Some(idx) = (0..schema.num_columns()).find(|&i| schema.column(i).path().string() == column) else {
+        return Err(format!("{path} has no column `{column}`"));
+    };
+    let per_micro: fn(i64) -> i64 = match schema.column(idx).logical_type_ref() {
+        Some(LogicalType::Timestamp(t)) => match t.unit {
+            TimeUnit::MILLIS => |v| v.saturating_mul(1000),
+            TimeUnit::MICROS => |v| v,
+            TimeUnit::NANOS => |v| v.div_euclid(1000),
+        },
+        other => {
+            return Err(format!(
+                "`{column}` in {path} is stored as {other:?}, not a timestamp"
+            ));
+        }
+    };
+    let mut max = None;
+    for rg in meta.row_groups() {
+        let chunk = rg.column(idx);
+        match chunk.statistics() {
+            Some(Statistics::Int64(s)) => {
+                if let Some(v) = s.max_opt() {
+                    max = max.max(Some(per_micro(*v)));
+                } else if s.null_count_opt() != Some(rg.num_rows() as u64) {
+                    return Err(format!("{path} keeps no max of `{column}` in its footer"));
+                }
+            }
+            _ if rg.num_rows() == 0 => {}
+            _ => return Err(format!("{path} keeps no statistics of `{column}` in its footer")),
+        }
+    }
+    Ok(max)
 }

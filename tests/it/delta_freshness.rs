@@ -376,3 +376,94 @@ async fn clear_marks_pending_rows_in_one_update_that_python_reads_and_history_ke
     assert_eq!(again.details["cleared_rows"], 0);
     assert_eq!(again.details["version"], 3);
 }
+
+#[tokio::test]
+async fn without_log_statistics_the_parquet_footers_tell_once_per_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let table = dir.path().join("option_snapshots");
+    // Statistics for `conid` only: the log cannot tell `synced_at`'s max.
+    make(&[table.to_str().unwrap(), "tz", "40", "2", "nostats"]);
+    let log = std::fs::read_to_string(table.join("_delta_log/00000000000000000000.json")).unwrap();
+    assert!(
+        !log.contains("synced_at\\\":"),
+        "the writer kept stats after all: {log}"
+    );
+    let check = check(dir.path(), "option_snapshots", "column = \"synced_at\"\n");
+    let first = run(&check).await;
+    assert_eq!(first.status, Status::Warning, "{first:?}");
+    assert!((40.0..45.0).contains(&first.value.unwrap()), "{first:?}");
+    assert_eq!(first.details["footers_read"], 2, "one footer per file");
+    // Nothing new: nothing read.
+    let again = run(&check).await;
+    assert_eq!(again.details["footers_read"], 2);
+    // A new file: only its footer is read.
+    make(&[table.to_str().unwrap(), "tz", "3"]);
+    let after = run(&check).await;
+    assert_eq!(after.status, Status::Ok, "{after:?}");
+    assert!((3.0..8.0).contains(&after.value.unwrap()), "{after:?}");
+    assert_eq!(after.details["footers_read"], 3);
+}
+
+/// Writes a table with the Rust crate: `synced_at` (tz-aware) in `commits` commits, the
+/// newest row `age_s` seconds old.
+async fn rust_table(path: &Path, age_s: i64, commits: i64) {
+    use std::sync::Arc;
+
+    use deltalake::arrow::array::{Int64Array, RecordBatch, TimestampMicrosecondArray};
+    use deltalake::arrow::datatypes::{DataType as A, Field, Schema, TimeUnit};
+    use deltalake::kernel::{DataType, StructField};
+    use deltalake::writer::{DeltaWriter, RecordBatchWriter};
+
+    std::fs::create_dir_all(path).unwrap();
+    let url = deltalake::table::builder::ensure_table_uri(path.to_str().unwrap()).unwrap();
+    let mut table = deltalake::DeltaTable::try_from_url(url)
+        .await
+        .unwrap()
+        .create()
+        .with_columns([
+            StructField::new("conid", DataType::LONG, false),
+            StructField::new("synced_at", DataType::TIMESTAMP, false),
+        ])
+        .await
+        .unwrap();
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("conid", A::Int64, false),
+        Field::new(
+            "synced_at",
+            A::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+            false,
+        ),
+    ]));
+    let now = chrono::Utc::now().timestamp_micros();
+    for i in 0..commits {
+        let t = now - (age_s + (commits - 1 - i) * 60) * 1_000_000;
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                Arc::new(Int64Array::from(vec![i, i + 100])),
+                Arc::new(TimestampMicrosecondArray::from(vec![t - 30_000_000, t]).with_timezone("UTC")),
+            ],
+        )
+        .unwrap();
+        let mut writer = RecordBatchWriter::for_table(&table).unwrap();
+        writer.write(batch).await.unwrap();
+        writer.flush_and_commit(&mut table).await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn tables_written_by_the_rust_crate_read_the_same() {
+    let dir = tempfile::tempdir().unwrap();
+    rust_table(&dir.path().join("legs"), 35, 3).await;
+    let o = run(&check(dir.path(), "legs", "column = \"synced_at\"\n")).await;
+    assert_eq!(
+        (o.status, o.label.as_deref()),
+        (Status::Warning, Some("WARNING")),
+        "{o:?}"
+    );
+    assert!((35.0..40.0).contains(&o.value.unwrap()), "{o:?}");
+    assert_eq!(o.details["version"], 3, "create + 3 appends");
+    assert_eq!(o.details["footers_read"], 0, "the Rust writer keeps statistics");
+    let by_commit = run(&check(dir.path(), "legs", "")).await;
+    assert_eq!(by_commit.status, Status::Ok, "{by_commit:?}");
+}

@@ -1,8 +1,11 @@
 """Writes Delta tables the way the trading system's Python writers do.
 
-  make_table.py TABLE tz|ntz AGE_S [COMMITS]   rows whose `synced_at` is AGE_S seconds
+  make_table.py TABLE tz|ntz AGE_S [COMMITS] [nostats]
+                                               rows whose `synced_at` is AGE_S seconds
                                                 old (tz-aware UTC or naive), appended in
-                                                COMMITS commits (older ones first)
+                                                COMMITS commits (older ones first);
+                                                nostats: a new table keeps statistics
+                                                for its first column only
   make_table.py registry TABLE ACTIVE STOPPED  a strategy registry table
   make_table.py queue TABLE PENDING DONE AGE_S a position queue table
   make_table.py statuses TABLE [VERSION]       status counts (at a version) and the last operation
@@ -62,6 +65,7 @@ if sys.argv[1] == "optimize":
 
 table, kind, age = sys.argv[1], sys.argv[2], float(sys.argv[3])
 commits = int(sys.argv[4]) if len(sys.argv) > 4 else 1
+config = {"delta.dataSkippingNumIndexedCols": "1"} if "nostats" in sys.argv[5:] else None
 now = datetime.now(timezone.utc)
 for i in range(commits):
     # The last commit holds the newest row.
@@ -73,4 +77,4 @@ for i in range(commits):
         "symbol": ["SPY", "QQQ"],
         "synced_at": [t - timedelta(seconds=30), t],
     })
-    write_deltalake(table, df, mode="append")
+    write_deltalake(table, df, mode="append", configuration=config)
