@@ -6,6 +6,7 @@ mod cpu;
 mod delta_freshness;
 mod disk;
 mod host;
+mod ib_connection;
 mod memory;
 mod queue_backlog;
 mod strategy_slots;

@@ -45,7 +45,7 @@ fn unknown_kind_lists_kinds_and_the_closest() {
     assert!(e.contains("did you mean `memory`?"), "{e}");
     assert!(
         e.contains(
-            "registered kinds: command, cpu, delta_freshness, disk, host, memory, queue_backlog, strategy_slots, tcp"
+            "registered kinds: command, cpu, delta_freshness, disk, host, ib_connection, memory, queue_backlog, strategy_slots, tcp"
         ),
         "{e}"
     );

@@ -249,7 +249,7 @@ async fn queue_backlog_counts_pending_rows_and_grades_the_oldest() {
     assert_eq!((o.status, o.value), (Status::Ok, Some(0.0)), "{o:?}");
 }
 
-fn action_cx(id: &str) -> vitals::check::RunContext {
+pub fn action_cx(id: &str) -> vitals::check::RunContext {
     let now = tokio::time::Instant::now();
     vitals::check::RunContext {
         id: id.into(),

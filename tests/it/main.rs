@@ -10,6 +10,8 @@ pub mod delta_sink;
 mod dispatch;
 mod docs;
 pub mod email;
+pub mod gateway;
+mod ib;
 mod registry;
 pub mod reload;
 mod rules;
