@@ -226,6 +226,8 @@ impl Check for Slots {
         .with_value(used, "")
         .with_detail("limit", self.config.limit)
         .with_detail("free", (limit - used).max(0.0))
+        .with_detail("warn", self.thresholds.warn)
+        .with_detail("crit", self.thresholds.crit)
         .with_detail("rows", Value::Array(rows))
     }
 }

@@ -86,6 +86,30 @@ impl Alerting {
         Some(event)
     }
 
+    /// Records an operator action (run now, reconnect, force_sync, clear, ack) as an
+    /// event: logged and sent to the sinks that keep a record (the alerts table, the log).
+    pub fn record_action(&mut self, check_id: &str, action: &str, ok: bool, message: &str) -> AlertEvent {
+        let now = chrono::Utc::now();
+        let event = AlertEvent {
+            alert_id: format!("action.{check_id}.{action}.{}", now.timestamp_millis()),
+            rule: "action".into(),
+            check_id: check_id.into(),
+            severity: crate::rules::Severity::Info,
+            state: crate::rules::AlertState::Action,
+            message: format!(
+                "{action} on {check_id} {}: {message}",
+                if ok { "done" } else { "failed" }
+            ),
+            value: None,
+            started_at: now,
+            event_at: now,
+            host: crate::rules::hostname(),
+            reminder: false,
+        };
+        self.emit(std::slice::from_ref(&event));
+        event
+    }
+
     /// The alerts firing now.
     pub fn active(&self) -> Vec<ActiveAlert> {
         self.engine.active()

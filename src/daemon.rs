@@ -40,6 +40,8 @@ pub struct Daemon {
     alerting: Arc<Mutex<Alerting>>,
     /// The task feeding observations to alerting.
     evaluating: tokio::task::JoinHandle<()>,
+    /// `[server]` as started (the listener is not moved by a reload).
+    server: crate::config::ServerConfig,
 }
 
 impl Daemon {
@@ -56,6 +58,7 @@ impl Daemon {
         let alerting = Arc::new(Mutex::new(Alerting::start(&mut config)));
         let evaluating = tokio::spawn(evaluate_rules(board.follow(), alerting.clone()));
         let mut runner = Runner::new(board, Arc::new(Resources::default()));
+        let server = config.server.clone();
         let report = runner.apply(config).await;
         info!(
             config = %path.display(),
@@ -71,7 +74,30 @@ impl Daemon {
             seen,
             alerting,
             evaluating,
+            server,
         })
+    }
+
+    /// `[server]` as the daemon started with.
+    pub fn server(&self) -> &crate::config::ServerConfig {
+        &self.server
+    }
+
+    /// The web handlers over this daemon, with the token from the environment variable
+    /// `[server].token_env` (read now).
+    pub fn web(&self) -> Arc<crate::web::Web> {
+        self.web_with_token(std::env::var(&self.server.token_env).ok())
+    }
+
+    /// The web handlers with an explicit token (`None`: actions disabled).
+    pub fn web_with_token(&self, token: Option<String>) -> Arc<crate::web::Web> {
+        Arc::new(crate::web::Web::new(
+            self.board().clone(),
+            self.runner.instances(),
+            self.alerting.clone(),
+            &self.server.token_env,
+            token,
+        ))
     }
 
     /// The status board.
@@ -110,6 +136,9 @@ impl Daemon {
         };
         for note in &config.notes {
             info!("{note}");
+        }
+        if config.server != self.server {
+            warn!("[server] changed: the listener and token stay as started until vitals restarts");
         }
         let old_sinks = self
             .alerting

@@ -27,6 +27,7 @@ pub mod schema;
 pub mod sinks;
 pub mod system;
 pub mod thresholds;
+pub mod web;
 
 #[doc(hidden)]
 pub use inventory;

@@ -221,15 +221,20 @@ pub enum AlertState {
     Resolved,
     /// Someone acknowledged it: reminders stop until it resolves.
     Acknowledged,
+    /// Not an alert: an operator ran an action (`rule` = "action", the message says
+    /// which and with what result). Recorded in the alerts table and the log; the
+    /// email and Alertmanager sinks skip it.
+    Action,
 }
 
 impl AlertState {
-    /// `firing`, `resolved`, `acknowledged`.
+    /// `firing`, `resolved`, `acknowledged`, `action`.
     pub fn as_str(self) -> &'static str {
         match self {
             AlertState::Firing => "firing",
             AlertState::Resolved => "resolved",
             AlertState::Acknowledged => "acknowledged",
+            AlertState::Action => "action",
         }
     }
 }

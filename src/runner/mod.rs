@@ -201,11 +201,16 @@ pub struct ApplyReport {
     pub kept: Vec<String>,
 }
 
+/// The running instances by id, shared with whoever needs to reach them between
+/// reloads (the web server's run-now and action routes).
+pub type Instances = Arc<std::sync::RwLock<BTreeMap<String, Arc<Instance>>>>;
+
 /// Owns the running checks of a daemon.
 pub struct Runner {
     board: Board,
     resources: Arc<Resources>,
     running: BTreeMap<String, Running>,
+    shared: Instances,
 }
 
 impl Runner {
@@ -215,6 +220,7 @@ impl Runner {
             board,
             resources,
             running: BTreeMap::new(),
+            shared: Instances::default(),
         }
     }
 
@@ -226,6 +232,10 @@ impl Runner {
     /// Starts running `instance`, cancelled through `cancel`.
     pub fn start(&mut self, instance: Arc<Instance>, fingerprint: String, cancel: CancellationToken) {
         let task = tokio::spawn(schedule(instance.clone(), self.board.clone(), cancel.clone()));
+        self.shared
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(instance.id.clone(), instance.clone());
         self.running.insert(
             instance.id.clone(),
             Running {
@@ -240,6 +250,7 @@ impl Runner {
     /// Stops one check and waits for its schedule to end.
     pub async fn stop(&mut self, id: &str) {
         if let Some(r) = self.running.remove(id) {
+            self.shared.write().unwrap_or_else(|e| e.into_inner()).remove(id);
             r.cancel.cancel();
             if let Err(e) = r.task.await
                 && e.is_panic()
@@ -298,6 +309,11 @@ impl Runner {
     /// The running instance of a check (to run it now, or call its actions).
     pub fn instance(&self, id: &str) -> Option<Arc<Instance>> {
         self.running.get(id).map(|r| r.instance.clone())
+    }
+
+    /// The running instances, kept up to date across reloads.
+    pub fn instances(&self) -> Instances {
+        self.shared.clone()
     }
 
     /// Ids of the running checks.

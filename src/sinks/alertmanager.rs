@@ -162,10 +162,11 @@ async fn resend(inner: Weak<Inner>, every: Duration) {
 impl Sink for Alertmanager {
     async fn deliver(&self, events: &[AlertEvent]) -> Result<(), SinkError> {
         let inner = &self.0;
-        // Acknowledgements are vitals' own; Alertmanager has silences for that.
+        // Acknowledgements are vitals' own (Alertmanager has silences for that), and
+        // operator actions are not alerts.
         let alerts: Vec<Value> = events
             .iter()
-            .filter(|e| e.state != AlertState::Acknowledged)
+            .filter(|e| matches!(e.state, AlertState::Firing | AlertState::Resolved))
             .map(|e| inner.to_json(e))
             .collect();
         inner.post(alerts).await?;
@@ -178,7 +179,7 @@ impl Sink for Alertmanager {
                 AlertState::Resolved => {
                     active.remove(&e.alert_id);
                 }
-                AlertState::Acknowledged => {}
+                AlertState::Acknowledged | AlertState::Action => {}
             }
         }
         Ok(())

@@ -11,7 +11,7 @@ use vitals::runner::Instance;
 use crate::email::python;
 use crate::instances;
 
-fn make(args: &[&str]) {
+pub fn make(args: &[&str]) {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/make_table.py");
     let out = Command::new(python()).arg(script).args(args).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -321,7 +321,7 @@ async fn force_sync_runs_the_command_then_checks_again() {
     );
 }
 
-fn statuses(table: &Path, version: Option<u64>) -> serde_json::Value {
+pub fn statuses(table: &Path, version: Option<u64>) -> serde_json::Value {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/make_table.py");
     let mut cmd = Command::new(python());
     cmd.arg(script).arg("statuses").arg(table);

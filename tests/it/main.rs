@@ -16,6 +16,7 @@ mod registry;
 pub mod reload;
 mod rules;
 mod runner;
+mod web;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

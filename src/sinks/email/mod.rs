@@ -217,6 +217,7 @@ pub fn subject(prefix: &str, events: &[AlertEvent]) -> String {
             AlertState::Firing => "FIRING",
             AlertState::Resolved => "RESOLVED",
             AlertState::Acknowledged => "ACKNOWLEDGED",
+            AlertState::Action => "ACTION",
         };
         return format!(
             "{prefix} {what} {} {}: {}",
@@ -267,6 +268,13 @@ impl Sink for Email {
     }
 
     async fn deliver(&self, events: &[AlertEvent]) -> Result<(), SinkError> {
+        // Operator actions are recorded in the alerts table and the log, not mailed.
+        let events: Vec<AlertEvent> = events
+            .iter()
+            .filter(|e| e.state != AlertState::Action)
+            .cloned()
+            .collect();
+        let events = events.as_slice();
         if events.is_empty() {
             return Ok(());
         }

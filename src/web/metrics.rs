@@ -1,0 +1,136 @@
+//! `GET /metrics`: Prometheus exposition (OpenMetrics text, via `prometheus-client`),
+//! built from the board and alerting at each scrape.
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+
+use axum::extract::State;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+use super::Web;
+use crate::check::Status;
+use crate::rules::Severity;
+
+type Labels = Vec<(String, String)>;
+type Gauges = Family<Labels, Gauge<f64, AtomicU64>>;
+
+fn gauges(registry: &mut Registry, name: &str, help: &str) -> Gauges {
+    let family = Gauges::default();
+    registry.register(name, help, family.clone());
+    family
+}
+
+/// The exposition text for what `web` shows now.
+pub fn render(web: &Web) -> String {
+    let mut registry = Registry::default();
+    let status = gauges(
+        &mut registry,
+        "vitals_check_status",
+        "Latest status of each check: 0 ok, 1 warning, 2 critical, 3 unknown",
+    );
+    let value = gauges(
+        &mut registry,
+        "vitals_check_value",
+        "Latest value of each check, in its unit",
+    );
+    let duration = gauges(
+        &mut registry,
+        "vitals_check_duration_seconds",
+        "How long the latest run of each check took",
+    );
+    let last_run = gauges(
+        &mut registry,
+        "vitals_check_last_run_timestamp_seconds",
+        "When each check was last observed (Unix time)",
+    );
+    let alerts = gauges(
+        &mut registry,
+        "vitals_alerts_firing",
+        "Alerts firing now, by severity",
+    );
+    let acked = gauges(
+        &mut registry,
+        "vitals_alerts_acknowledged",
+        "Firing alerts someone acknowledged, by severity",
+    );
+    let suppressed = gauges(
+        &mut registry,
+        "vitals_alerts_suppressed",
+        "Alert conditions held back by a failing dependency",
+    );
+    let build = gauges(&mut registry, "vitals_build_info", "vitals' version (always 1)");
+    let started = gauges(
+        &mut registry,
+        "vitals_start_time_seconds",
+        "When vitals started (Unix time)",
+    );
+
+    for e in web.board.snapshot() {
+        let o = &e.latest;
+        let labels = vec![
+            ("check".to_owned(), o.id.clone()),
+            ("kind".to_owned(), o.kind.clone()),
+        ];
+        let code = match o.status {
+            Status::Ok => 0.0,
+            Status::Warning => 1.0,
+            Status::Critical => 2.0,
+            Status::Unknown => 3.0,
+        };
+        status.get_or_create(&labels).set(code);
+        if let Some(v) = o.value.filter(|v| v.is_finite()) {
+            let mut with_unit = labels.clone();
+            with_unit.push(("unit".to_owned(), o.unit.clone()));
+            value.get_or_create(&with_unit).set(v);
+        }
+        duration.get_or_create(&labels).set(o.duration_ms / 1000.0);
+        last_run
+            .get_or_create(&labels)
+            .set(o.observed_at.timestamp_millis() as f64 / 1000.0);
+    }
+    {
+        let a = web.alerting.lock().unwrap_or_else(|e| e.into_inner());
+        let active = a.active();
+        for s in [Severity::Info, Severity::Warning, Severity::Critical] {
+            let labels = vec![("severity".to_owned(), s.as_str().to_owned())];
+            let firing = active.iter().filter(|x| x.severity == s);
+            alerts.get_or_create(&labels).set(firing.clone().count() as f64);
+            acked
+                .get_or_create(&labels)
+                .set(firing.filter(|x| x.acknowledged).count() as f64);
+        }
+        suppressed
+            .get_or_create(&Vec::new())
+            .set(a.suppressed().len() as f64);
+    }
+    build
+        .get_or_create(&vec![(
+            "version".to_owned(),
+            env!("CARGO_PKG_VERSION").to_owned(),
+        )])
+        .set(1.0);
+    started
+        .get_or_create(&Vec::new())
+        .set(web.started_at.timestamp_millis() as f64 / 1000.0);
+
+    let mut text = String::new();
+    // Writing to a String cannot fail.
+    let _ = encode(&mut text, &registry);
+    text
+}
+
+pub async fn metrics(State(web): State<Arc<Web>>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        render(&web),
+    )
+        .into_response()
+}

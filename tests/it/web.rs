@@ -1,0 +1,395 @@
+//! The HTTP routes, called in-process with `tower::ServiceExt::oneshot` on the router of
+//! a running daemon: every route, the JSON shape, authentication and Origin refusal,
+//! each action's effect; and `promtool check metrics` on a live `/metrics`.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use serde_json::Value;
+use tower::ServiceExt;
+use vitals::daemon::Daemon;
+use vitals::plugin::registry;
+
+use crate::write_config;
+
+const TOKEN: &str = "s3cret-token";
+
+/// A daemon with a command check that is critical while `flag` exists, a rule on it,
+/// a queue table with pending rows (`clear`), a fresh table with a `force_sync`
+/// command, and an audit log sink.
+async fn daemon(dir: &Path) -> Daemon {
+    let flag = dir.join("down");
+    std::fs::write(&flag, "").unwrap();
+    crate::delta_freshness::make(&["queue", dir.join("queue").to_str().unwrap(), "3", "2", "30"]);
+    crate::delta_freshness::make(&[dir.join("positions").to_str().unwrap(), "tz", "5"]);
+    let text = format!(
+        "[defaults]\ninterval = \"1h\"\ntimeout = \"20s\"\n\n\
+         [checks.gateway]\nkind = \"command\"\ninterval = \"100ms\"\n\
+         command = [\"/bin/sh\", \"-c\", \"if [ -e {f} ]; then echo 'CRITICAL - gateway down'; exit 2; fi; echo 'OK - up'\"]\n\n\
+         [checks.queue]\nkind = \"queue_backlog\"\ntable = \"queue\"\n\n\
+         [checks.positions]\nkind = \"delta_freshness\"\ntable = \"positions\"\nforce_sync = [\"/bin/true\"]\n\n\
+         [[rules]]\nname = \"gateway_down\"\nchecks = [\"gateway\"]\nwhen = \"status == 'critical'\"\nseverity = \"CRITICAL\"\n\n\
+         [sinks.audit]\nkind = \"log\"\npath = \"alerts.jsonl\"\n",
+        f = flag.display()
+    );
+    let path = write_config(dir, &text);
+    let daemon = Daemon::start(&path, registry().unwrap())
+        .await
+        .expect("valid config");
+    // Every check has been seen once and the alert fires.
+    let mut rx = daemon.board().follow();
+    let mut seen = std::collections::HashSet::new();
+    tokio::time::timeout(Duration::from_secs(20), async {
+        while seen.len() < 3 {
+            let e = rx.recv().await.unwrap();
+            seen.insert(e.observation.id.clone());
+        }
+    })
+    .await
+    .expect("every check ran");
+    tokio::time::timeout(Duration::from_secs(5), async {
+        while daemon.alerting().lock().unwrap().active().is_empty() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the alert fires");
+    daemon
+}
+
+async fn call(
+    router: &axum::Router,
+    method: &str,
+    uri: &str,
+    headers: &[(&str, &str)],
+) -> (StatusCode, Value, axum::http::HeaderMap) {
+    let mut req = Request::builder()
+        .method(method)
+        .uri(uri)
+        .header("host", "127.0.0.1:8686");
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let response = router
+        .clone()
+        .oneshot(req.body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let status = response.status();
+    let headers = response.headers().clone();
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 22).await.unwrap();
+    let body = serde_json::from_slice(&bytes)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()));
+    (status, body, headers)
+}
+
+fn bearer() -> (&'static str, &'static str) {
+    ("authorization", "Bearer s3cret-token")
+}
+
+fn audit(dir: &Path) -> Vec<Value> {
+    std::fs::read_to_string(dir.join("alerts.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn every_get_route_answers_with_security_headers() {
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = daemon(dir.path()).await;
+    let router = vitals::web::router(daemon.web_with_token(Some(TOKEN.into())));
+
+    let (code, page, h) = call(&router, "GET", "/", &[]).await;
+    assert_eq!(code, StatusCode::OK);
+    assert!(h["content-type"].to_str().unwrap().starts_with("text/html"));
+    let page = page.as_str().unwrap();
+    for section in [
+        "IB connection",
+        "Data freshness",
+        "System metrics",
+        "Active strategy registry",
+        "Queue backlog",
+        "Alerts",
+    ] {
+        assert!(page.contains(section), "section {section}");
+    }
+    assert!(
+        page.contains("gateway_down on gateway"),
+        "the active alert is listed"
+    );
+    assert!(page.contains(">Clear</button>"), "Clear button");
+    assert!(page.contains("data-confirm="), "clear asks first");
+    assert!(
+        h["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .contains("script-src 'self'")
+    );
+    assert_eq!(h["x-frame-options"], "DENY");
+    assert_eq!(h["x-content-type-options"], "nosniff");
+
+    let (code, status, _) = call(&router, "GET", "/api/status", &[]).await;
+    assert_eq!(code, StatusCode::OK);
+    assert!(status["generated_at"].is_string());
+    let checks = status["checks"].as_array().unwrap();
+    assert_eq!(checks.len(), 3);
+    for c in checks {
+        for key in [
+            "id",
+            "kind",
+            "status",
+            "label",
+            "value",
+            "unit",
+            "message",
+            "observed_at",
+            "duration_ms",
+            "details",
+        ] {
+            assert!(c.get(key).is_some(), "{key} in {c}");
+        }
+    }
+    let alert = &status["alerts"][0];
+    assert_eq!(alert["rule"], "gateway_down");
+    assert_eq!(alert["severity"], "CRITICAL");
+    assert_eq!(status["actions"]["queue"][0]["name"], "clear");
+    assert_eq!(status["actions_enabled"], true);
+
+    let (code, health, _) = call(&router, "GET", "/healthz", &[]).await;
+    assert_eq!((code, health["status"].as_str()), (StatusCode::OK, Some("ok")));
+    assert_eq!(health["checks"], 3);
+
+    let (code, metrics, h) = call(&router, "GET", "/metrics", &[]).await;
+    assert_eq!(code, StatusCode::OK);
+    assert!(
+        h["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/openmetrics-text")
+    );
+    let metrics = metrics.as_str().unwrap();
+    assert!(
+        metrics.contains("vitals_check_status{check=\"gateway\",kind=\"command\"} 2.0"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("vitals_alerts_firing{severity=\"CRITICAL\"} 1.0"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("vitals_build_info{version="), "{metrics}");
+
+    let (code, js, h) = call(&router, "GET", "/static/page.js", &[]).await;
+    assert_eq!(code, StatusCode::OK);
+    assert!(h["content-type"].to_str().unwrap().starts_with("text/javascript"));
+    assert!(js.as_str().unwrap().contains("setInterval(refresh"));
+    let (code, _, _) = call(&router, "GET", "/nowhere", &[]).await;
+    assert_eq!(code, StatusCode::NOT_FOUND);
+    // No GET changes state: GET on an action route is not allowed.
+    let (code, _, _) = call(&router, "GET", "/api/checks/queue/actions/clear", &[]).await;
+    assert_eq!(code, StatusCode::METHOD_NOT_ALLOWED);
+    daemon.shutdown().await;
+}
+
+#[tokio::test]
+async fn posts_need_the_token_and_this_origin() {
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = daemon(dir.path()).await;
+    let run = "/api/checks/gateway/run";
+
+    // No token configured: actions are disabled, the page has no buttons.
+    let off = vitals::web::router(daemon.web_with_token(None));
+    let (code, body, _) = call(&off, "POST", run, &[bearer()]).await;
+    assert_eq!(code, StatusCode::FORBIDDEN);
+    assert!(body["error"].as_str().unwrap().contains("VITALS_TOKEN"), "{body}");
+    let (_, page, _) = call(&off, "GET", "/", &[]).await;
+    assert!(
+        !page.as_str().unwrap().contains("data-post="),
+        "no action buttons"
+    );
+
+    let on = vitals::web::router(daemon.web_with_token(Some(TOKEN.into())));
+    let (code, _, h) = call(&on, "POST", run, &[]).await;
+    assert_eq!(code, StatusCode::UNAUTHORIZED);
+    assert_eq!(h["www-authenticate"], "Bearer");
+    let (code, _, _) = call(&on, "POST", run, &[("authorization", "Bearer s3cret-tokem")]).await;
+    assert_eq!(code, StatusCode::UNAUTHORIZED);
+    let (code, _, _) = call(&on, "POST", run, &[("authorization", "Basic czNjcmV0")]).await;
+    assert_eq!(code, StatusCode::UNAUTHORIZED);
+    // Cross-site: refused even with the token.
+    let (code, body, _) = call(&on, "POST", run, &[bearer(), ("origin", "https://evil.example")]).await;
+    assert_eq!(code, StatusCode::FORBIDDEN, "{body}");
+    let (code, _, _) = call(&on, "POST", run, &[bearer(), ("sec-fetch-site", "cross-site")]).await;
+    assert_eq!(code, StatusCode::FORBIDDEN);
+    // The page's own origin is fine.
+    let (code, body, _) = call(&on, "POST", run, &[bearer(), ("origin", "http://127.0.0.1:8686")]).await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+    assert_eq!(body["id"], "gateway");
+    // Bodies are size-limited.
+    let big = Request::builder()
+        .method("POST")
+        .uri(run)
+        .header("host", "127.0.0.1:8686")
+        .header("authorization", "Bearer s3cret-token")
+        .header("content-length", "100000")
+        .body(Body::from(vec![b'x'; 100_000]))
+        .unwrap();
+    let r = on.clone().oneshot(big).await.unwrap();
+    assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    daemon.shutdown().await;
+}
+
+#[tokio::test]
+async fn actions_do_what_they_say_and_are_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = daemon(dir.path()).await;
+    let router = vitals::web::router(daemon.web_with_token(Some(TOKEN.into())));
+
+    // Run now: a fresh observation, on the board.
+    let before = daemon.board().get("positions").unwrap().latest.observed_at;
+    let (code, o, _) = call(&router, "POST", "/api/checks/positions/run", &[bearer()]).await;
+    assert_eq!(code, StatusCode::OK, "{o}");
+    assert_eq!(o["label"], "FRESH");
+    assert!(daemon.board().get("positions").unwrap().latest.observed_at > before);
+
+    // force_sync runs its command.
+    let (code, out, _) = call(
+        &router,
+        "POST",
+        "/api/checks/positions/actions/force_sync",
+        &[bearer()],
+    )
+    .await;
+    assert_eq!(code, StatusCode::OK, "{out}");
+    assert_eq!(out["ok"], true);
+
+    // clear: the pending rows are cleared in the table.
+    let (code, out, _) = call(&router, "POST", "/api/checks/queue/actions/clear", &[bearer()]).await;
+    assert_eq!(code, StatusCode::OK, "{out}");
+    let counts = crate::delta_freshness::statuses(&dir.path().join("queue"), None);
+    assert_eq!(counts["counts"]["CLEARED"], 3, "{counts}");
+    assert_eq!(counts["counts"].get("PENDING"), None, "{counts}");
+
+    // Unknown check and action: 404 that names what exists.
+    let (code, e, _) = call(&router, "POST", "/api/checks/queu/run", &[bearer()]).await;
+    assert_eq!(code, StatusCode::NOT_FOUND);
+    assert!(
+        e["error"].as_str().unwrap().contains("did you mean `queue`"),
+        "{e}"
+    );
+    let (code, e, _) = call(&router, "POST", "/api/checks/queue/actions/purge", &[bearer()]).await;
+    assert_eq!(code, StatusCode::NOT_FOUND);
+    assert!(e["error"].as_str().unwrap().contains("clear"), "{e}");
+
+    // Acknowledge: once; the second time there is nothing to acknowledge.
+    let id = daemon.alerting().lock().unwrap().active()[0].alert_id.clone();
+    let (code, ev, _) = call(&router, "POST", &format!("/api/alerts/{id}/ack"), &[bearer()]).await;
+    assert_eq!(code, StatusCode::OK, "{ev}");
+    assert_eq!(ev["state"], "acknowledged");
+    let (_, status, _) = call(&router, "GET", "/api/status", &[]).await;
+    assert_eq!(status["alerts"][0]["acknowledged"], true);
+    let (code, _, _) = call(&router, "POST", &format!("/api/alerts/{id}/ack"), &[bearer()]).await;
+    assert_eq!(code, StatusCode::NOT_FOUND);
+
+    // Every action is an event in the alert record.
+    daemon.shutdown().await;
+    let actions: Vec<String> = audit(dir.path())
+        .iter()
+        .filter(|e| e["state"] == "action")
+        .map(|e| e["message"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(actions.len(), 3, "{actions:?}");
+    assert!(actions[0].starts_with("run on positions done"), "{actions:?}");
+    assert!(
+        actions[1].starts_with("force_sync on positions done"),
+        "{actions:?}"
+    );
+    assert!(actions[2].starts_with("clear on queue done"), "{actions:?}");
+}
+
+#[tokio::test]
+async fn reconnect_over_http_reaches_the_gateway() {
+    let gw = crate::gateway::Gateway::start().await;
+    gw.set_mode(crate::gateway::Mode::Hangup);
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        "[checks.ib]\nkind = \"ib_connection\"\nport = {}\nclient_id = 3\ninterval = \"1h\"\n\
+         reconnect_backoff = \"50ms\"\nreconnect_backoff_max = \"50ms\"\nmax_reconnect_attempts = 1\n",
+        gw.port()
+    );
+    let path = write_config(dir.path(), &text);
+    let daemon = Daemon::start(&path, registry().unwrap()).await.unwrap();
+    let web = daemon.web_with_token(Some(TOKEN.into()));
+    let router = vitals::web::router(Arc::clone(&web));
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while daemon
+            .board()
+            .get("ib")
+            .is_none_or(|e| e.latest.details["reconnect"]["gave_up"] != true)
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("gives up");
+    gw.set_mode(crate::gateway::Mode::Normal);
+    let (code, out, _) = call(&router, "POST", "/api/checks/ib/actions/reconnect", &[bearer()]).await;
+    assert_eq!(code, StatusCode::OK, "{out}");
+    assert!(
+        out["message"].as_str().unwrap().starts_with("connected to"),
+        "{out}"
+    );
+    assert_eq!(
+        daemon.board().get("ib").unwrap().latest.label.as_deref(),
+        Some("CONNECTED")
+    );
+    daemon.shutdown().await;
+}
+
+#[tokio::test]
+async fn promtool_accepts_the_live_metrics() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = crate::email::free_port();
+    let text = format!(
+        "[server]\nlisten = \"127.0.0.1:{port}\"\n\n[defaults]\ninterval = \"200ms\"\n\n\
+         [checks.cpu]\nkind = \"cpu\"\n\n[checks.memory]\nkind = \"memory\"\n\n[checks.disk]\nkind = \"disk\"\n\n\
+         [checks.host]\nkind = \"host\"\n\n[checks.probe]\nkind = \"command\"\ncommand = [\"/bin/sh\", \"-c\", \"echo 'WARNING - meh'; exit 1\"]\n\n\
+         [[rules]]\nname = \"meh\"\nchecks = [\"probe\"]\nwhen = \"status == 'warning'\"\nseverity = \"WARNING\"\n"
+    );
+    let path = write_config(dir.path(), &text);
+    let vitals = crate::reload::Daemonized::spawn(&path);
+    vitals.expect("status page on");
+    let url = format!("http://127.0.0.1:{port}/metrics");
+    let mut body = String::new();
+    for _ in 0..100 {
+        body = reqwest::get(&url).await.unwrap().text().await.unwrap();
+        if body.matches("vitals_check_status{").count() == 5
+            && body.contains("vitals_alerts_firing{severity=\"WARNING\"} 1")
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(body.matches("vitals_check_status{").count(), 5, "{body}");
+    let mut promtool = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool (Debian prometheus; scripts/test.sh installs it)");
+    use std::io::Write;
+    promtool.stdin.take().unwrap().write_all(body.as_bytes()).unwrap();
+    let out = promtool.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "promtool: {}{}\n{body}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    vitals.signal(nix::sys::signal::Signal::SIGTERM);
+}
