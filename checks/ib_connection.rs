@@ -410,7 +410,10 @@ impl Shared {
         if let Some(rtt) = link.rtt
             && rtt >= c.rtt_warn
         {
-            worries.push(format!("heartbeat round trip {} ms", rtt.as_millis()));
+            worries.push(format!(
+                "heartbeat round trip {:.0} ms",
+                rtt.as_secs_f64() * 1000.0
+            ));
         }
         if let Some(skew) = link.skew_s
             && skew.unsigned_abs() >= c.max_skew.as_secs()
@@ -423,7 +426,7 @@ impl Shared {
             .unwrap_or_default();
         let rtt = link
             .rtt
-            .map(|r| format!(", heartbeat {} ms", r.as_millis()))
+            .map(|r| format!(", heartbeat {:.1} ms", r.as_secs_f64() * 1000.0))
             .unwrap_or_default();
         if worries.is_empty() {
             (

@@ -199,14 +199,7 @@ async fn run(path: &Path, registry: &'static Registry) -> anyhow::Result<ExitCod
             return Ok(ExitCode::from(EXIT_CONFIG));
         }
     };
-    let web_stop = tokio_util::sync::CancellationToken::new();
-    let web = vitals::web::bind(&daemon.server().listen).await.map(|listener| {
-        tokio::spawn(vitals::web::serve(
-            listener,
-            vitals::web::router(daemon.web()),
-            web_stop.clone(),
-        ))
-    });
+    let web = vitals::web::spawn(&daemon.server().listen, daemon.web());
     let (tx, rx) = mpsc::channel(8);
     tokio::spawn(async move {
         loop {
@@ -221,9 +214,10 @@ async fn run(path: &Path, registry: &'static Registry) -> anyhow::Result<ExitCod
         }
     });
     daemon.serve(rx).await;
-    web_stop.cancel();
     if let Some(web) = web {
-        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), web).await;
+        tokio::task::spawn_blocking(move || web.stop(std::time::Duration::from_secs(5)))
+            .await
+            .ok();
     }
     Ok(ExitCode::SUCCESS)
 }

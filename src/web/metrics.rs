@@ -130,7 +130,10 @@ pub async fn metrics(State(web): State<Arc<Web>>) -> Response {
             header::CONTENT_TYPE,
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
         )],
-        render(&web),
+        web.cached("metrics", || {
+            Ok::<_, std::convert::Infallible>(render(&web).into_bytes())
+        })
+        .unwrap_or_default(),
     )
         .into_response()
 }

@@ -30,6 +30,10 @@ use crate::runner::Instances;
 /// The most a request body may hold (actions take none).
 pub const BODY_LIMIT: usize = 4 * 1024;
 
+/// How long a rendered page, status or metrics text is served again before it is
+/// rendered anew (any `POST` drops it at once). Many readers cost one render per window.
+pub const RENDER_EVERY: Duration = Duration::from_millis(250);
+
 /// What the handlers read.
 pub struct Web {
     board: Board,
@@ -41,6 +45,8 @@ pub struct Web {
     token_env: String,
     started_at: DateTime<Utc>,
     host: String,
+    /// Rendered bodies by route, with when they were rendered.
+    cache: Mutex<std::collections::HashMap<&'static str, (std::time::Instant, axum::body::Bytes)>>,
 }
 
 impl Web {
@@ -65,7 +71,31 @@ impl Web {
             token_env: token_env.to_owned(),
             started_at: Utc::now(),
             host: crate::rules::hostname(),
+            cache: Mutex::default(),
         }
+    }
+
+    /// The body of `route` as rendered within the last [`RENDER_EVERY`], or rendered now.
+    /// Concurrent readers wait for one render instead of each rendering.
+    fn cached<E>(
+        &self,
+        route: &'static str,
+        render: impl FnOnce() -> Result<Vec<u8>, E>,
+    ) -> Result<axum::body::Bytes, E> {
+        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((at, body)) = cache.get(route)
+            && at.elapsed() < RENDER_EVERY
+        {
+            return Ok(body.clone());
+        }
+        let body = axum::body::Bytes::from(render()?);
+        cache.insert(route, (std::time::Instant::now(), body.clone()));
+        Ok(body)
+    }
+
+    /// Forgets every rendered body (after anything that changes what they show).
+    fn invalidate(&self) {
+        self.cache.lock().unwrap_or_else(|e| e.into_inner()).clear();
     }
 
     fn actions_enabled(&self) -> bool {
@@ -108,6 +138,77 @@ pub async fn serve(listener: tokio::net::TcpListener, router: Router, stop: Canc
         .await;
     if let Err(e) = served {
         warn!("the web server stopped: {e}");
+    }
+}
+
+/// A web server running on its own thread and runtime.
+pub struct Server {
+    stop: CancellationToken,
+    done: std::sync::mpsc::Receiver<()>,
+}
+
+impl Server {
+    /// Stops accepting, lets in-flight requests finish (at most `grace`), and returns.
+    pub fn stop(self, grace: Duration) {
+        self.stop.cancel();
+        let _ = self.done.recv_timeout(grace);
+    }
+}
+
+/// Starts the server for `web` on `listen`, on a thread of its own with its own
+/// single-threaded runtime: however many requests arrive, they queue there and never
+/// take a worker thread from the checks. `None` (logged) when `listen` cannot be bound:
+/// the daemon keeps running without its page.
+pub fn spawn(listen: &str, web: Arc<Web>) -> Option<Server> {
+    let stop = CancellationToken::new();
+    let (bound_tx, bound) = std::sync::mpsc::channel();
+    let (done_tx, done) = std::sync::mpsc::channel();
+    let (listen, stopping) = (listen.to_owned(), stop.clone());
+    let thread = std::thread::Builder::new()
+        .name("vitals-web".into())
+        .spawn(move || {
+            let runtime = match tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .on_thread_start(lower_priority)
+                .enable_all()
+                .build()
+            {
+                Ok(r) => r,
+                Err(e) => {
+                    warn!("cannot start the web server's runtime ({e}): the status page is off");
+                    let _ = bound_tx.send(false);
+                    return;
+                }
+            };
+            runtime.block_on(async move {
+                let Some(listener) = bind(&listen).await else {
+                    let _ = bound_tx.send(false);
+                    return;
+                };
+                let _ = bound_tx.send(true);
+                serve(listener, router(web), stopping).await;
+            });
+            let _ = done_tx.send(());
+        });
+    if let Err(e) = thread {
+        warn!("cannot start the web server's thread ({e}): the status page is off");
+        return None;
+    }
+    // Binding takes microseconds; waiting for it keeps start-up errors in order.
+    bound.recv().unwrap_or(false).then_some(Server { stop, done })
+}
+
+/// Gives the calling thread a nice value of 10, so that under a flood of requests the
+/// kernel runs the checks' threads first.
+fn lower_priority() {
+    let tid = nix::unistd::gettid().as_raw();
+    // SAFETY: setpriority only reads its integer arguments; `tid` is this thread's id.
+    let r = unsafe { nix::libc::setpriority(nix::libc::PRIO_PROCESS, tid as nix::libc::id_t, 10) };
+    if r != 0 {
+        tracing::debug!(
+            "cannot lower the web thread's priority: {}",
+            std::io::Error::last_os_error()
+        );
     }
 }
 
@@ -183,7 +284,11 @@ async fn guard(State(web): State<Arc<Web>>, request: Request, next: Next) -> Res
         secure(r.headers_mut());
         return r;
     }
+    let post = request.method() == Method::POST;
     let mut response = next.run(request).await;
+    if post {
+        web.invalidate();
+    }
     secure(response.headers_mut());
     response
 }
@@ -272,7 +377,13 @@ fn authorize(web: &Web, headers: &HeaderMap) -> Result<(), Refusal> {
 /// `GET /api/status`: every check's latest observation, the active and held-back
 /// alerts, and which actions each check offers.
 async fn status(State(web): State<Arc<Web>>) -> Response {
-    axum::Json(status_json(&web)).into_response()
+    match web.cached("status", || serde_json::to_vec(&status_json(&web))) {
+        Ok(body) => ([(header::CONTENT_TYPE, "application/json")], body).into_response(),
+        Err(e) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("cannot render the status: {e}"),
+        ),
+    }
 }
 
 fn status_json(web: &Web) -> Value {

@@ -75,13 +75,21 @@ fn shown(value: Option<f64>, unit: &str) -> String {
     }
 }
 
-/// Points of a 120×28 sparkline over the last hour; percent values on a 0–100 scale.
+/// Points of a 120×28 sparkline over the last hour (or since the first sample, when
+/// younger); percent values on a 0–100 scale.
 fn sparkline(history: &[Sample], unit: &str, now: DateTime<Utc>) -> String {
-    let from = now - ChronoDuration::hours(1);
+    let hour_ago = now - ChronoDuration::hours(1);
+    let from = history
+        .iter()
+        .map(|s| s.at)
+        .filter(|t| *t >= hour_ago)
+        .min()
+        .unwrap_or(hour_ago);
+    let span = (now - from).num_milliseconds().max(1) as f64;
     let points: Vec<(f64, f64)> = history
         .iter()
         .filter(|s| s.at >= from)
-        .filter_map(|s| Some(((s.at - from).num_milliseconds() as f64 / 3_600_000.0, s.value?)))
+        .filter_map(|s| Some(((s.at - from).num_milliseconds() as f64 / span, s.value?)))
         .collect();
     if points.len() < 2 {
         return String::new();
@@ -228,7 +236,7 @@ pub fn render(web: &Web) -> Result<String, minijinja::Error> {
 }
 
 pub async fn page(State(web): State<Arc<Web>>) -> Response {
-    match render(&web) {
+    match web.cached("page", || render(&web).map(String::into_bytes)) {
         Ok(html) => Html(html).into_response(),
         Err(e) => super::error(
             axum::http::StatusCode::INTERNAL_SERVER_ERROR,

@@ -2,6 +2,7 @@
 
 mod alerting;
 mod alertmanager;
+mod browser;
 mod cli;
 mod command;
 mod config;

@@ -109,9 +109,15 @@ pub struct Daemonized {
 impl Daemonized {
     /// Starts `vitals run -c path`, following its log lines.
     pub fn spawn(path: &std::path::Path) -> Daemonized {
+        Self::spawn_with_env(path, &[])
+    }
+
+    /// Starts `vitals run -c path` with extra environment variables.
+    pub fn spawn_with_env(path: &std::path::Path, env: &[(&str, &str)]) -> Daemonized {
         let mut child = vitals()
             .args(["run", "-c"])
             .arg(path)
+            .envs(env.iter().copied())
             .env("NO_COLOR", "1")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

@@ -1,0 +1,374 @@
+//! The status page in a real browser: headless Chromium (Debian `chromium`) driven over
+//! WebDriver (`chromedriver`, via `fantoccini`), against a running `vitals run` with real
+//! checks — system, Delta tables written by Python, the IB gateway stand-in, a command
+//! check whose status the test flips. Screenshots (desktop and phone widths) go to
+//! `test-output/web/`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::{Value, json};
+
+use crate::delta_freshness::make;
+use crate::email::free_port;
+use crate::gateway::Gateway;
+use crate::reload::Daemonized;
+use crate::write_config;
+
+const TOKEN: &str = "browser-test-token";
+
+struct ChromeDriver {
+    child: Child,
+    port: u16,
+}
+
+impl ChromeDriver {
+    async fn start() -> ChromeDriver {
+        let port = free_port();
+        let child = Command::new("chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver (Debian chromium-driver; scripts/test.sh installs it)");
+        let driver = ChromeDriver { child, port };
+        let url = format!("http://127.0.0.1:{port}/status");
+        for _ in 0..100 {
+            if reqwest::get(&url).await.is_ok_and(|r| r.status().is_success()) {
+                return driver;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("chromedriver did not come up on port {port}");
+    }
+
+    async fn browser(&self, profile: &Path) -> Client {
+        let caps = json!({
+            "browserName": "chrome",
+            // Dialogs stay open until the test answers them.
+            "unhandledPromptBehavior": "ignore",
+            "goog:chromeOptions": {
+                "binary": "/usr/bin/chromium",
+                "args": [
+                    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                    "--disable-quic", "--no-first-run", "--disable-background-networking",
+                    "--disable-component-update", "--disable-sync", "--window-size=1280,1000",
+                    format!("--user-data-dir={}", profile.display()),
+                ],
+            },
+        });
+        let Value::Object(caps) = caps else { unreachable!() };
+        ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+            .capabilities(caps)
+            .connect(&format!("http://127.0.0.1:{}", self.port))
+            .await
+            .expect("a Chromium session")
+    }
+}
+
+impl Drop for ChromeDriver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn output_dir() -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("test-output/web");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Evaluates `script` (a function body) until it returns `true`, or panics after 20 s.
+async fn until(c: &Client, what: &str, script: &str) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        if c.execute(script, vec![]).await.ok() == Some(Value::Bool(true)) {
+            return;
+        }
+        if tokio::time::Instant::now() > deadline {
+            let text = c.find(Locator::Css("body")).await.unwrap().text().await.unwrap();
+            panic!("the page never showed {what}; it shows:\n{text}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn text(c: &Client, css: &str) -> String {
+    c.find(Locator::Css(css)).await.unwrap().text().await.unwrap()
+}
+
+async fn screenshot(c: &Client, name: &str) {
+    let png = c.screenshot().await.unwrap();
+    assert!(png.starts_with(b"\x89PNG"), "a PNG");
+    std::fs::write(output_dir().join(name), png).unwrap();
+}
+
+fn config(dir: &Path, port: u16, gateway: u16, flag: &Path) -> String {
+    format!(
+        r#"[server]
+listen = "127.0.0.1:{port}"
+
+[defaults]
+interval = "1s"
+timeout = "20s"
+
+[checks.ib]
+kind = "ib_connection"
+port = {gateway}
+client_id = 11
+heartbeat = "1s"
+reconnect_backoff = "100ms"
+reconnect_backoff_max = "100ms"
+max_reconnect_attempts = 1
+
+[checks.positions]
+kind = "delta_freshness"
+table = "positions"
+column = "synced_at"
+force_sync = ["/bin/true"]
+
+[checks.greeks]
+kind = "delta_freshness"
+table = "greeks"
+column = "synced_at"
+
+[checks.cpu]
+kind = "cpu"
+
+[checks.memory]
+kind = "memory"
+
+[checks.disk]
+kind = "disk"
+path = "{dir}"
+
+[checks.host]
+kind = "host"
+
+[checks.strategy_registry]
+kind = "strategy_slots"
+table = "registry"
+filter_column = "status"
+filter_value = "ACTIVE"
+limit = 8
+warn = 5
+crit = 8
+
+[checks.position_queue]
+kind = "queue_backlog"
+table = "queue"
+
+[checks.feed]
+kind = "command"
+command = ["/bin/sh", "-c", "if [ -e {flag} ]; then echo 'CRITICAL - feed down'; exit 2; fi; echo 'OK - feed up'"]
+
+[[rules]]
+name = "feed_down"
+checks = ["feed"]
+when = "status == 'critical'"
+severity = "CRITICAL"
+message = "{{check}}: {{message}}"
+"#,
+        dir = dir.display(),
+        flag = flag.display(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_status_page_works_in_chromium() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    make(&[d.join("positions").to_str().unwrap(), "tz", "5"]);
+    make(&[d.join("greeks").to_str().unwrap(), "ntz", "90"]);
+    make(&["registry", d.join("registry").to_str().unwrap(), "6", "2"]);
+    make(&["queue", d.join("queue").to_str().unwrap(), "3", "1", "40"]);
+    let flag = d.join("feed-down");
+    std::fs::write(&flag, "").unwrap();
+    let gw = Gateway::start().await;
+    let port = free_port();
+    let path = write_config(d, &config(d, port, gw.port(), &flag));
+    let mut child = vitals_with_token(&path);
+    child.expect("status page on");
+
+    let driver = ChromeDriver::start().await;
+    let c = driver.browser(&d.join("chromium-profile")).await;
+    c.goto(&format!("http://127.0.0.1:{port}/")).await.unwrap();
+
+    // Every section of the seed's page, in its order.
+    let headings: Vec<String> = {
+        let mut v = Vec::new();
+        for h in c.find_all(Locator::Css("main h2")).await.unwrap() {
+            v.push(h.text().await.unwrap());
+        }
+        v
+    };
+    assert_eq!(
+        &headings[..6],
+        [
+            "IB connection",
+            "Data freshness",
+            "System metrics",
+            "Active strategy registry",
+            "Queue backlog",
+            "Alerts"
+        ]
+    );
+    // Badges show text and icon, not colour alone.
+    until(
+        &c,
+        "IB connected",
+        "return document.querySelector('#ib .badge')?.textContent.includes('CONNECTED')",
+    )
+    .await;
+    assert!(text(&c, "#ib .badge").await.starts_with('✔'));
+    until(
+        &c,
+        "fresh and stale tables",
+        "const t = document.querySelector('#freshness').textContent; return t.includes('FRESH') && t.includes('STALE')",
+    )
+    .await;
+    let meters = c.find_all(Locator::Css("meter")).await.unwrap().len();
+    assert!(meters >= 4, "cpu, memory, disk and slots bars: {meters}");
+    assert!(text(&c, "#registry").await.contains("6 of 8 slots used"));
+    assert!(text(&c, "#queue").await.contains("3 pending"));
+    until(
+        &c,
+        "the feed alert",
+        "return document.querySelector('#alerts').textContent.includes('feed_down on feed')",
+    )
+    .await;
+    // A sparkline once there is history.
+    until(
+        &c,
+        "a sparkline",
+        "return document.querySelectorAll('svg.spark polyline').length >= 3",
+    )
+    .await;
+
+    // Screenshots: desktop, then a phone's width (and nothing wider than the screen).
+    screenshot(&c, "desktop.png").await;
+    c.set_window_size(390, 844).await.unwrap();
+    let fits = c
+        .execute(
+            "return document.documentElement.scrollWidth <= window.innerWidth + 1",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(fits, Value::Bool(true), "the page fits a phone's width");
+    screenshot(&c, "phone.png").await;
+    c.set_window_size(1280, 1000).await.unwrap();
+
+    // The symbol filter narrows the table, and stays through a refresh.
+    c.execute("window.__marker = 42", vec![]).await.unwrap();
+    let filter = c.find(Locator::Css("#symbol-filter")).await.unwrap();
+    filter.send_keys("SPY").await.unwrap();
+    let visible = "return [...document.querySelectorAll('.registry-rows tr')].filter(r => !r.hidden).map(r => r.dataset.symbol)";
+    let shown = c.execute(visible, vec![]).await.unwrap();
+    let shown: Vec<String> = serde_json::from_value(shown).unwrap();
+    assert_eq!(shown, ["SPY", "SPY"], "6 active rows cycle SPY, QQQ, IWM, AAPL");
+    let refreshed = c
+        .execute_async(
+            "const done = arguments[0]; document.addEventListener('vitals:refreshed', () => done(true), {once: true});",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(refreshed, Value::Bool(true));
+    let shown: Vec<String> = serde_json::from_value(c.execute(visible, vec![]).await.unwrap()).unwrap();
+    assert_eq!(shown.len(), 2, "still filtered after a refresh");
+
+    // A status change shows up by itself, without a reload.
+    std::fs::remove_file(&flag).unwrap();
+    until(
+        &c,
+        "the alert resolved",
+        "return document.querySelector('#alerts').textContent.includes('No active alerts')",
+    )
+    .await;
+    until(
+        &c,
+        "feed ok",
+        "return document.querySelector('#other').textContent.includes('OK - feed up')",
+    )
+    .await;
+    assert_eq!(
+        c.execute("return window.__marker", vec![]).await.unwrap(),
+        json!(42),
+        "no reload"
+    );
+
+    // Reconnect: the gateway goes away (auto-reconnect gives up after one attempt), the
+    // button appears, the gateway comes back, the button (with the token) reconnects.
+    gw.outage();
+    until(
+        &c,
+        "a Reconnect button",
+        "return !!document.querySelector('#ib button.action')",
+    )
+    .await;
+    assert!(text(&c, "#ib .badge").await.contains("DISCONNECTED"));
+    gw.back().await;
+    click(&c, "#ib button.action").await;
+    wait_for_dialog(&c).await;
+    c.send_alert_text(TOKEN).await.unwrap();
+    c.accept_alert().await.unwrap();
+    until(
+        &c,
+        "the reconnect result",
+        "return document.querySelector('#toast').textContent.includes('✔ connected to')",
+    )
+    .await;
+    until(&c, "IB connected again", "return document.querySelector('#ib .badge').textContent.includes('CONNECTED') && !document.querySelector('#ib .badge').textContent.includes('DIS')").await;
+
+    // Clear asks first; the token is remembered for the tab.
+    click(&c, "#queue button.action").await;
+    wait_for_dialog(&c).await;
+    assert!(c.get_alert_text().await.unwrap().contains("Nothing is deleted"));
+    c.accept_alert().await.unwrap();
+    until(
+        &c,
+        "the queue cleared",
+        "return document.querySelector('#queue').textContent.includes('0 pending')",
+    )
+    .await;
+    let counts = crate::delta_freshness::statuses(&d.join("queue"), None);
+    assert_eq!(counts["counts"]["CLEARED"], 3, "{counts}");
+    screenshot(&c, "after-actions.png").await;
+
+    // vitals goes away: the page says so instead of showing old data as current.
+    child.signal(nix::sys::signal::Signal::SIGTERM);
+    let _ = child.child.wait();
+    until(&c, "the offline banner", "const b = document.getElementById('offline'); return !b.hidden && b.textContent.includes('cannot be reached')").await;
+    screenshot(&c, "offline.png").await;
+    c.close().await.unwrap();
+}
+
+fn vitals_with_token(path: &Path) -> Daemonized {
+    // The token goes to the child's environment only.
+    Daemonized::spawn_with_env(path, &[("VITALS_TOKEN", TOKEN)])
+}
+
+/// Clicks the element like a user: scrolled to the middle of the screen first.
+async fn click(c: &Client, css: &str) {
+    let el = c.find(Locator::Css(css)).await.unwrap();
+    let arg = serde_json::to_value(&el).unwrap();
+    c.execute("arguments[0].scrollIntoView({block: 'center'})", vec![arg])
+        .await
+        .unwrap();
+    el.click().await.unwrap();
+}
+
+/// Waits until a dialog (prompt or confirm) is open.
+async fn wait_for_dialog(c: &Client) {
+    for _ in 0..100 {
+        if c.get_alert_text().await.is_ok() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("no dialog opened");
+}
