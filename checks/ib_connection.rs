@@ -247,6 +247,8 @@ struct Link {
     attempts: VecDeque<DateTime<Utc>>,
     gave_up: bool,
     next_attempt_at: Option<DateTime<Utc>>,
+    /// Connection attempts finished (connected or failed) since start.
+    finished_attempts: u64,
 }
 
 impl Shared {
@@ -607,6 +609,7 @@ async fn supervise(shared: Arc<Shared>, cancel: CancellationToken) {
             Ok(Ok((client, notices))) => {
                 shared.update(|link| {
                     link.phase = Phase::Connected;
+                    link.finished_attempts += 1;
                     link.connected_since = Some(started);
                     link.disconnected_at = None;
                     link.problem = None;
@@ -645,6 +648,7 @@ async fn supervise(shared: Arc<Shared>, cancel: CancellationToken) {
                 tracing::warn!(check = %shared.id, "cannot connect to IB: {why}");
                 shared.update(|link| {
                     link.phase = Phase::Disconnected;
+                    link.finished_attempts += 1;
                     link.disconnected_at.get_or_insert(started);
                     link.problem = Some(why);
                     link.settled = true;
@@ -659,6 +663,7 @@ async fn supervise(shared: Arc<Shared>, cancel: CancellationToken) {
                 );
                 shared.update(|link| {
                     link.phase = Phase::Disconnected;
+                    link.finished_attempts += 1;
                     link.disconnected_at.get_or_insert(started);
                     link.problem = Some(why);
                     link.settled = true;
@@ -747,21 +752,16 @@ impl Check for IbConnection {
                 available: vec!["reconnect"],
             });
         }
+        let finished = |s: &Shared| s.link.lock().unwrap_or_else(|e| e.into_inner()).finished_attempts;
         let mut changed = self.shared.changed.subscribe();
+        let before = finished(&self.shared);
         self.shared.reconnect_now.notify_one();
-        // Wait for the attempt's outcome: connected, or a failed attempt.
-        let phase = |s: &Shared| s.link.lock().unwrap_or_else(|e| e.into_inner()).phase;
-        let mut left_connecting = false;
+        // Wait for the outcome of an attempt that ends after the request: connected, or
+        // failed (with why).
         cx.before_deadline(async {
-            loop {
+            while finished(&self.shared) == before {
                 if changed.changed().await.is_err() {
                     return;
-                }
-                match phase(&self.shared) {
-                    Phase::Connecting => left_connecting = true,
-                    Phase::Connected if left_connecting => return,
-                    Phase::Disconnected if left_connecting => return,
-                    _ => {}
                 }
             }
         })

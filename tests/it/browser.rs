@@ -230,10 +230,24 @@ async fn the_status_page_works_in_chromium() {
         "const t = document.querySelector('#freshness').textContent; return t.includes('FRESH') && t.includes('STALE')",
     )
     .await;
-    let meters = c.find_all(Locator::Css("meter")).await.unwrap().len();
-    assert!(meters >= 4, "cpu, memory, disk and slots bars: {meters}");
-    assert!(text(&c, "#registry").await.contains("6 of 8 slots used"));
-    assert!(text(&c, "#queue").await.contains("3 pending"));
+    until(
+        &c,
+        "the slots",
+        "return document.querySelector('#registry').textContent.includes('6 of 8 slots used')",
+    )
+    .await;
+    until(
+        &c,
+        "the queue",
+        "return document.querySelector('#queue').textContent.includes('3 pending')",
+    )
+    .await;
+    until(
+        &c,
+        "four bars",
+        "return document.querySelectorAll('meter').length >= 4",
+    )
+    .await;
     until(
         &c,
         "the feed alert",
@@ -281,6 +295,24 @@ async fn the_status_page_works_in_chromium() {
     let shown: Vec<String> = serde_json::from_value(c.execute(visible, vec![]).await.unwrap()).unwrap();
     assert_eq!(shown.len(), 2, "still filtered after a refresh");
 
+    // Acknowledge the alert: the first action asks for the token (kept for the tab).
+    click(&c, "#alerts button.action").await;
+    wait_for_dialog(&c).await;
+    c.send_alert_text(TOKEN).await.unwrap();
+    c.accept_alert().await.unwrap();
+    until(
+        &c,
+        "the alert acknowledged",
+        "return document.querySelector('#alerts').textContent.includes('acknowledged')",
+    )
+    .await;
+    assert!(
+        c.find_all(Locator::Css("#alerts button.action"))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
     // A status change shows up by itself, without a reload.
     std::fs::remove_file(&flag).unwrap();
     until(
@@ -302,7 +334,8 @@ async fn the_status_page_works_in_chromium() {
     );
 
     // Reconnect: the gateway goes away (auto-reconnect gives up after one attempt), the
-    // button appears, the gateway comes back, the button (with the token) reconnects.
+    // button appears, the gateway comes back, the button reconnects (the tab has the
+    // token now: no prompt).
     gw.outage();
     until(
         &c,
@@ -313,9 +346,6 @@ async fn the_status_page_works_in_chromium() {
     assert!(text(&c, "#ib .badge").await.contains("DISCONNECTED"));
     gw.back().await;
     click(&c, "#ib button.action").await;
-    wait_for_dialog(&c).await;
-    c.send_alert_text(TOKEN).await.unwrap();
-    c.accept_alert().await.unwrap();
     until(
         &c,
         "the reconnect result",
@@ -324,7 +354,7 @@ async fn the_status_page_works_in_chromium() {
     .await;
     until(&c, "IB connected again", "return document.querySelector('#ib .badge').textContent.includes('CONNECTED') && !document.querySelector('#ib .badge').textContent.includes('DIS')").await;
 
-    // Clear asks first; the token is remembered for the tab.
+    // Clear asks first.
     click(&c, "#queue button.action").await;
     wait_for_dialog(&c).await;
     assert!(c.get_alert_text().await.unwrap().contains("Nothing is deleted"));

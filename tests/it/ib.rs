@@ -407,3 +407,28 @@ async fn backoff_waits_grow_with_each_failed_attempt() {
     }
     daemon.shutdown().await;
 }
+
+#[tokio::test]
+async fn reconnect_while_connected_starts_a_fresh_session() {
+    let gw = Gateway::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (daemon, mut rx) = start(dir.path(), gw.port(), "").await;
+    let first = connected(&mut rx).await;
+    let check = daemon.runner().instance("ib").unwrap().check().unwrap();
+    let outcome = check
+        .act("reconnect", &crate::delta_freshness::action_cx("ib"))
+        .await
+        .unwrap();
+    assert!(outcome.ok, "{}", outcome.message);
+    assert_eq!(
+        gw.sessions(),
+        2,
+        "the old session was closed and a new one opened"
+    );
+    let o = until(&mut rx, "the new session", |o| {
+        label(o) == "CONNECTED" && o.details["connected_since"] != first.details["connected_since"]
+    })
+    .await;
+    assert_eq!(o.status, Status::Ok);
+    daemon.shutdown().await;
+}

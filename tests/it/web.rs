@@ -32,7 +32,8 @@ async fn daemon(dir: &Path) -> Daemon {
          [checks.queue]\nkind = \"queue_backlog\"\ntable = \"queue\"\n\n\
          [checks.positions]\nkind = \"delta_freshness\"\ntable = \"positions\"\nforce_sync = [\"/bin/true\"]\n\n\
          [[rules]]\nname = \"gateway_down\"\nchecks = [\"gateway\"]\nwhen = \"status == 'critical'\"\nseverity = \"CRITICAL\"\n\n\
-         [sinks.audit]\nkind = \"log\"\npath = \"alerts.jsonl\"\n",
+         [sinks.audit]\nkind = \"log\"\npath = \"alerts.jsonl\"\n\n\
+         [sinks.alerts_table]\nkind = \"delta\"\ntable = \"alerts\"\nflush_interval = \"100ms\"\n",
         f = flag.display()
     );
     let path = write_config(dir, &text);
@@ -309,6 +310,16 @@ async fn actions_do_what_they_say_and_are_recorded() {
         "{actions:?}"
     );
     assert!(actions[2].starts_with("clear on queue done"), "{actions:?}");
+    // …and in the alerts Delta table, as Python reads it.
+    let table = crate::delta_sink::read_table(&dir.path().join("alerts"));
+    let rows = table["rows"].as_array().unwrap();
+    let recorded: Vec<&str> = rows
+        .iter()
+        .filter(|r| r["state"] == "action")
+        .map(|r| r["check_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(recorded, ["positions", "positions", "queue"], "{rows:#?}");
+    assert!(rows.iter().any(|r| r["state"] == "acknowledged"), "{rows:#?}");
 }
 
 #[tokio::test]
