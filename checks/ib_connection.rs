@@ -724,16 +724,35 @@ impl Check for IbConnection {
         // The first run waits for the first attempt to settle (within the run's time).
         let mut changed = self.shared.changed.subscribe();
         let settled = |s: &Shared| s.link.lock().unwrap_or_else(|e| e.into_inner()).settled;
-        cx.before_deadline(async {
-            while !settled(&self.shared) {
-                if changed.changed().await.is_err() {
-                    break;
+        let waited = tokio::time::Instant::now();
+        let done = cx
+            .before_deadline(async {
+                while !settled(&self.shared) {
+                    if changed.changed().await.is_err() {
+                        break;
+                    }
                 }
-            }
-        })
-        .await;
+            })
+            .await;
         let link = self.shared.link.lock().unwrap_or_else(|e| e.into_inner());
-        self.shared.reading(&link, Utc::now())
+        let reading = self.shared.reading(&link, Utc::now());
+        if done.is_none() && link.phase == Phase::Connecting && !link.settled {
+            // A gateway that never answers is an outage, not an unknown.
+            return Reading::new(
+                Status::Critical,
+                format!(
+                    "{} has not completed the connection after {}: the gateway is hung, still starting, or waiting for a login",
+                    self.shared.addr(),
+                    duration::format(Duration::from_millis(waited.elapsed().as_millis() as u64))
+                ),
+            )
+            .with_label("CONNECTING")
+            .with_detail("host", self.shared.config.host.clone())
+            .with_detail("port", self.shared.config.port)
+            .with_detail("client_id", self.shared.config.client_id)
+            .with_detail("connected", false);
+        }
+        reading
     }
 
     fn actions(&self) -> Vec<ActionSpec> {

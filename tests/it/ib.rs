@@ -432,3 +432,24 @@ async fn reconnect_while_connected_starts_a_fresh_session() {
     assert_eq!(o.status, Status::Ok);
     daemon.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_one_shot_check_of_a_hung_gateway_is_critical_not_unknown() {
+    let gw = Gateway::start().await;
+    gw.set_mode(Mode::Mute);
+    let dir = tempfile::tempdir().unwrap();
+    // The runner's timeout (1 s) is shorter than the handshake timeout (5 s).
+    let text = format!(
+        "[checks.ib]\nkind = \"ib_connection\"\nport = {}\nclient_id = 7\ntimeout = \"1s\"\n",
+        gw.port()
+    );
+    let i = crate::instances(dir.path(), &text).remove(0);
+    let o = i.run_once(tokio::time::Instant::now()).await;
+    assert_eq!(o.status, Status::Critical, "{o:?}");
+    assert_eq!(o.label.as_deref(), Some("CONNECTING"));
+    assert!(
+        o.message.contains("has not completed the connection"),
+        "{}",
+        o.message
+    );
+}
