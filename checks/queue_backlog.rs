@@ -144,9 +144,35 @@ struct Backlog {
 const CLEAR_ATTEMPTS: u32 = 3;
 
 impl Backlog {
+    /// Clears, reading again and retrying after a failed commit (another writer
+    /// rewrote or removed a file this attempt read), at most [`CLEAR_ATTEMPTS`] times.
+    /// `before_first_commit` runs just before the first attempt commits (tests put a
+    /// concurrent writer there). Returns (rows, files, version, attempts).
+    async fn clear(&self, before_first_commit: impl AsyncFnOnce()) -> Result<(u64, usize, u64, u32), String> {
+        let mut hook = Some(before_first_commit);
+        let mut last = String::new();
+        for attempt in 1..=CLEAR_ATTEMPTS {
+            let result = match hook.take() {
+                Some(h) => self.try_clear(h).await,
+                None => self.try_clear(async || {}).await,
+            };
+            match result {
+                Ok((rows, files, version)) => return Ok((rows, files, version, attempt)),
+                Err(e) => {
+                    tracing::warn!(table = %self.location, attempt, "clear failed, reading again: {e}");
+                    last = e;
+                }
+            }
+        }
+        Err(format!(
+            "could not clear {} after {CLEAR_ATTEMPTS} attempts: {last}",
+            self.location
+        ))
+    }
+
     /// Marks every pending row `cleared_value` in one Delta commit (an UPDATE),
     /// rewriting only the files that hold pending rows.
-    async fn try_clear(&self) -> Result<(u64, usize, u64), String> {
+    async fn try_clear(&self, before_commit: impl AsyncFnOnce()) -> Result<(u64, usize, u64), String> {
         let c = &self.config;
         let table = crate::delta::open_existing(&self.location)
             .await
@@ -212,6 +238,7 @@ impl Backlog {
             ),
         ]);
         let predicate = format!("{} = '{}'", c.status_column, c.pending_value.replace('\'', "''"));
+        before_commit().await;
         let version = CommitBuilder::from(props)
             .with_actions(actions)
             .build(
@@ -296,36 +323,29 @@ impl Check for Backlog {
                 available: vec!["clear"],
             });
         }
-        let mut last = String::new();
-        for attempt in 1..=CLEAR_ATTEMPTS {
-            match self.try_clear().await {
-                Ok((rows, files, version)) => {
-                    let mut details = serde_json::Map::new();
-                    details.insert("cleared_rows".into(), rows.into());
-                    details.insert("files_rewritten".into(), files.into());
-                    details.insert("version".into(), version.into());
-                    details.insert("attempts".into(), attempt.into());
-                    let message = if rows == 0 {
-                        "no pending rows to clear".to_owned()
-                    } else {
-                        format!(
-                            "{rows} pending rows marked {} in version {version}",
-                            self.config.cleared_value
-                        )
-                    };
-                    return Ok(ActionOutcome {
-                        ok: true,
-                        message,
-                        details,
-                    });
-                }
-                Err(e) => last = e,
+        match self.clear(async || {}).await {
+            Ok((rows, files, version, attempts)) => {
+                let mut details = serde_json::Map::new();
+                details.insert("cleared_rows".into(), rows.into());
+                details.insert("files_rewritten".into(), files.into());
+                details.insert("version".into(), version.into());
+                details.insert("attempts".into(), attempts.into());
+                let message = if rows == 0 {
+                    "no pending rows to clear".to_owned()
+                } else {
+                    format!(
+                        "{rows} pending rows marked {} in version {version}",
+                        self.config.cleared_value
+                    )
+                };
+                Ok(ActionOutcome {
+                    ok: true,
+                    message,
+                    details,
+                })
             }
+            Err(e) => Err(ActionError::Failed(e)),
         }
-        Err(ActionError::Failed(format!(
-            "could not clear {} after {CLEAR_ATTEMPTS} attempts: {last}",
-            self.location
-        )))
     }
 
     async fn run(&self, _cx: &RunContext) -> Reading {
@@ -398,3 +418,132 @@ impl Check for Backlog {
 }
 
 crate::register_check!(QueueBacklogConfig);
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use deltalake::arrow::array::{Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray};
+    use deltalake::arrow::datatypes::{DataType as A, Field, Schema, TimeUnit};
+    use deltalake::kernel::{DataType, StructField};
+    use deltalake::writer::{DeltaWriter, RecordBatchWriter};
+
+    use super::*;
+
+    /// One file: conids 0..3 PENDING, 3..5 DONE.
+    async fn queue(path: &std::path::Path) {
+        let url = deltalake::table::builder::ensure_table_uri(path.to_str().unwrap()).unwrap();
+        let mut table = deltalake::DeltaTable::try_from_url(url)
+            .await
+            .unwrap()
+            .create()
+            .with_columns([
+                StructField::new("conid", DataType::LONG, false),
+                StructField::new("status", DataType::STRING, false),
+                StructField::new("created_at", DataType::TIMESTAMP, false),
+            ])
+            .await
+            .unwrap();
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("conid", A::Int64, false),
+            Field::new("status", A::Utf8, false),
+            Field::new(
+                "created_at",
+                A::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+                false,
+            ),
+        ]));
+        let now = Utc::now().timestamp_micros();
+        let batch = RecordBatch::try_new(
+            schema,
+            vec![
+                Arc::new(Int64Array::from(vec![0, 1, 2, 3, 4])),
+                Arc::new(StringArray::from(vec![
+                    "PENDING", "PENDING", "PENDING", "DONE", "DONE",
+                ])),
+                Arc::new(TimestampMicrosecondArray::from(vec![now; 5]).with_timezone("UTC")),
+            ],
+        )
+        .unwrap();
+        let mut writer = RecordBatchWriter::for_table(&table).unwrap();
+        writer.write(batch).await.unwrap();
+        writer.flush_and_commit(&mut table).await.unwrap();
+    }
+
+    fn backlog(location: &str, pending: &str, cleared: &str) -> Backlog {
+        let config: QueueBacklogConfig = toml::from_str(&format!(
+            "table = \"{location}\"\npending_value = \"{pending}\"\ncleared_value = \"{cleared}\""
+        ))
+        .unwrap();
+        Backlog {
+            location: location.to_owned(),
+            count: Thresholds::higher_is_worse(config.warn as f64, config.crit as f64),
+            age: config.age_thresholds(),
+            config,
+        }
+    }
+
+    async fn statuses(location: &str) -> Vec<String> {
+        let batches = crate::delta::read_columns(location, &["status"]).await.unwrap();
+        let mut all: Vec<String> = batches
+            .iter()
+            .flat_map(|b| {
+                let s = cast(b.column(0), &ArrowType::Utf8).unwrap();
+                let s = s.as_any().downcast_ref::<StringArray>().unwrap().clone();
+                (0..s.len()).map(move |i| s.value(i).to_owned())
+            })
+            .collect();
+        all.sort();
+        all
+    }
+
+    #[tokio::test]
+    async fn a_concurrent_rewrite_of_a_file_it_read_is_a_conflict_and_the_retry_clears() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("queue");
+        queue(&path).await;
+        let location = path.to_str().unwrap();
+        let clearing = backlog(location, "PENDING", "CLEARED");
+        // Another writer rewrites the same file (every row kept) between this attempt's
+        // read and its commit — what a compaction does.
+        let rewriter = backlog(location, "DONE", "DONE");
+        let (rows, files, version, attempts) = clearing
+            .clear(async || {
+                let (rewritten, _, v) = rewriter.try_clear(async || {}).await.unwrap();
+                assert_eq!((rewritten, v), (2, 2), "the concurrent rewrite committed");
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            attempts, 2,
+            "the first commit conflicted and the table was read again"
+        );
+        assert_eq!((rows, files, version), (3, 1, 3));
+        assert_eq!(
+            statuses(location).await,
+            ["CLEARED", "CLEARED", "CLEARED", "DONE", "DONE"],
+            "nothing lost, nothing doubled"
+        );
+    }
+
+    #[tokio::test]
+    async fn each_commit_that_meets_a_concurrent_rewrite_fails_and_changes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("queue");
+        queue(&path).await;
+        let location = path.to_str().unwrap();
+        let clearing = backlog(location, "PENDING", "CLEARED");
+        let rewriter = backlog(location, "DONE", "DONE");
+        let mut last = String::new();
+        for _ in 0..CLEAR_ATTEMPTS {
+            last = clearing
+                .try_clear(async || {
+                    rewriter.try_clear(async || {}).await.unwrap();
+                })
+                .await
+                .unwrap_err();
+        }
+        assert!(last.starts_with("commit:"), "{last}");
+        assert_eq!(statuses(location).await[..3], ["DONE", "DONE", "PENDING"]);
+    }
+}
