@@ -3,7 +3,7 @@
 //! the runner's scheduling lag during each load phase against a phase without load,
 //! measured in the same run. Also the page's weight.
 //!
-//! `cargo bench --bench web -- [--checks 1000] [--seconds 20]`
+//! `cargo bench --bench web -- [--checks 1000] [--seconds 20] [--wrk-threads 2]`
 
 use std::process::Command;
 use std::sync::{Arc, Mutex};
@@ -52,9 +52,15 @@ fn pct(v: &mut [u32], q: f64) -> f64 {
 }
 
 /// Runs wrk for `seconds` on `url`; returns (requests/s, p99 latency in ms).
-fn wrk(url: &str, seconds: u64) -> (f64, f64) {
+fn wrk(url: &str, seconds: u64, threads: u64) -> (f64, f64) {
     let out = Command::new("wrk")
-        .args(["-t2", "-c64", &format!("-d{seconds}s"), "--latency", url])
+        .args([
+            &format!("-t{threads}"),
+            "-c64",
+            &format!("-d{seconds}s"),
+            "--latency",
+            url,
+        ])
         .output()
         .expect("wrk (Debian package wrk)");
     let text = String::from_utf8_lossy(&out.stdout).to_string();
@@ -93,6 +99,7 @@ fn main() {
     };
     let checks = arg("--checks", 1000) as usize;
     let seconds = arg("--seconds", 20);
+    let threads = arg("--wrk-threads", 2);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -154,19 +161,19 @@ fn main() {
         let mut idle = take(&lags);
 
         let api = format!("http://127.0.0.1:{port}/api/status");
-        let (api_rps, api_p99) = tokio::task::spawn_blocking(move || wrk(&api, seconds))
+        let (api_rps, api_p99) = tokio::task::spawn_blocking(move || wrk(&api, seconds, threads))
             .await
             .unwrap();
         let mut under_api = take(&lags);
 
         let root = format!("http://127.0.0.1:{port}/");
-        let (page_rps, page_p99) = tokio::task::spawn_blocking(move || wrk(&root, seconds))
+        let (page_rps, page_p99) = tokio::task::spawn_blocking(move || wrk(&root, seconds, threads))
             .await
             .unwrap();
         let mut under_page = take(&lags);
 
         println!(
-            "{checks} checks at 1 s; wrk -t2 -c64 -d{seconds}s; page {} bytes, /api/status {} bytes\n",
+            "{checks} checks at 1 s; wrk -t{threads} -c64 -d{seconds}s; page {} bytes, /api/status {} bytes\n",
             page.len(),
             status.len()
         );

@@ -46,7 +46,7 @@ pub struct Web {
     started_at: DateTime<Utc>,
     host: String,
     /// Rendered bodies by route, with when they were rendered.
-    cache: Mutex<std::collections::HashMap<&'static str, (std::time::Instant, axum::body::Bytes)>>,
+    cache: Mutex<std::collections::HashMap<&'static str, Rendered>>,
 }
 
 impl Web {
@@ -76,21 +76,46 @@ impl Web {
     }
 
     /// The body of `route` as rendered within the last [`RENDER_EVERY`], or rendered now.
-    /// Concurrent readers wait for one render instead of each rendering.
+    /// While one reader renders a stale body anew, the others get the stale one at once
+    /// (no reader waits for another's render); after [`Web::invalidate`] there is no
+    /// stale body, so the next readers see the change.
     fn cached<E>(
         &self,
         route: &'static str,
         render: impl FnOnce() -> Result<Vec<u8>, E>,
     ) -> Result<axum::body::Bytes, E> {
-        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((at, body)) = cache.get(route)
-            && at.elapsed() < RENDER_EVERY
+        let lock = || self.cache.lock().unwrap_or_else(|e| e.into_inner());
         {
-            return Ok(body.clone());
+            let mut cache = lock();
+            if let Some(r) = cache.get_mut(route) {
+                if r.at.elapsed() < RENDER_EVERY || r.rendering {
+                    return Ok(r.body.clone());
+                }
+                r.rendering = true;
+            }
         }
-        let body = axum::body::Bytes::from(render()?);
-        cache.insert(route, (std::time::Instant::now(), body.clone()));
-        Ok(body)
+        let rendered = render();
+        let mut cache = lock();
+        match rendered {
+            Ok(body) => {
+                let body = axum::body::Bytes::from(body);
+                cache.insert(
+                    route,
+                    Rendered {
+                        at: std::time::Instant::now(),
+                        body: body.clone(),
+                        rendering: false,
+                    },
+                );
+                Ok(body)
+            }
+            Err(e) => {
+                if let Some(r) = cache.get_mut(route) {
+                    r.rendering = false;
+                }
+                Err(e)
+            }
+        }
     }
 
     /// Forgets every rendered body (after anything that changes what they show).
@@ -139,6 +164,14 @@ pub async fn serve(listener: tokio::net::TcpListener, router: Router, stop: Canc
     if let Err(e) = served {
         warn!("the web server stopped: {e}");
     }
+}
+
+/// A rendered body and when it was rendered.
+struct Rendered {
+    at: std::time::Instant,
+    body: axum::body::Bytes,
+    /// A reader is rendering it anew.
+    rendering: bool,
 }
 
 /// A web server running on its own thread and runtime.
