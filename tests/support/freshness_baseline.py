@@ -6,12 +6,21 @@ freshness script does on each refresh, (b) a kept-open table: update_incremental
 history(1), (c) with COLUMN: to_pyarrow_table(columns=[COLUMN]) max.
 """
 import json
+import os
 import statistics
 import sys
 import time
 
 import pyarrow.compute as pc
 from deltalake import DeltaTable
+
+
+def finish():
+    """Leaves without the interpreter's teardown: deltalake's background threads can
+    abort it ("terminate called without an active exception") after the work is done."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 table, runs = sys.argv[1], int(sys.argv[2])
 column = sys.argv[3] if len(sys.argv) > 3 else None
@@ -32,3 +41,4 @@ result["kept_open_ms"] = timed(lambda: (kept.update_incremental(), kept.history(
 if column:
     result["column_max_ms"] = timed(lambda: pc.max(DeltaTable(table).to_pyarrow_table(columns=[column])[column]))
 print(json.dumps(result))
+finish()

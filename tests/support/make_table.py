@@ -12,11 +12,20 @@
   make_table.py checkpoint TABLE               writes a checkpoint
   make_table.py optimize TABLE                 compacts the files (removes and re-adds)
 """
+import os
 import sys
 from datetime import datetime, timedelta, timezone
 
 import pandas as pd
 from deltalake import DeltaTable, write_deltalake
+
+
+def finish():
+    """Leaves without the interpreter's teardown: deltalake's background threads can
+    abort it ("terminate called without an active exception") after the work is done."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 if sys.argv[1] == "registry":
     # registry TABLE ACTIVE STOPPED: a strategy registry with ACTIVE and STOPPED rows,
@@ -34,7 +43,7 @@ if sys.argv[1] == "registry":
             "status": [s for _, s in part],
         })
         write_deltalake(table, df, mode="append")
-    sys.exit(0)
+    finish()
 if sys.argv[1] == "queue":
     # queue TABLE PENDING DONE OLDEST_AGE_S: a position queue; the oldest pending row
     # is OLDEST_AGE_S seconds old.
@@ -47,7 +56,7 @@ if sys.argv[1] == "queue":
         + [now - timedelta(hours=1)] * done,
     })
     write_deltalake(table, df, mode="append")
-    sys.exit(0)
+    finish()
 if sys.argv[1] == "statuses":
     # statuses TABLE [VERSION]: JSON {status: count} at a version, and the latest operation.
     import json
@@ -55,13 +64,13 @@ if sys.argv[1] == "statuses":
     dt = DeltaTable(table, version=int(sys.argv[3])) if len(sys.argv) > 3 else DeltaTable(table)
     counts = dt.to_pandas()["status"].value_counts().to_dict()
     print(json.dumps({"counts": counts, "operation": DeltaTable(table).history(1)[0]["operation"]}))
-    sys.exit(0)
+    finish()
 if sys.argv[1] == "checkpoint":
     DeltaTable(sys.argv[2]).create_checkpoint()
-    sys.exit(0)
+    finish()
 if sys.argv[1] == "optimize":
     DeltaTable(sys.argv[2]).optimize.compact()
-    sys.exit(0)
+    finish()
 
 table, kind, age = sys.argv[1], sys.argv[2], float(sys.argv[3])
 commits = int(sys.argv[4]) if len(sys.argv) > 4 else 1
@@ -78,3 +87,4 @@ for i in range(commits):
         "synced_at": [t - timedelta(seconds=30), t],
     })
     write_deltalake(table, df, mode="append", configuration=config)
+finish()
