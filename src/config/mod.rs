@@ -287,6 +287,21 @@ pub fn parse(path: &Path, src: &str, registry: &Registry) -> Result<Config, Diag
         match name {
             "server" => {
                 if let Some(s) = section::<ServerConfig>(&mut c, "server", value) {
+                    if let Err(e) = s.listen.parse::<std::net::SocketAddr>() {
+                        let span = match value.get_ref() {
+                            DeValue::Table(t) => t.get("listen").map(|v| v.span()),
+                            _ => None,
+                        };
+                        c.error(
+                            span.or(Some(value.span())),
+                            Some("server"),
+                            Some("listen"),
+                            format!(
+                                "`{}` is not an address and port ({e}); expected e.g. \"127.0.0.1:8686\"",
+                                s.listen
+                            ),
+                        );
+                    }
                     server = s;
                 }
             }

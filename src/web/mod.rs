@@ -188,9 +188,9 @@ impl Server {
     }
 }
 
-/// Starts the server for `web` on `listen`, on a thread of its own with its own
-/// single-threaded runtime: however many requests arrive, they queue there and never
-/// take a worker thread from the checks. `None` (logged) when `listen` cannot be bound:
+/// Starts the server for `web` on `listen`, on threads of its own (a runtime with two
+/// workers at nice 10): however many requests arrive, they queue there and never take
+/// a worker thread from the checks, and the kernel runs the checks' threads first. `None` (logged) when `listen` cannot be bound:
 /// the daemon keeps running without its page.
 pub fn spawn(listen: &str, web: Arc<Web>) -> Option<Server> {
     let stop = CancellationToken::new();

@@ -275,3 +275,13 @@ fn shipped_config_is_valid() {
     let kinds: Vec<&str> = config.checks.iter().map(|c| c.kind).collect();
     assert_eq!(kinds, ["cpu", "memory", "disk", "host"]);
 }
+
+#[test]
+fn a_listen_address_that_is_not_one_is_refused_at_the_key() {
+    let e = single("[server]\nlisten = \"localhost\"\n");
+    assert!(
+        e.starts_with("conf/vitals.toml:2:10: [server] key `listen`: `localhost` is not an address and port"),
+        "{e}"
+    );
+    assert!(e.contains("127.0.0.1:8686"), "{e}");
+}
