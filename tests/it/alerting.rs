@@ -33,6 +33,21 @@ fn audit(dir: &std::path::Path) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// Waits until the outboxes of `sinks` hold nothing (every queued event delivered).
+async fn delivered(dir: &std::path::Path, sinks: &[&str]) {
+    let empty = |s: &&str| {
+        std::fs::read_to_string(dir.join(format!("state/outbox/{s}.jsonl")))
+            .map_or(true, |t| t.trim().is_empty())
+    };
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while !sinks.iter().all(empty) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the sinks recorded their deliveries");
+}
+
 #[tokio::test]
 async fn a_restart_neither_resends_nor_forgets_an_alert() {
     let dir = tempfile::tempdir().unwrap();
@@ -52,6 +67,10 @@ async fn a_restart_neither_resends_nor_forgets_an_alert() {
             .unwrap()
             .contains("FIRING CRITICAL gateway_down")
     );
+    // Delivery is at least once: an event whose delivery was not yet recorded when the
+    // process died is sent again. Wait until both sinks recorded theirs, so what is
+    // tested is the alert state, not that window.
+    delivered(dir.path(), &["mail", "audit"]).await;
     // Killed outright while the alert fires.
     d.signal(Signal::SIGKILL);
     drop(d);
