@@ -164,13 +164,14 @@ fn the_binary_reloads_on_sighup_and_stops_cleanly_on_sigterm() {
     let path = write_config(dir.path(), BASE);
     let mut d = Daemonized::spawn(&path);
     d.expect("vitals started with 1 checks: a");
-    d.expect("a: (new) -> ok");
+    // (The status does not matter here; a loaded machine may turn memory amber.)
+    d.expect("a: (new) ->");
 
     // Same content, then SIGHUP: the file watcher sees nothing new; the signal reloads.
     write_config(dir.path(), &format!("{BASE}\n[checks.b]\nkind = \"host\"\n"));
     d.signal(Signal::SIGHUP);
     d.expect("config reloaded: added [b]");
-    d.expect("b: (new) -> ok");
+    d.expect("b: (new) ->");
 
     write_config(dir.path(), &format!("{BASE}\n[checks.b]\nkind = \"hots\"\n"));
     d.signal(Signal::SIGHUP);
