@@ -296,7 +296,39 @@ async fn actions_do_what_they_say_and_are_recorded() {
     let (code, _, _) = call(&router, "POST", &format!("/api/alerts/{id}/ack"), &[bearer()]).await;
     assert_eq!(code, StatusCode::NOT_FOUND);
 
-    // Every action is an event in the alert record.
+    // Every action is an event in the alerts Delta table, as Python reads it (the sink
+    // commits every 100 ms; a loaded machine may take longer)…
+    let table = dir.path().join("alerts");
+    // (Rows of different commits come back in no particular order.)
+    let recorded = |t: &Value| -> Vec<String> {
+        let mut ids: Vec<String> = t["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["state"] == "action")
+            .map(|r| r["check_id"].as_str().unwrap().to_owned())
+            .collect();
+        ids.sort();
+        ids
+    };
+    let mut last = Value::Null;
+    for _ in 0..150 {
+        if let Ok(t) = crate::delta_sink::try_read_table(&table) {
+            last = t;
+            let acked = last["rows"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|r| r["state"] == "acknowledged");
+            if recorded(&last).len() == 3 && acked {
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(recorded(&last), ["positions", "positions", "queue"], "{last:#}");
+
+    // …and in the log.
     daemon.shutdown().await;
     let actions: Vec<String> = audit(dir.path())
         .iter()
@@ -310,16 +342,6 @@ async fn actions_do_what_they_say_and_are_recorded() {
         "{actions:?}"
     );
     assert!(actions[2].starts_with("clear on queue done"), "{actions:?}");
-    // …and in the alerts Delta table, as Python reads it.
-    let table = crate::delta_sink::read_table(&dir.path().join("alerts"));
-    let rows = table["rows"].as_array().unwrap();
-    let recorded: Vec<&str> = rows
-        .iter()
-        .filter(|r| r["state"] == "action")
-        .map(|r| r["check_id"].as_str().unwrap())
-        .collect();
-    assert_eq!(recorded, ["positions", "positions", "queue"], "{rows:#?}");
-    assert!(rows.iter().any(|r| r["state"] == "acknowledged"), "{rows:#?}");
 }
 
 #[tokio::test]
