@@ -289,9 +289,9 @@ pub trait Check: Send + Sync + 'static {
     }
 
     /// Performs one of [`Check::actions`].
-    async fn act(&self, action: &str, _cx: &RunContext) -> Result<ActionOutcome, ActionError> {
+    async fn act(&self, action: &str, cx: &RunContext) -> Result<ActionOutcome, ActionError> {
         Err(ActionError::NoSuchAction {
-            check: String::new(),
+            check: cx.id.clone(),
             action: action.to_owned(),
             available: self.actions().iter().map(|a| a.name).collect(),
         })

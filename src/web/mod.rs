@@ -532,20 +532,7 @@ async fn action(State(web): State<Arc<Web>>, Path((id, name)): Path<(String, Str
             };
             (code, axum::Json(outcome)).into_response()
         }
-        Err(e @ ActionError::NoSuchAction { .. }) => {
-            let message = match e {
-                ActionError::NoSuchAction {
-                    action, available, ..
-                } => ActionError::NoSuchAction {
-                    check: id.clone(),
-                    action,
-                    available,
-                }
-                .to_string(),
-                other => other.to_string(),
-            };
-            error(StatusCode::NOT_FOUND, message)
-        }
+        Err(e @ ActionError::NoSuchAction { .. }) => error(StatusCode::NOT_FOUND, e.to_string()),
         Err(e) => {
             let message = e.to_string();
             warn!(check = %id, action = %name, "action failed: {message}");

@@ -25,7 +25,8 @@ fn config(flag: &std::path::Path, smtp_port: u16) -> String {
     )
 }
 
-fn audit(dir: &std::path::Path) -> Vec<serde_json::Value> {
+/// The events the `audit` log sink wrote (`alerts.jsonl` beside the config).
+pub fn audit(dir: &std::path::Path) -> Vec<serde_json::Value> {
     std::fs::read_to_string(dir.join("alerts.jsonl"))
         .unwrap_or_default()
         .lines()

@@ -1,6 +1,6 @@
 //! End-to-end tests: one binary, one module per area.
 
-mod alerting;
+pub mod alerting;
 mod alertmanager;
 mod browser;
 mod cli;

@@ -13,6 +13,7 @@ use tower::ServiceExt;
 use vitals::daemon::Daemon;
 use vitals::plugin::registry;
 
+use crate::alerting::audit;
 use crate::write_config;
 
 const TOKEN: &str = "s3cret-token";
@@ -89,14 +90,6 @@ async fn call(
 
 fn bearer() -> (&'static str, &'static str) {
     ("authorization", "Bearer s3cret-token")
-}
-
-fn audit(dir: &Path) -> Vec<Value> {
-    std::fs::read_to_string(dir.join("alerts.jsonl"))
-        .unwrap_or_default()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
 }
 
 #[tokio::test]
