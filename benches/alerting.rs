@@ -24,7 +24,7 @@ use deltalake::arrow::array::{Array, StringArray};
 use deltalake::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use tokio::time::Instant;
 use vitals::daemon::Daemon;
-use vitals::plugin::registry;
+use vitals::registry::registry;
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -268,13 +268,16 @@ async fn prometheus_latency(faults: usize) -> Vec<f64> {
 }
 
 async fn ten_thousand_events() -> (usize, f64, f64, usize) {
+    use vitals::alert::{AlertEvent, AlertState, Severity};
     use vitals::config::parse;
-    use vitals::dispatch::{Dispatcher, Target};
-    use vitals::rules::{AlertEvent, AlertState, Severity};
+    use vitals::dispatch::{Dispatcher, SinkInstance};
     let dir = tempfile::tempdir().unwrap();
     let text = "[sinks.alerts]\nkind = \"delta\"\ntable = \"alerts\"\nflush_interval = \"1s\"\n";
     let config = parse(&dir.path().join("v.toml"), text, registry().unwrap()).unwrap();
-    let d = Dispatcher::start(vec![Target::build(&config.sinks[0], dir.path())], dir.path());
+    let d = Dispatcher::start(
+        vec![SinkInstance::build(&config.sinks[0], dir.path())],
+        dir.path(),
+    );
     let started = Instant::now();
     for n in 0..10_000 {
         let now = chrono::Utc::now();
@@ -329,13 +332,16 @@ async fn ten_thousand_events() -> (usize, f64, f64, usize) {
 /// `n` events, each delivered alone (one commit each): the time of each delivery, so
 /// the commit cost can be compared at the start and the end of the run.
 async fn single_commits(n: usize) -> Vec<f64> {
+    use vitals::alert::{AlertEvent, AlertState, Severity};
     use vitals::config::parse;
-    use vitals::dispatch::{Dispatcher, Target};
-    use vitals::rules::{AlertEvent, AlertState, Severity};
+    use vitals::dispatch::{Dispatcher, SinkInstance};
     let dir = tempfile::tempdir().unwrap();
     let text = "[sinks.alerts]\nkind = \"delta\"\ntable = \"alerts\"\nflush_interval = \"0s\"\n";
     let config = parse(&dir.path().join("v.toml"), text, registry().unwrap()).unwrap();
-    let d = Dispatcher::start(vec![Target::build(&config.sinks[0], dir.path())], dir.path());
+    let d = Dispatcher::start(
+        vec![SinkInstance::build(&config.sinks[0], dir.path())],
+        dir.path(),
+    );
     let outbox = dir.path().join("outbox/alerts.jsonl");
     let mut times = Vec::with_capacity(n);
     for i in 0..n {

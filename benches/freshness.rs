@@ -20,7 +20,7 @@ use deltalake::logstore::object_store::ObjectStoreExt;
 use deltalake::writer::{DeltaWriter, RecordBatchWriter};
 use vitals::check::BuildContext;
 use vitals::config::parse;
-use vitals::plugin::registry;
+use vitals::registry::registry;
 use vitals::runner::Instance;
 
 fn root() -> PathBuf {

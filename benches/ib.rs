@@ -14,7 +14,7 @@ use gateway::{Gateway, Mode};
 use tokio::sync::mpsc::UnboundedReceiver;
 use vitals::board::BoardEvent;
 use vitals::daemon::Daemon;
-use vitals::plugin::registry;
+use vitals::registry::registry;
 
 async fn until(rx: &mut UnboundedReceiver<BoardEvent>, label: &str, heartbeat: bool) {
     loop {

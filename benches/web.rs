@@ -107,13 +107,13 @@ fn main() {
     rt.block_on(async {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("vitals.toml");
-        let mut config = vitals::config::parse(
+        let config = vitals::config::parse(
             &path,
             "[server]\nstate_dir = \"state\"\n",
-            vitals::plugin::registry().unwrap(),
+            vitals::registry::registry().unwrap(),
         )
         .unwrap();
-        let alerting = Arc::new(Mutex::new(Alerting::start(&mut config)));
+        let alerting = Arc::new(Mutex::new(Alerting::start(vitals::daemon::split(config).alerting)));
         let board = Board::new();
         let mut runner = Runner::new(board.clone(), Arc::new(Resources::default()));
         let lags = Lags::default();

@@ -2,15 +2,32 @@
 //! dispatched to the sinks, and its state saved (`<state_dir>/alerts.json`) so that a
 //! restart neither re-sends nor forgets an alert.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use tracing::{error, info, warn};
 
-use crate::check::Observation;
-use crate::config::Config;
-use crate::dispatch::{Dispatcher, Target};
-use crate::rules::{ActiveAlert, AlertEvent, AlertState, Engine, EngineState, SuppressedAlert};
+use crate::alert::{ActiveAlert, AlertEvent, AlertState, Severity, SuppressedAlert};
+use crate::config::SinkSpec;
+use crate::dispatch::{Dispatcher, SinkInstance};
+use crate::observation::Observation;
+use crate::rules::{CheckMeta, Engine, EngineState, Rule};
+
+/// What alerting takes of a config (the daemon takes the config apart).
+#[derive(Debug)]
+pub struct AlertingConfig {
+    /// `[[rules]]`.
+    pub rules: Vec<Rule>,
+    /// What the rules need to know of each check (`depends_on`, maintenance).
+    pub checks: HashMap<String, CheckMeta>,
+    /// `[sinks.*]`.
+    pub sinks: Vec<SinkSpec>,
+    /// Where the alert state and the outboxes live.
+    pub state_dir: PathBuf,
+    /// The config file's directory (relative paths of sinks resolve against it).
+    pub config_dir: PathBuf,
+}
 
 /// How long sinks get to deliver what they hold when vitals stops or reloads.
 pub const FLUSH_GRACE: Duration = Duration::from_secs(5);
@@ -40,25 +57,25 @@ fn load_state(path: &Path) -> Option<EngineState> {
     }
 }
 
-fn start_dispatcher(config: &Config) -> Dispatcher {
-    let dir = config.dir();
-    let targets = config.sinks.iter().map(|s| Target::build(s, &dir)).collect();
-    Dispatcher::start(targets, &config.state_dir())
+fn start_dispatcher(sinks: &[SinkSpec], config_dir: &Path, state_dir: &Path) -> Dispatcher {
+    let built = sinks.iter().map(|s| SinkInstance::build(s, config_dir)).collect();
+    Dispatcher::start(built, state_dir)
 }
 
 impl Alerting {
     /// Builds the engine from `config` (taking its rules), restores the saved state and
     /// starts the sinks.
-    pub fn start(config: &mut Config) -> Alerting {
-        let state_file = config.state_dir().join("alerts.json");
-        let mut engine = Engine::for_config(config);
+    pub fn start(config: AlertingConfig) -> Alerting {
+        let state_file = config.state_dir.join("alerts.json");
+        let dispatcher = start_dispatcher(&config.sinks, &config.config_dir, &config.state_dir);
+        let mut engine = Engine::new(config.rules, config.checks);
         if let Some(state) = load_state(&state_file) {
             let n = engine.restore(state);
             info!("restored the state of {n} alerts from {}", state_file.display());
         }
         Alerting {
             engine,
-            dispatcher: start_dispatcher(config),
+            dispatcher,
             state_file,
         }
     }
@@ -94,8 +111,8 @@ impl Alerting {
             alert_id: format!("action.{check_id}.{action}.{}", now.timestamp_millis()),
             rule: "action".into(),
             check_id: check_id.into(),
-            severity: crate::rules::Severity::Info,
-            state: crate::rules::AlertState::Action,
+            severity: Severity::Info,
+            state: AlertState::Action,
             message: format!(
                 "{action} on {check_id} {}: {message}",
                 if ok { "done" } else { "failed" }
@@ -103,7 +120,7 @@ impl Alerting {
             value: None,
             started_at: now,
             event_at: now,
-            host: crate::rules::hostname(),
+            host: crate::alert::hostname().to_owned(),
             reminder: false,
         };
         self.emit(std::slice::from_ref(&event));
@@ -122,13 +139,14 @@ impl Alerting {
 
     /// Takes a new config: new rules keep the state of rules with the same name, new
     /// sinks start. Returns the old sinks, to be shut down (flushed) by the caller.
-    pub fn replace(&mut self, config: &mut Config) -> Dispatcher {
+    pub fn replace(&mut self, config: AlertingConfig) -> Dispatcher {
         let state = self.engine.state();
-        self.engine = Engine::for_config(config);
+        self.engine = Engine::new(config.rules, config.checks);
         self.engine.restore(state);
-        self.state_file = config.state_dir().join("alerts.json");
+        self.state_file = config.state_dir.join("alerts.json");
         self.save();
-        std::mem::replace(&mut self.dispatcher, start_dispatcher(config))
+        let sinks = start_dispatcher(&config.sinks, &config.config_dir, &config.state_dir);
+        std::mem::replace(&mut self.dispatcher, sinks)
     }
 
     /// Saves the engine state (atomically: a temporary file renamed over the old one).

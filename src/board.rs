@@ -9,7 +9,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use tokio::sync::mpsc;
 
-use crate::check::{Observation, Status};
+use crate::observation::{Observation, Status};
 
 /// How far back the history of each check reaches.
 pub const HISTORY_WINDOW: Duration = Duration::from_secs(3600);
@@ -195,7 +195,7 @@ fn push_sample(history: &mut VecDeque<Sample>, sample: Sample) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::check::Reading;
+    use crate::observation::Reading;
 
     fn obs(id: &str, status: Status, at: DateTime<Utc>) -> Observation {
         Observation::from_reading(id, "test", Reading::new(status, "m"), at, Duration::ZERO)

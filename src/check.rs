@@ -3,7 +3,7 @@
 //! A kind has a typed config ([`CheckConfig`]: serde + schemars, `deny_unknown_fields`)
 //! with a pure [`CheckConfig::validate`] and an effectful [`CheckConfig::build`] that
 //! returns the [`Check`] the runner calls on every tick. Kinds register themselves with
-//! [`crate::register_check!`] from their own file under `checks/`.
+//! [`crate::register_check!`] from their own file under `src/checks/`.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -11,190 +11,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chrono::{DateTime, SecondsFormat, Utc};
-use serde::{Deserialize, Serialize, Serializer};
+use chrono::Utc;
+use serde::Serialize;
 use serde_json::{Map, Value};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::board::Board;
+pub use crate::observation::{Observation, Reading, Status};
+pub use crate::panel::{Panel, Section};
+pub use crate::plugin::{BuildError, KeyError};
+use crate::plugin::{Family, ParsedComponent, Registration};
 use crate::resources::Resources;
-
-/// The health of one check at one moment, ordered by how bad it is for display
-/// (`ok` < `warning` < `unknown` < `critical`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum Status {
-    /// Everything is within its thresholds.
-    Ok,
-    /// A threshold was reached; someone should look soon.
-    Warning,
-    /// Act now.
-    Critical,
-    /// The check could not tell (it failed, timed out or panicked).
-    Unknown,
-}
-
-impl Status {
-    /// All statuses, in the order of their Nagios exit codes.
-    pub const ALL: [Status; 4] = [Status::Ok, Status::Warning, Status::Critical, Status::Unknown];
-
-    /// The lowercase name used in JSON and logs.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Status::Ok => "ok",
-            Status::Warning => "warning",
-            Status::Critical => "critical",
-            Status::Unknown => "unknown",
-        }
-    }
-
-    /// The Nagios plugin exit code of this status (0, 1, 2, 3).
-    pub fn nagios_code(self) -> i32 {
-        match self {
-            Status::Ok => 0,
-            Status::Warning => 1,
-            Status::Critical => 2,
-            Status::Unknown => 3,
-        }
-    }
-
-    /// Rank for "worst of": ok < warning < unknown < critical.
-    pub fn severity_rank(self) -> u8 {
-        match self {
-            Status::Ok => 0,
-            Status::Warning => 1,
-            Status::Unknown => 2,
-            Status::Critical => 3,
-        }
-    }
-
-    /// The worse of two statuses.
-    pub fn worst(self, other: Status) -> Status {
-        if other.severity_rank() > self.severity_rank() {
-            other
-        } else {
-            self
-        }
-    }
-}
-
-impl fmt::Display for Status {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// What a check says about its target on one run. The runner adds identity and timing
-/// to make an [`Observation`].
-#[derive(Debug, Clone, PartialEq)]
-pub struct Reading {
-    /// ok / warning / critical / unknown.
-    pub status: Status,
-    /// The headline number (percent, seconds, count…), if the check has one.
-    pub value: Option<f64>,
-    /// The unit of `value` (`%`, `s`, `ms`, …); empty when there is none.
-    pub unit: String,
-    /// A kind-specific word for the state (FRESH / STALE, CONNECTED…), if any.
-    pub label: Option<String>,
-    /// One line for a human.
-    pub message: String,
-    /// Everything else, as a JSON object.
-    pub details: Map<String, Value>,
-}
-
-impl Reading {
-    /// A reading with a status and message and nothing else.
-    pub fn new(status: Status, message: impl Into<String>) -> Self {
-        Reading {
-            status,
-            value: None,
-            unit: String::new(),
-            label: None,
-            message: message.into(),
-            details: Map::new(),
-        }
-    }
-
-    /// An `unknown` reading: the check could not tell.
-    pub fn unknown(message: impl Into<String>) -> Self {
-        Self::new(Status::Unknown, message)
-    }
-
-    /// Sets the headline value and its unit.
-    pub fn with_value(mut self, value: f64, unit: impl Into<String>) -> Self {
-        self.value = value.is_finite().then_some(value);
-        self.unit = unit.into();
-        self
-    }
-
-    /// Sets the label.
-    pub fn with_label(mut self, label: impl Into<String>) -> Self {
-        self.label = Some(label.into());
-        self
-    }
-
-    /// Adds one entry to `details`.
-    pub fn with_detail(mut self, key: &str, value: impl Into<Value>) -> Self {
-        self.details.insert(key.to_owned(), value.into());
-        self
-    }
-}
-
-/// One check's result at one moment: the unit the board, the rules and every
-/// output (JSON, page, metrics) work with. Serializes to SPEC.md's observation JSON.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Observation {
-    /// The check's id (`[checks.<id>]`).
-    pub id: String,
-    /// The check's kind.
-    pub kind: String,
-    /// ok / warning / critical / unknown.
-    pub status: Status,
-    /// Kind-specific state word, or null.
-    pub label: Option<String>,
-    /// Headline value, or null.
-    pub value: Option<f64>,
-    /// Unit of `value`.
-    pub unit: String,
-    /// One line for a human.
-    pub message: String,
-    /// When the run started (UTC, millisecond precision in JSON).
-    #[serde(serialize_with = "serialize_millis")]
-    pub observed_at: DateTime<Utc>,
-    /// How long the run took, in milliseconds.
-    pub duration_ms: f64,
-    /// Kind-specific details.
-    pub details: Map<String, Value>,
-}
-
-fn serialize_millis<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&t.to_rfc3339_opts(SecondsFormat::Millis, true))
-}
-
-impl Observation {
-    /// Wraps a reading with the check's identity and timing.
-    pub fn from_reading(
-        id: &str,
-        kind: &str,
-        reading: Reading,
-        observed_at: DateTime<Utc>,
-        duration: Duration,
-    ) -> Self {
-        Observation {
-            id: id.to_owned(),
-            kind: kind.to_owned(),
-            status: reading.status,
-            label: reading.label,
-            value: reading.value,
-            unit: reading.unit,
-            message: reading.message,
-            observed_at,
-            duration_ms: (duration.as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0,
-            details: reading.details,
-        }
-    }
-}
+use crate::schema::keys_of;
 
 /// What the runner hands a check on each run.
 #[derive(Debug, Clone)]
@@ -298,30 +127,6 @@ pub trait Check: Send + Sync + 'static {
     }
 }
 
-/// A config-level problem with one key of a check (from [`CheckConfig::validate`]).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct KeyError {
-    /// The key it is about, as written in the TOML.
-    pub key: String,
-    /// What is wrong and what is expected.
-    pub message: String,
-}
-
-impl KeyError {
-    /// A problem with `key`.
-    pub fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
-        KeyError {
-            key: key.into(),
-            message: message.into(),
-        }
-    }
-}
-
-/// Why `build` failed (e.g. an invalid resource the check needs).
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("{0}")]
-pub struct BuildError(pub String);
-
 /// What `build` gets: shared resources, a way to publish between runs, and the
 /// lifetime of the check (cancelled when it is removed, changed by a reload, or on
 /// shutdown).
@@ -357,11 +162,7 @@ impl BuildContext {
     /// Resolves a path from the config: absolute as is, relative against the config
     /// file's directory.
     pub fn resolve_path(&self, path: &Path) -> PathBuf {
-        if path.is_absolute() {
-            path.to_owned()
-        } else {
-            self.config_dir.join(path)
-        }
+        crate::plugin::resolve_path(&self.config_dir, path)
     }
 
     /// A handle to publish observations between scheduled runs (push, e.g. a dropped
@@ -424,6 +225,86 @@ pub trait CheckConfig:
         Vec::new()
     }
 
+    /// How checks of this kind appear on the status page: a section and an optional
+    /// partial template (see [`Panel`]). `None`: a row in "Other checks".
+    const PANEL: Option<&'static Panel> = None;
+
     /// Builds the running check. May acquire resources (connections, handles).
     fn build(&self, cx: &BuildContext) -> Result<Arc<dyn Check>, BuildError>;
+}
+
+/// A check kind's config after parsing: validated or built without knowing its type.
+pub trait ParsedCheck: ParsedComponent {
+    /// See [`CheckConfig::build`].
+    fn build(&self, cx: &BuildContext) -> Result<Arc<dyn Check>, BuildError>;
+}
+
+impl<C: CheckConfig> ParsedComponent for C {
+    fn validate(&self) -> Vec<KeyError> {
+        CheckConfig::validate(self)
+    }
+    fn to_json(&self) -> serde_json::Value {
+        serde_json::to_value(self).unwrap_or(serde_json::Value::Null)
+    }
+}
+
+impl<C: CheckConfig> ParsedCheck for C {
+    fn build(&self, cx: &BuildContext) -> Result<Arc<dyn Check>, BuildError> {
+        CheckConfig::build(self, cx)
+    }
+}
+
+/// The family of check kinds.
+#[derive(Debug)]
+pub enum Checks {}
+
+impl Family for Checks {
+    const NOUN: &'static str = "check kind";
+    type Parsed = dyn ParsedCheck;
+    type Extra = Option<&'static Panel>;
+}
+
+/// One registered check kind.
+pub type CheckKind = Registration<Checks>;
+
+impl Registration<Checks> {
+    /// The registration of `C`, made in a `const` context by [`register_check!`](crate::register_check).
+    pub const fn of<C: CheckConfig>(file: &'static str, line: u32) -> CheckKind {
+        Registration {
+            name: C::KIND,
+            summary: C::SUMMARY,
+            unit: C::UNIT,
+            example: C::EXAMPLE,
+            file,
+            line,
+            parse: parse_as::<C>,
+            keys: keys_of::<C>,
+            extra: C::PANEL,
+        }
+    }
+
+    /// How checks of this kind appear on the status page (`None`: a row of "Other
+    /// checks").
+    pub fn panel(&self) -> Option<&'static Panel> {
+        self.extra
+    }
+}
+
+fn parse_as<C: CheckConfig>(
+    de: toml::de::ValueDeserializer<'_>,
+) -> Result<Box<dyn ParsedCheck>, toml::de::Error> {
+    let config: C = serde::Deserialize::deserialize(de)?;
+    Ok(Box::new(config))
+}
+
+inventory::collect!(CheckKind);
+
+/// Registers a check kind from its own file: `vitals::register_check!(CpuConfig);`
+#[macro_export]
+macro_rules! register_check {
+    ($config:ty) => {
+        $crate::inventory::submit! {
+            $crate::check::CheckKind::of::<$config>(file!(), line!())
+        }
+    };
 }

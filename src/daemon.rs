@@ -9,14 +9,59 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tracing::{debug, error, info, warn};
 
-use crate::alerting::Alerting;
-use crate::board::{Board, BoardEvent};
-use crate::check::Status;
-use crate::config::{self, Diagnostics};
-use crate::plugin::Registry;
-use crate::resources::Resources;
-use crate::runner::{ApplyReport, Runner};
 use std::sync::Mutex;
+
+use crate::alerting::{Alerting, AlertingConfig};
+use crate::board::{Board, BoardEvent};
+use crate::config::{self, CheckSpec, Config, Diagnostics, ServerConfig};
+use crate::observation::Status;
+use crate::registry::Registry;
+use crate::resources::Resources;
+use crate::rules::CheckMeta;
+use crate::runner::{ApplyReport, Runner};
+
+/// A loaded config taken apart, each part for its owner.
+#[derive(Debug)]
+pub struct Parts {
+    /// `[server]`, for the web server.
+    pub server: ServerConfig,
+    /// The checks, for the runner.
+    pub checks: Vec<CheckSpec>,
+    /// The config file's directory (relative paths resolve against it).
+    pub config_dir: PathBuf,
+    /// Rules, sinks and what they need to know of the checks, for alerting.
+    pub alerting: AlertingConfig,
+}
+
+/// Takes a loaded config apart: the runner gets the checks, alerting the rules, the
+/// sinks and each check's `depends_on` and maintenance windows.
+pub fn split(config: Config) -> Parts {
+    let config_dir = config.dir();
+    let state_dir = config.state_dir();
+    let meta = config
+        .checks
+        .iter()
+        .map(|c| {
+            let meta = CheckMeta {
+                depends_on: c.depends_on.clone(),
+                windows: c.maintenance.clone(),
+            };
+            (c.id.clone(), meta)
+        })
+        .collect();
+    Parts {
+        server: config.server,
+        checks: config.checks,
+        alerting: AlertingConfig {
+            rules: config.rules,
+            checks: meta,
+            sinks: config.sinks,
+            state_dir,
+            config_dir: config_dir.clone(),
+        },
+        config_dir,
+    }
+}
 
 /// How often the config file is looked at for changes.
 pub const WATCH_INTERVAL: Duration = Duration::from_secs(1);
@@ -41,7 +86,7 @@ pub struct Daemon {
     /// The task feeding observations to alerting.
     evaluating: tokio::task::JoinHandle<()>,
     /// `[server]` as started (the listener is not moved by a reload).
-    server: crate::config::ServerConfig,
+    server: ServerConfig,
 }
 
 impl Daemon {
@@ -49,17 +94,18 @@ impl Daemon {
     pub async fn start(path: &Path, registry: &'static Registry) -> Result<Daemon, Diagnostics> {
         let read = std::fs::read(path);
         let seen = read.as_ref().ok().cloned();
-        let mut config = config::load_from(path, read, registry)?;
+        let config = config::load_from(path, read, registry)?;
         for note in &config.notes {
             info!("{note}");
         }
+        let parts = split(config);
         let board = Board::new();
         tokio::spawn(log_changes(board.follow()));
-        let alerting = Arc::new(Mutex::new(Alerting::start(&mut config)));
+        let alerting = Arc::new(Mutex::new(Alerting::start(parts.alerting)));
         let evaluating = tokio::spawn(evaluate_rules(board.follow(), alerting.clone()));
         let mut runner = Runner::new(board, Arc::new(Resources::default()));
-        let server = config.server.clone();
-        let report = runner.apply(config).await;
+        let server = parts.server;
+        let report = runner.apply(parts.checks, &parts.config_dir).await;
         info!(
             config = %path.display(),
             checks = report.added.len(),
@@ -79,7 +125,7 @@ impl Daemon {
     }
 
     /// `[server]` as the daemon started with.
-    pub fn server(&self) -> &crate::config::ServerConfig {
+    pub fn server(&self) -> &ServerConfig {
         &self.server
     }
 
@@ -124,7 +170,7 @@ impl Daemon {
     /// Applies the file's content as just read.
     async fn reload_from(&mut self, read: std::io::Result<Vec<u8>>) -> Result<ApplyReport, Diagnostics> {
         self.seen = read.as_ref().ok().cloned();
-        let mut config = match config::load_from(&self.path, read, self.registry) {
+        let config = match config::load_from(&self.path, read, self.registry) {
             Ok(c) => c,
             Err(diags) => {
                 error!(
@@ -137,16 +183,17 @@ impl Daemon {
         for note in &config.notes {
             info!("{note}");
         }
-        if config.server != self.server {
+        let parts = split(config);
+        if parts.server != self.server {
             warn!("[server] changed: the listener and token stay as started until vitals restarts");
         }
         let old_sinks = self
             .alerting
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .replace(&mut config);
+            .replace(parts.alerting);
         old_sinks.shutdown(crate::alerting::FLUSH_GRACE).await;
-        let report = self.runner.apply(config).await;
+        let report = self.runner.apply(parts.checks, &parts.config_dir).await;
         info!(
             config = %self.path.display(),
             "config reloaded: added [{}], changed [{}], removed [{}], unchanged [{}]",

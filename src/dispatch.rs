@@ -16,8 +16,10 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
-use crate::rules::{AlertEvent, Severity};
-use crate::sinks::{ParsedSink, Sink, SinkContext};
+use crate::alert::{AlertEvent, Severity};
+use crate::config::SinkSpec;
+use crate::plugin::BuildError;
+use crate::sinks::{Sink, SinkContext};
 
 /// First retry delay.
 pub const BACKOFF_START: Duration = Duration::from_secs(1);
@@ -26,40 +28,29 @@ pub const BACKOFF_CAP: Duration = Duration::from_secs(300);
 /// Longest one delivery may take before it counts as a retryable failure.
 pub const DELIVERY_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// One configured sink.
-#[derive(Debug)]
-pub struct SinkSpec {
-    /// Its id (`[sinks.<id>]`).
-    pub id: String,
-    /// Its kind.
-    pub kind: &'static str,
-    /// Events below this severity are not sent to it.
-    pub min_severity: Severity,
-    /// The kind's own config.
-    pub params: Box<dyn ParsedSink>,
-}
-
-/// A sink ready to be dispatched to: built already, or its build error.
-pub struct Target {
+/// A configured sink, built: the sink counterpart of [`crate::runner::Instance`]. A
+/// build error is kept and reported on each delivery attempt (the events wait in the
+/// outbox until a reload fixes it).
+pub struct SinkInstance {
     /// Its id.
     pub id: String,
     /// Events below this severity are not sent to it.
     pub min_severity: Severity,
     /// The sink.
-    pub sink: Result<Arc<dyn Sink>, String>,
+    pub sink: Result<Arc<dyn Sink>, BuildError>,
 }
 
-impl Target {
+impl SinkInstance {
     /// Builds a configured sink (a build error is kept and reported on each attempt).
-    pub fn build(spec: &SinkSpec, config_dir: &Path) -> Target {
+    pub fn build(spec: &SinkSpec, config_dir: &Path) -> SinkInstance {
         let cx = SinkContext {
             id: spec.id.clone(),
             config_dir: config_dir.to_owned(),
         };
-        Target {
+        SinkInstance {
             id: spec.id.clone(),
             min_severity: spec.min_severity,
-            sink: spec.params.build(&cx).map_err(|e| e.0),
+            sink: spec.params.build(&cx),
         }
     }
 }
@@ -80,7 +71,7 @@ pub struct Dispatcher {
 
 impl Dispatcher {
     /// Starts one task per sink. `state_dir` holds the outboxes.
-    pub fn start(targets: Vec<Target>, state_dir: &Path) -> Dispatcher {
+    pub fn start(targets: Vec<SinkInstance>, state_dir: &Path) -> Dispatcher {
         let cancel = CancellationToken::new();
         let mut queues = Vec::new();
         let mut tasks = Vec::new();
@@ -247,7 +238,7 @@ impl Outbox {
 
 async fn run_sink(
     id: String,
-    sink: Result<Arc<dyn Sink>, String>,
+    sink: Result<Arc<dyn Sink>, BuildError>,
     mut pending: Vec<AlertEvent>,
     outbox: Arc<Outbox>,
     mut rx: mpsc::UnboundedReceiver<AlertEvent>,

@@ -7,18 +7,22 @@
 //! [`config`] loads `vitals.toml` with precise diagnostics; [`plugin`] is the registry
 //! the kinds in `checks/` add themselves to; [`daemon`] ties it together for `vitals run`.
 
+pub mod alert;
 pub mod alerting;
 pub mod board;
 pub mod check;
-#[path = "../checks/mod.rs"]
 pub mod checks;
 pub mod config;
 pub mod daemon;
 pub mod delta;
 pub mod dispatch;
+pub mod duration;
+pub mod observation;
+pub mod panel;
 pub mod plugin;
 pub mod process;
 pub mod reference;
+pub mod registry;
 pub mod report;
 pub mod resources;
 pub mod rules;

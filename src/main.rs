@@ -11,7 +11,7 @@ use tokio::sync::mpsc;
 use vitals::check::BuildContext;
 use vitals::config::{self, Diagnostics};
 use vitals::daemon::{Control, Daemon};
-use vitals::plugin::{self, Registry};
+use vitals::registry::{self, Registry};
 use vitals::resources::Resources;
 use vitals::runner::Instance;
 use vitals::{reference, report};
@@ -81,7 +81,8 @@ enum Command {
 fn main() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
     init_logging();
-    let registry = plugin::registry().context("the check kinds linked into this binary are inconsistent")?;
+    let registry =
+        registry::registry().context("the check kinds linked into this binary are inconsistent")?;
     match cli.command {
         Command::Validate { config } => Ok(validate(&config.config, registry)),
         Command::Plugins { format } => {
@@ -153,7 +154,7 @@ async fn check(
     let known: Vec<&str> = config.checks.iter().map(|c| c.id.as_str()).collect();
     for id in &ids {
         if !known.contains(&id.as_str()) {
-            let hint = plugin::suggest(id, known.iter().copied());
+            let hint = vitals::plugin::suggest(id, known.iter().copied());
             eprintln!(
                 "{}: no check `{id}`{hint}; configured checks: {}",
                 path.display(),

@@ -1,153 +1,83 @@
-//! The registries of plugin kinds (check kinds, sink kinds). Each kind registers
-//! itself from its own file with [`register_check!`](crate::register_check) or
-//! [`register_sink!`](crate::register_sink); nothing central lists them.
+//! The registry machinery every plugin family shares (check kinds, sink kinds): one
+//! [`Registration`] type, one [`Kinds`] registry, the errors a component's config can
+//! produce ([`KeyError`], [`BuildError`]) and the "did you mean" suffix of every
+//! "unknown …" message. A family ([`crate::check::Checks`], [`crate::sinks::Sinks`])
+//! says what its parsed configs are and what else a registration carries; each kind
+//! registers itself from its own file with [`register_check!`](crate::register_check)
+//! or [`register_sink!`](crate::register_sink). Nothing central lists the kinds.
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::sync::{Arc, OnceLock};
+use std::path::PathBuf;
+use std::sync::Arc;
 
 use serde::Serialize;
 
-use crate::check::{BuildContext, BuildError, Check, CheckConfig, KeyError};
-use crate::schema::{KeyDoc, keys_of};
+use crate::schema::KeyDoc;
 
-/// Any kind's config after parsing, seen without its type.
+/// Any component's config after parsing, seen without its type.
 pub trait ParsedComponent: fmt::Debug + Send + Sync {
-    /// Pure validation (see [`CheckConfig::validate`]).
+    /// Pure validation: no I/O, no await. Every problem found, each at its key.
     fn validate(&self) -> Vec<KeyError>;
     /// The config as JSON, for fingerprinting (reload keeps unchanged parts running).
     fn to_json(&self) -> serde_json::Value;
 }
 
-/// A check kind's config after parsing: validated or built without knowing its type.
-pub trait ParsedCheck: ParsedComponent {
-    /// See [`CheckConfig::build`].
-    fn build(&self, cx: &BuildContext) -> Result<Arc<dyn Check>, BuildError>;
-}
-
-impl<C: CheckConfig> ParsedComponent for C {
-    fn validate(&self) -> Vec<KeyError> {
-        CheckConfig::validate(self)
-    }
-    fn to_json(&self) -> serde_json::Value {
-        serde_json::to_value(self).unwrap_or(serde_json::Value::Null)
-    }
-}
-
-impl<C: CheckConfig> ParsedCheck for C {
-    fn build(&self, cx: &BuildContext) -> Result<Arc<dyn Check>, BuildError> {
-        CheckConfig::build(self, cx)
-    }
-}
-
-/// What the registry and the config loader need of a registered kind.
-pub trait Kind: Sync + 'static {
+/// A family of plugins: check kinds or sink kinds.
+pub trait Family: Sized + 'static {
     /// "check kind", "sink kind": for messages.
     const NOUN: &'static str;
-    /// The parsed config, type-erased.
+    /// A parsed config of this family, type-erased (e.g. `dyn ParsedCheck`).
     type Parsed: ?Sized + ParsedComponent;
-    /// `kind = "…"`.
-    fn name(&self) -> &'static str;
-    /// `file:line` of the registration.
-    fn location(&self) -> String;
-    /// Parses the kind's own keys.
-    fn parse(&self, de: toml::de::ValueDeserializer<'_>) -> Result<Box<Self::Parsed>, toml::de::Error>;
-    /// Documents the kind's own keys.
-    fn keys(&self) -> Vec<KeyDoc>;
+    /// What a registration of this family carries beyond the common fields (the page
+    /// panel of a check kind; nothing for sinks).
+    type Extra: Sync + 'static;
 }
 
 /// The parser of one kind: deserializes the kind's own keys from a spanned TOML table.
-pub type ParseFn =
-    for<'i> fn(toml::de::ValueDeserializer<'i>) -> Result<Box<dyn ParsedCheck>, toml::de::Error>;
+pub type ParseFn<F> =
+    for<'i> fn(toml::de::ValueDeserializer<'i>) -> Result<Box<<F as Family>::Parsed>, toml::de::Error>;
 
-/// One registered check kind.
-pub struct CheckKind {
+/// One registered kind of family `F`, made in a `const` context by the family's
+/// registration macro.
+pub struct Registration<F: Family> {
     /// `kind = "…"`.
     pub name: &'static str,
-    /// One line saying what it watches.
+    /// One line saying what it does.
     pub summary: &'static str,
-    /// The value's unit.
+    /// The value's unit (checks; empty for sinks).
     pub unit: &'static str,
-    /// Example keys (see [`CheckConfig::EXAMPLE`]).
+    /// A complete example of the kind's own keys (parsed and validated by a test).
     pub example: &'static str,
-    /// Where it was registered (for duplicate errors).
+    /// Where it was registered (`file!()`), for duplicate errors.
     pub file: &'static str,
     /// Line of the registration.
     pub line: u32,
     /// Parses the kind's keys.
-    pub parse: ParseFn,
+    pub parse: ParseFn<F>,
     /// Documents the kind's keys.
     pub keys: fn() -> Vec<KeyDoc>,
+    /// What the family adds.
+    pub extra: F::Extra,
 }
 
-impl CheckKind {
-    /// The registration of `C`, made in a `const` context by [`register_check!`](crate::register_check).
-    pub const fn of<C: CheckConfig>(file: &'static str, line: u32) -> CheckKind {
-        CheckKind {
-            name: C::KIND,
-            summary: C::SUMMARY,
-            unit: C::UNIT,
-            example: C::EXAMPLE,
-            file,
-            line,
-            parse: parse_as::<C>,
-            keys: keys_of::<C>,
-        }
-    }
-}
-
-fn parse_as<C: CheckConfig>(
-    de: toml::de::ValueDeserializer<'_>,
-) -> Result<Box<dyn ParsedCheck>, toml::de::Error> {
-    let config: C = serde::Deserialize::deserialize(de)?;
-    Ok(Box::new(config))
-}
-
-/// `file:line`, relative to the crate.
-pub(crate) fn location(file: &str, line: u32) -> String {
-    format!("{}:{}", file.trim_start_matches("src/../"), line)
-}
-
-impl CheckKind {
+impl<F: Family> Registration<F> {
     /// `file:line` of the registration, relative to the crate.
     pub fn location(&self) -> String {
-        location(self.file, self.line)
+        format!("{}:{}", self.file, self.line)
     }
 }
 
-impl Kind for CheckKind {
-    const NOUN: &'static str = "check kind";
-    type Parsed = dyn ParsedCheck;
-    fn name(&self) -> &'static str {
-        self.name
-    }
-    fn location(&self) -> String {
-        CheckKind::location(self)
-    }
-    fn parse(&self, de: toml::de::ValueDeserializer<'_>) -> Result<Box<dyn ParsedCheck>, toml::de::Error> {
-        (self.parse)(de)
-    }
-    fn keys(&self) -> Vec<KeyDoc> {
-        (self.keys)()
-    }
-}
-
-impl fmt::Debug for CheckKind {
+impl<F: Family> fmt::Debug for Registration<F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "CheckKind({} at {})", self.name, self.location())
+        write!(
+            f,
+            "Registration({} {} at {})",
+            F::NOUN,
+            self.name,
+            self.location()
+        )
     }
-}
-
-inventory::collect!(CheckKind);
-
-/// Registers a check kind from its own file: `vitals::register_check!(CpuConfig);`
-#[macro_export]
-macro_rules! register_check {
-    ($config:ty) => {
-        $crate::inventory::submit! {
-            $crate::plugin::CheckKind::of::<$config>(file!(), line!())
-        }
-    };
 }
 
 /// Two registrations with one name.
@@ -164,27 +94,31 @@ pub struct DuplicateKind {
     pub second: String,
 }
 
-/// All registered kinds of one sort, by name.
-#[derive(Debug)]
-pub struct Kinds<K: 'static> {
-    kinds: BTreeMap<&'static str, &'static K>,
+/// All registered kinds of one family, by name.
+pub struct Kinds<F: Family> {
+    kinds: BTreeMap<&'static str, &'static Registration<F>>,
 }
 
-/// The check kinds.
-pub type Registry = Kinds<CheckKind>;
+impl<F: Family> fmt::Debug for Kinds<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Kinds<{}>({})", F::NOUN, self.names().join(", "))
+    }
+}
 
-impl<K: Kind> Kinds<K> {
+impl<F: Family> Kinds<F> {
     /// Builds a registry, refusing two kinds with one name.
-    pub fn from_kinds(kinds: impl IntoIterator<Item = &'static K>) -> Result<Self, DuplicateKind> {
-        let mut map: BTreeMap<&'static str, &'static K> = BTreeMap::new();
+    pub fn from_kinds(
+        kinds: impl IntoIterator<Item = &'static Registration<F>>,
+    ) -> Result<Self, DuplicateKind> {
+        let mut map: BTreeMap<&'static str, &'static Registration<F>> = BTreeMap::new();
         for kind in kinds {
-            if let Some(prev) = map.insert(kind.name(), kind) {
+            if let Some(prev) = map.insert(kind.name, kind) {
                 let mut places = [prev.location(), kind.location()];
                 places.sort();
                 let [first, second] = places;
                 return Err(DuplicateKind {
-                    noun: K::NOUN,
-                    name: kind.name(),
+                    noun: F::NOUN,
+                    name: kind.name,
                     first,
                     second,
                 });
@@ -194,12 +128,12 @@ impl<K: Kind> Kinds<K> {
     }
 
     /// The kind called `name`.
-    pub fn get(&self, name: &str) -> Option<&'static K> {
+    pub fn get(&self, name: &str) -> Option<&'static Registration<F>> {
         self.kinds.get(name).copied()
     }
 
     /// All kinds, sorted by name.
-    pub fn kinds(&self) -> impl Iterator<Item = &'static K> + '_ {
+    pub fn kinds(&self) -> impl Iterator<Item = &'static Registration<F>> + '_ {
         self.kinds.values().copied()
     }
 
@@ -219,13 +153,69 @@ impl<K: Kind> Kinds<K> {
     }
 }
 
-/// The registry of every check kind linked into this binary.
-pub fn registry() -> Result<&'static Registry, DuplicateKind> {
-    static REGISTRY: OnceLock<Result<Registry, DuplicateKind>> = OnceLock::new();
-    REGISTRY
-        .get_or_init(|| Registry::from_kinds(inventory::iter::<CheckKind>))
-        .as_ref()
-        .map_err(Clone::clone)
+/// A config-level problem with one key of a component (from its `validate`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyError {
+    /// The key it is about, as written in the TOML.
+    pub key: String,
+    /// What is wrong and what is expected.
+    pub message: String,
+}
+
+impl KeyError {
+    /// A problem with `key`.
+    pub fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
+        KeyError {
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Why building a component (a check or a sink) failed. A check whose build fails is
+/// reported `unknown` with this message on every run; a sink keeps the message and
+/// reports it on every delivery attempt.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum BuildError {
+    /// A key's value, valid in form, cannot be used (an address that does not parse…).
+    #[error("{key}: {message}")]
+    Key {
+        /// The key, as written in the TOML.
+        key: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+    /// An environment variable the config names is not set.
+    #[error("the {what} variable ${var} is not set")]
+    MissingEnv {
+        /// What it should hold ("SMTP password").
+        what: &'static str,
+        /// Its name.
+        var: String,
+    },
+    /// A file the config names cannot be read.
+    #[error("cannot read {key} {}: {source}", path.display())]
+    Read {
+        /// The key naming the file.
+        key: &'static str,
+        /// The file, resolved.
+        path: PathBuf,
+        /// Why.
+        source: Arc<std::io::Error>,
+    },
+    /// A library the component needs refused to set up (TLS, an HTTP client, a
+    /// template).
+    #[error("{what}: {message}")]
+    Setup {
+        /// What was being set up.
+        what: String,
+        /// The library's error.
+        message: String,
+    },
+    /// The component needs something of its surroundings that is missing (e.g. a tokio
+    /// runtime).
+    #[error("{0}")]
+    Environment(&'static str),
 }
 
 /// The closest of `candidates` to `word`, if it is close enough to be a likely typo.
@@ -255,4 +245,45 @@ pub struct KindDoc {
     pub summary: &'static str,
     /// Its keys.
     pub keys: Vec<KeyDoc>,
+}
+
+/// Whether `id` may name a component (`[checks.<id>]`, `[sinks.<id>]`) or a rule: it
+/// appears in URLs, metrics and file names, so letters, digits, `_` and `-` only.
+pub fn valid_id(id: &str) -> bool {
+    !id.is_empty()
+        && id
+            .chars()
+            .all(|ch| ch.is_ascii_alphanumeric() || ch == '_' || ch == '-')
+}
+
+/// Resolves a path from the config: absolute as is, relative against the config file's
+/// directory. The one rule for every path key.
+pub fn resolve_path(config_dir: &std::path::Path, path: &std::path::Path) -> PathBuf {
+    if path.is_absolute() {
+        path.to_owned()
+    } else {
+        config_dir.join(path)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_allow_urls_and_file_names_only() {
+        assert!(valid_id("positions_fresh-2"));
+        for bad in ["", "a b", "a/b", "a.b", "é"] {
+            assert!(!valid_id(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn suggestions_name_a_close_word_only() {
+        assert_eq!(
+            suggest("delta_fresness", ["delta_freshness", "cpu"]),
+            " (did you mean `delta_freshness`?)"
+        );
+        assert_eq!(suggest("zzz", ["delta_freshness", "cpu"]), "");
+    }
 }

@@ -5,13 +5,14 @@
 use serde::Serialize;
 
 use crate::config::{CommonSettings, Defaults, ServerConfig, SinkSettings};
-use crate::plugin::{KindDoc, Registry};
+use crate::plugin::{Family, KindDoc, Kinds};
+use crate::registry::Registry;
 use crate::rules::RuleConfig;
 use crate::schema::{KeyDoc, keys_of};
 
-/// Every kind with its keys.
-pub fn kinds(registry: &Registry) -> Vec<KindDoc> {
-    registry
+/// Every kind of a family with its keys.
+pub fn kinds<F: Family>(kinds: &Kinds<F>) -> Vec<KindDoc> {
+    kinds
         .kinds()
         .map(|k| KindDoc {
             name: k.name,
@@ -21,26 +22,11 @@ pub fn kinds(registry: &Registry) -> Vec<KindDoc> {
         .collect()
 }
 
-/// Every sink kind with its keys.
-pub fn sink_kinds() -> Vec<KindDoc> {
-    crate::sinks::sink_registry()
-        .map(|r| {
-            r.kinds()
-                .map(|k| KindDoc {
-                    name: k.name,
-                    summary: k.summary,
-                    keys: (k.keys)(),
-                })
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 /// `vitals plugins` as text.
 pub fn plugins_text(registry: &Registry) -> String {
     let mut out =
         String::from("Check kinds (keys beyond the common ones; `vitals plugins --format json` for all):\n");
-    for kind in kinds(registry) {
+    for kind in kinds(&registry.checks) {
         out.push_str(&format!("\n  {}  —  {}\n", kind.name, kind.summary));
         let width = kind.keys.iter().map(|k| k.name.len()).max().unwrap_or(0);
         for key in &kind.keys {
@@ -52,7 +38,7 @@ pub fn plugins_text(registry: &Registry) -> String {
         out.push_str(&format!("      {:<10}  {}\n", key.name, key_summary(&key)));
     }
     out.push_str("\nSink kinds:\n");
-    for kind in sink_kinds() {
+    for kind in kinds(&registry.sinks) {
         out.push_str(&format!("\n  {}  —  {}\n", kind.name, kind.summary));
         let width = kind.keys.iter().map(|k| k.name.len()).max().unwrap_or(0);
         for key in &kind.keys {
@@ -84,9 +70,9 @@ pub fn plugins_json(registry: &Registry) -> String {
         sink_kinds: Vec<KindDoc>,
     }
     serde_json::to_string_pretty(&Out {
-        check_kinds: kinds(registry),
+        check_kinds: kinds(&registry.checks),
         common_check_keys: keys_of::<CommonSettings>(),
-        sink_kinds: sink_kinds(),
+        sink_kinds: kinds(&registry.sinks),
     })
     .unwrap_or_default()
 }
@@ -115,7 +101,7 @@ pub fn configuration_reference(registry: &Registry) -> String {
          delays nothing else, and undelivered events survive restarts. Keys of every sink:\n\n",
     );
     out.push_str(&key_table(&keys_of::<SinkSettings>()));
-    for kind in sink_kinds() {
+    for kind in kinds(&registry.sinks) {
         out.push_str(&format!(
             "\n### sink `{}`\n\n{}.\n\n",
             kind.name,
@@ -124,7 +110,7 @@ pub fn configuration_reference(registry: &Registry) -> String {
         out.push_str(&key_table(&kind.keys));
     }
     out.push_str("\n## Check kinds\n");
-    for kind in registry.kinds() {
+    for kind in registry.checks.kinds() {
         out.push_str(&format!(
             "\n### kind `{}`\n\n{}",
             kind.name,

@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use crate::check::{Observation, Status};
+use crate::observation::{Observation, Status};
 use crate::thresholds::fmt_num;
 
 /// The exit code for a set of observations: 2 if any critical, else 3 if any unknown,

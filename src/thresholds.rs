@@ -1,6 +1,7 @@
 //! Warn/crit threshold pairs: ordering rules and grading, shared by every kind.
 
-use crate::check::{KeyError, Status};
+use crate::observation::Status;
+use crate::plugin::KeyError;
 
 /// Which way a value gets worse.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

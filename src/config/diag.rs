@@ -4,9 +4,9 @@ use std::fmt;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
-/// How bad a diagnostic is.
+/// How bad a diagnostic is (not an alert severity: see [`crate::alert::Severity`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Severity {
+pub enum Level {
     /// The config is refused.
     Error,
     /// Worth knowing; the config is accepted.
@@ -18,7 +18,7 @@ pub enum Severity {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Diagnostic {
     /// Error or note.
-    pub severity: Severity,
+    pub level: Level,
     /// The config file.
     pub file: PathBuf,
     /// 1-based line and column, when the problem has a place in the file.
@@ -38,7 +38,7 @@ impl fmt::Display for Diagnostic {
             write!(f, ":{line}:{col}")?;
         }
         f.write_str(": ")?;
-        if self.severity == Severity::Note {
+        if self.level == Level::Note {
             f.write_str("note: ")?;
         }
         if let Some(section) = &self.section {
@@ -58,7 +58,7 @@ pub struct Diagnostics(pub Vec<Diagnostic>);
 impl Diagnostics {
     /// Only the errors.
     pub fn errors(&self) -> impl Iterator<Item = &Diagnostic> {
-        self.0.iter().filter(|d| d.severity == Severity::Error)
+        self.0.iter().filter(|d| d.level == Level::Error)
     }
 }
 
@@ -92,14 +92,14 @@ impl<'a> Collector<'a> {
 
     pub(crate) fn push(
         &mut self,
-        severity: Severity,
+        level: Level,
         span: Option<Range<usize>>,
         section: Option<&str>,
         key: Option<&str>,
         message: impl Into<String>,
     ) {
         self.out.push(Diagnostic {
-            severity,
+            level,
             file: self.file.to_owned(),
             position: span.map(|s| line_col(self.src, s.start)),
             section: section.map(str::to_owned),
@@ -115,7 +115,7 @@ impl<'a> Collector<'a> {
         key: Option<&str>,
         message: impl Into<String>,
     ) {
-        self.push(Severity::Error, span, section, key, message);
+        self.push(Level::Error, span, section, key, message);
     }
 
     pub(crate) fn note(
@@ -124,11 +124,11 @@ impl<'a> Collector<'a> {
         section: Option<&str>,
         message: impl Into<String>,
     ) {
-        self.push(Severity::Note, span, section, None, message);
+        self.push(Level::Note, span, section, None, message);
     }
 
     pub(crate) fn has_errors(&self) -> bool {
-        self.out.iter().any(|d| d.severity == Severity::Error)
+        self.out.iter().any(|d| d.level == Level::Error)
     }
 }
 

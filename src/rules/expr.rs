@@ -3,7 +3,7 @@
 
 use cel::{Context, Program, Value};
 
-use crate::check::Observation;
+use crate::observation::Observation;
 
 /// The variables a condition may use.
 pub const VARIABLES: [&str; 8] = [
@@ -72,7 +72,7 @@ impl Condition {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::check::{Reading, Status};
+    use crate::observation::{Reading, Status};
 
     fn obs(status: Status, value: Option<f64>, label: Option<&str>) -> Observation {
         let mut r = Reading::new(status, "m")

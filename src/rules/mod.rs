@@ -6,194 +6,22 @@
 //! flapping, `repeat` reminders, acknowledgement, and `depends_on` suppression. The
 //! engine is pure: it is fed observations and the time, and returns alert events.
 
+pub mod config;
 pub mod expr;
+pub mod template;
 pub mod window;
 
 use std::collections::{BTreeMap, HashMap};
-use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::check::{Observation, Status};
-use crate::config::duration;
-use crate::schema::DurationStr;
+use crate::alert::{ActiveAlert, AlertEvent, AlertState, SuppressedAlert, hostname};
+use crate::observation::{Observation, Status};
+pub use config::{Rule, RuleConfig, UnknownPolicy};
 pub use expr::Condition;
+pub use template::{PLACEHOLDERS, render, validate_template};
 pub use window::{Window, WindowConfig};
-
-/// This host's name, for alert events.
-pub fn hostname() -> String {
-    nix::unistd::gethostname()
-        .ok()
-        .and_then(|h| h.into_string().ok())
-        .unwrap_or_else(|| "unknown-host".to_owned())
-}
-
-/// How bad an alert is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "UPPERCASE")]
-pub enum Severity {
-    /// For the record (e.g. streaming slots nearing the limit).
-    Info,
-    /// Someone should look soon.
-    Warning,
-    /// Act now.
-    Critical,
-}
-
-impl Severity {
-    /// `INFO`, `WARNING`, `CRITICAL`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Severity::Info => "INFO",
-            Severity::Warning => "WARNING",
-            Severity::Critical => "CRITICAL",
-        }
-    }
-}
-
-/// What a rule does with an `unknown` observation (the check could not tell).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum UnknownPolicy {
-    /// Neither fire nor resolve: keep the alert state as it is.
-    #[default]
-    Hold,
-    /// Treat it as the condition holding.
-    Fire,
-    /// Treat it as the condition not holding.
-    Resolve,
-}
-
-/// One `[[rules]]` entry as written.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct RuleConfig {
-    /// The rule's name (letters, digits, `_`, `-`): it names the alert everywhere.
-    pub name: String,
-    /// Ids of the checks the rule watches.
-    #[serde(default)]
-    pub checks: Vec<String>,
-    /// Kinds of check the rule watches (every configured check of these kinds).
-    #[serde(default)]
-    pub kinds: Vec<String>,
-    /// The condition, a CEL expression over the observation: `status` ("ok",
-    /// "warning", "critical", "unknown"), `value` (number or null), `unit`, `label`,
-    /// `message`, `check` (the id), `kind` and `details` (e.g. `details.age_s`).
-    /// Example: `value > 60 && label == "STALE"`.
-    pub when: String,
-    /// `INFO`, `WARNING` or `CRITICAL`.
-    pub severity: Severity,
-    /// How long the condition must hold before the alert fires ("0s": at once).
-    #[serde(rename = "for", default, with = "duration")]
-    #[schemars(with = "DurationStr")]
-    pub for_: Duration,
-    /// Once firing, how long the condition must stay false before the alert resolves
-    /// (against flapping).
-    #[serde(default, with = "duration")]
-    #[schemars(with = "DurationStr")]
-    pub keep_firing_for: Duration,
-    /// Send a reminder this often while the alert fires and is not acknowledged
-    /// (absent: no reminders).
-    #[serde(default, with = "duration::option")]
-    #[schemars(with = "Option<DurationStr>")]
-    pub repeat: Option<Duration>,
-    /// The alert's text. Placeholders: `{check}`, `{rule}`, `{severity}`, `{status}`,
-    /// `{value}`, `{unit}`, `{label}`, `{message}` and `{details.KEY}`.
-    #[serde(default = "default_message")]
-    pub message: String,
-    /// What an `unknown` observation does: `hold` (default), `fire` or `resolve`.
-    #[serde(default)]
-    pub on_unknown: UnknownPolicy,
-    /// Maintenance windows during which this rule does not fire (conditions are held
-    /// back and fire afterwards if still true; an alert already firing may still
-    /// resolve), e.g. `[{ start = "45 23 * * *", duration = "30m", timezone =
-    /// "America/New_York", reason = "IB Gateway nightly restart" }]`.
-    #[serde(default)]
-    pub maintenance: Vec<WindowConfig>,
-}
-
-fn default_message() -> String {
-    "{check}: {message}".to_owned()
-}
-
-/// Placeholders a message template may use, besides `{details.KEY}`.
-pub const PLACEHOLDERS: [&str; 8] = [
-    "check", "rule", "severity", "status", "value", "unit", "label", "message",
-];
-
-/// Checks a message template's placeholders.
-pub fn validate_template(template: &str) -> Result<(), String> {
-    let mut rest = template;
-    while let Some(open) = rest.find('{') {
-        let after = &rest[open + 1..];
-        let close = after
-            .find('}')
-            .ok_or_else(|| format!("`{{` without a closing `}}` in {template:?}"))?;
-        let name = &after[..close];
-        if !PLACEHOLDERS.contains(&name) && name.strip_prefix("details.").is_none_or(|k| k.is_empty()) {
-            let mut m = format!("unknown placeholder `{{{name}}}`");
-            if let Some(best) = crate::plugin::did_you_mean(name, PLACEHOLDERS) {
-                m.push_str(&format!(" (did you mean `{{{best}}}`?)"));
-            }
-            m.push_str(&format!(
-                "; placeholders: {{{}}}, {{details.KEY}}",
-                PLACEHOLDERS.join("}, {")
-            ));
-            return Err(m);
-        }
-        rest = &after[close + 1..];
-    }
-    Ok(())
-}
-
-/// Fills a message template from an observation.
-pub fn render(template: &str, rule: &str, severity: Severity, o: &Observation) -> String {
-    let mut out = String::with_capacity(template.len() + 32);
-    let mut rest = template;
-    while let Some(open) = rest.find('{') {
-        out.push_str(&rest[..open]);
-        let after = &rest[open + 1..];
-        let Some(close) = after.find('}') else {
-            out.push_str(&rest[open..]);
-            return out;
-        };
-        let name = &after[..close];
-        let value = match name {
-            "check" => o.id.clone(),
-            "rule" => rule.to_owned(),
-            "severity" => severity.as_str().to_owned(),
-            "status" => o.status.as_str().to_owned(),
-            "value" => o
-                .value
-                .map_or_else(|| "null".to_owned(), crate::thresholds::fmt_num),
-            "unit" => o.unit.clone(),
-            "label" => o.label.clone().unwrap_or_default(),
-            "message" => o.message.clone(),
-            other => match other.strip_prefix("details.").and_then(|k| o.details.get(k)) {
-                Some(serde_json::Value::String(s)) => s.clone(),
-                Some(v) => v.to_string(),
-                None => format!("{{{other}}}"),
-            },
-        };
-        out.push_str(&value);
-        rest = &after[close + 1..];
-    }
-    out.push_str(rest);
-    out
-}
-
-/// A validated rule.
-#[derive(Debug)]
-pub struct Rule {
-    /// As written.
-    pub config: RuleConfig,
-    /// The compiled condition.
-    pub condition: Condition,
-    /// Its maintenance windows, compiled.
-    pub windows: Vec<Window>,
-}
 
 /// What the engine needs to know of each check.
 #[derive(Debug, Clone, Default)]
@@ -202,104 +30,6 @@ pub struct CheckMeta {
     pub depends_on: Vec<String>,
     /// Its maintenance windows.
     pub windows: Vec<Window>,
-}
-
-impl Rule {
-    /// Whether the rule watches this check.
-    pub fn selects(&self, check_id: &str, kind: &str) -> bool {
-        self.config.checks.iter().any(|c| c == check_id) || self.config.kinds.iter().any(|k| k == kind)
-    }
-}
-
-/// The state an alert event reports.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum AlertState {
-    /// The alert fired (or, with the same `alert_id`, a reminder).
-    Firing,
-    /// The condition cleared.
-    Resolved,
-    /// Someone acknowledged it: reminders stop until it resolves.
-    Acknowledged,
-    /// Not an alert: an operator ran an action (`rule` = "action", the message says
-    /// which and with what result). Recorded in the alerts table and the log; the
-    /// email and Alertmanager sinks skip it.
-    Action,
-}
-
-impl AlertState {
-    /// `firing`, `resolved`, `acknowledged`, `action`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AlertState::Firing => "firing",
-            AlertState::Resolved => "resolved",
-            AlertState::Acknowledged => "acknowledged",
-            AlertState::Action => "action",
-        }
-    }
-}
-
-/// One transition of one alert: a row of the alerts table.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct AlertEvent {
-    /// Stable for one firing episode: `<rule>.<check>.<start in Unix ms>`.
-    pub alert_id: String,
-    /// The rule.
-    pub rule: String,
-    /// The check.
-    pub check_id: String,
-    /// Its severity.
-    pub severity: Severity,
-    /// firing / resolved / acknowledged.
-    pub state: AlertState,
-    /// The rendered message.
-    pub message: String,
-    /// The observation's value.
-    pub value: Option<f64>,
-    /// When the episode started firing.
-    pub started_at: DateTime<Utc>,
-    /// When this event happened.
-    pub event_at: DateTime<Utc>,
-    /// The host vitals runs on.
-    pub host: String,
-    /// Whether this firing event is a reminder of an earlier one.
-    pub reminder: bool,
-}
-
-/// An alert currently active (firing), for the page and the API.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct ActiveAlert {
-    /// Its id.
-    pub alert_id: String,
-    /// The rule.
-    pub rule: String,
-    /// The check.
-    pub check_id: String,
-    /// Its severity.
-    pub severity: Severity,
-    /// The latest rendered message.
-    pub message: String,
-    /// Since when it fires.
-    pub started_at: DateTime<Utc>,
-    /// Whether it was acknowledged.
-    pub acknowledged: bool,
-}
-
-/// A condition that holds but whose alert is held back by a dependency.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct SuppressedAlert {
-    /// The rule.
-    pub rule: String,
-    /// The check.
-    pub check_id: String,
-    /// Its severity.
-    pub severity: Severity,
-    /// The message it would have.
-    pub message: String,
-    /// Why it is held back, e.g. "ib is critical".
-    pub cause: String,
-    /// Since when.
-    pub since: DateTime<Utc>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -343,30 +73,13 @@ impl Engine {
     /// An engine for `rules`, with what it needs to know of each check.
     pub fn new(rules: Vec<Rule>, checks: HashMap<String, CheckMeta>) -> Self {
         Engine {
-            host: hostname(),
+            host: hostname().to_owned(),
             rules,
             checks,
             statuses: HashMap::new(),
             phases: BTreeMap::new(),
             changed: false,
         }
-    }
-
-    /// An engine for a loaded config: takes its rules and reads its checks'
-    /// `depends_on` and maintenance windows.
-    pub fn for_config(config: &mut crate::config::Config) -> Self {
-        let checks = config
-            .checks
-            .iter()
-            .map(|c| {
-                let meta = CheckMeta {
-                    depends_on: c.depends_on.clone(),
-                    windows: c.maintenance.clone(),
-                };
-                (c.id.clone(), meta)
-            })
-            .collect();
-        Engine::new(std::mem::take(&mut config.rules), checks)
     }
 
     /// Why alerts of `rule` on `check` are held back at `now`: a maintenance window of

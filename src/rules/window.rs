@@ -12,7 +12,7 @@ use croner::Cron;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::config::duration;
+use crate::duration;
 use crate::schema::DurationStr;
 
 /// One maintenance window as written.

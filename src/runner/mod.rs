@@ -15,9 +15,9 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
 use crate::board::Board;
-use crate::check::{BuildContext, BuildError, Check, Observation, Reading, RunContext};
-use crate::config::{CheckSpec, Config, duration};
-use crate::plugin::ParsedCheck;
+use crate::check::{BuildContext, BuildError, Check, Observation, ParsedCheck, Reading, RunContext};
+use crate::config::CheckSpec;
+use crate::duration;
 use crate::resources::Resources;
 
 enum Source {
@@ -263,10 +263,10 @@ impl Runner {
     /// Makes the running checks match `config`: starts new ones, restarts changed ones,
     /// stops removed ones and leaves unchanged ones running (their state, connections
     /// and schedule untouched).
-    pub async fn apply(&mut self, config: Config) -> ApplyReport {
+    pub async fn apply(&mut self, checks: Vec<CheckSpec>, config_dir: &std::path::Path) -> ApplyReport {
         let mut report = ApplyReport::default();
-        let dir = config.dir();
-        let wanted: HashSet<String> = config.checks.iter().map(|c| c.id.clone()).collect();
+        let dir = config_dir.to_owned();
+        let wanted: HashSet<String> = checks.iter().map(|c| c.id.clone()).collect();
         let gone: Vec<String> = self
             .running
             .keys()
@@ -277,7 +277,7 @@ impl Runner {
             self.stop(&id).await;
             report.removed.push(id);
         }
-        for spec in config.checks {
+        for spec in checks {
             let fingerprint = spec.fingerprint();
             match self.running.get(&spec.id) {
                 Some(r) if r.fingerprint == fingerprint => {

@@ -13,9 +13,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::{Sink, SinkConfig, SinkContext, SinkError};
+use crate::alert::{AlertEvent, AlertState};
 use crate::check::{BuildError, KeyError};
-use crate::config::duration;
-use crate::rules::{AlertEvent, AlertState};
+use crate::duration;
 use crate::schema::DurationStr;
 
 /// `kind = "alertmanager"`.
@@ -70,12 +70,15 @@ impl SinkConfig for AlertmanagerConfig {
         let client = reqwest::Client::builder()
             .timeout(self.timeout)
             .build()
-            .map_err(|e| BuildError(format!("HTTP client: {e}")))?;
+            .map_err(|e| BuildError::Setup {
+                what: "HTTP client".into(),
+                message: e.to_string(),
+            })?;
         let inner = Arc::new(Inner {
             client,
             endpoint: format!("{}/api/v2/alerts", self.url.trim_end_matches('/')),
             page_url: self.page_url.clone(),
-            host: crate::rules::hostname(),
+            host: crate::alert::hostname().to_owned(),
             active: Mutex::new(BTreeMap::new()),
         });
         tokio::spawn(resend(Arc::downgrade(&inner), self.resend_interval));

@@ -17,9 +17,9 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 
 use super::{Sink, SinkConfig, SinkContext, SinkError};
+use crate::alert::AlertEvent;
 use crate::check::{BuildError, KeyError};
-use crate::config::duration;
-use crate::rules::AlertEvent;
+use crate::duration;
 use crate::schema::DurationStr;
 
 /// Commits through one table handle before it is opened afresh.

@@ -9,8 +9,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::{Sink, SinkConfig, SinkContext, SinkError};
+use crate::alert::AlertEvent;
 use crate::check::BuildError;
-use crate::rules::AlertEvent;
 
 /// `kind = "log"`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]

@@ -9,16 +9,15 @@ mod email;
 mod log;
 
 use std::path::PathBuf;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use serde::Serialize;
 
-use crate::check::{BuildError, KeyError};
-use crate::plugin::{DuplicateKind, Kind, Kinds, ParsedComponent, location};
-use crate::rules::AlertEvent;
-use crate::schema::{KeyDoc, keys_of};
+use crate::alert::AlertEvent;
+use crate::plugin::{BuildError, Family, KeyError, ParsedComponent, Registration};
+use crate::schema::keys_of;
 
 /// Why a delivery failed, and whether trying again can help.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -76,11 +75,7 @@ pub struct SinkContext {
 impl SinkContext {
     /// Resolves a path from the config against the config file's directory.
     pub fn resolve_path(&self, path: &std::path::Path) -> PathBuf {
-        if path.is_absolute() {
-            path.to_owned()
-        } else {
-            self.config_dir.join(path)
-        }
+        crate::plugin::resolve_path(&self.config_dir, path)
     }
 }
 
@@ -130,71 +125,41 @@ impl<C: SinkConfig> ParsedSink for SinkParams<C> {
     }
 }
 
-/// The parser of one sink kind.
-pub type SinkParseFn =
-    for<'i> fn(toml::de::ValueDeserializer<'i>) -> Result<Box<dyn ParsedSink>, toml::de::Error>;
+/// The family of sink kinds.
+#[derive(Debug)]
+pub enum Sinks {}
 
-/// One registered sink kind.
-pub struct SinkKind {
-    /// `kind = "…"`.
-    pub name: &'static str,
-    /// Where events go.
-    pub summary: &'static str,
-    /// Example keys.
-    pub example: &'static str,
-    /// Registration file.
-    pub file: &'static str,
-    /// Registration line.
-    pub line: u32,
-    /// Parses the kind's keys.
-    pub parse: SinkParseFn,
-    /// Documents the kind's keys.
-    pub keys: fn() -> Vec<KeyDoc>,
+impl Family for Sinks {
+    const NOUN: &'static str = "sink kind";
+    type Parsed = dyn ParsedSink;
+    type Extra = ();
 }
 
-impl SinkKind {
+/// One registered sink kind.
+pub type SinkKind = Registration<Sinks>;
+
+impl Registration<Sinks> {
     /// The registration of `C` (see [`register_sink!`](crate::register_sink)).
     pub const fn of<C: SinkConfig>(file: &'static str, line: u32) -> SinkKind {
-        SinkKind {
+        Registration {
             name: C::KIND,
             summary: C::SUMMARY,
+            unit: "",
             example: C::EXAMPLE,
             file,
             line,
-            parse: parse_sink_as::<C>,
+            parse: parse_as::<C>,
             keys: keys_of::<C>,
+            extra: (),
         }
     }
 }
 
-fn parse_sink_as<C: SinkConfig>(
+fn parse_as<C: SinkConfig>(
     de: toml::de::ValueDeserializer<'_>,
 ) -> Result<Box<dyn ParsedSink>, toml::de::Error> {
     let config: C = serde::Deserialize::deserialize(de)?;
     Ok(Box::new(SinkParams(config)))
-}
-
-impl std::fmt::Debug for SinkKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "SinkKind({} at {})", self.name, location(self.file, self.line))
-    }
-}
-
-impl Kind for SinkKind {
-    const NOUN: &'static str = "sink kind";
-    type Parsed = dyn ParsedSink;
-    fn name(&self) -> &'static str {
-        self.name
-    }
-    fn location(&self) -> String {
-        location(self.file, self.line)
-    }
-    fn parse(&self, de: toml::de::ValueDeserializer<'_>) -> Result<Box<dyn ParsedSink>, toml::de::Error> {
-        (self.parse)(de)
-    }
-    fn keys(&self) -> Vec<KeyDoc> {
-        (self.keys)()
-    }
 }
 
 inventory::collect!(SinkKind);
@@ -207,16 +172,4 @@ macro_rules! register_sink {
             $crate::sinks::SinkKind::of::<$config>(file!(), line!())
         }
     };
-}
-
-/// The sink kinds.
-pub type SinkRegistry = Kinds<SinkKind>;
-
-/// The registry of every sink kind linked into this binary.
-pub fn sink_registry() -> Result<&'static SinkRegistry, DuplicateKind> {
-    static REGISTRY: OnceLock<Result<SinkRegistry, DuplicateKind>> = OnceLock::new();
-    REGISTRY
-        .get_or_init(|| SinkRegistry::from_kinds(inventory::iter::<SinkKind>))
-        .as_ref()
-        .map_err(Clone::clone)
 }

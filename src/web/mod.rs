@@ -70,7 +70,7 @@ impl Web {
             token,
             token_env: token_env.to_owned(),
             started_at: Utc::now(),
-            host: crate::rules::hostname(),
+            host: crate::alert::hostname().to_owned(),
             cache: Mutex::default(),
         }
     }

@@ -200,9 +200,9 @@ pub fn render(web: &Web) -> Result<String, minijinja::Error> {
         .iter()
         .map(|a| {
             let class = match a.severity {
-                crate::rules::Severity::Critical => "s-critical",
-                crate::rules::Severity::Warning => "s-warning",
-                crate::rules::Severity::Info => "s-unknown",
+                crate::alert::Severity::Critical => "s-critical",
+                crate::alert::Severity::Warning => "s-warning",
+                crate::alert::Severity::Info => "s-unknown",
             };
             json!({
                 "alert_id": a.alert_id, "rule": a.rule, "check_id": a.check_id,

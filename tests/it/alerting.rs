@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use nix::sys::signal::Signal;
 use vitals::daemon::Daemon;
-use vitals::plugin::registry;
+use vitals::registry::registry;
 
 use crate::email::{SmtpServer, free_port};
 use crate::reload::Daemonized;

@@ -7,10 +7,10 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use serde_json::Value;
+use vitals::alert::{AlertEvent, AlertState, Severity};
 use vitals::config::parse;
-use vitals::dispatch::{Dispatcher, Target};
-use vitals::plugin::registry;
-use vitals::rules::{AlertEvent, AlertState, Severity};
+use vitals::dispatch::{Dispatcher, SinkInstance};
+use vitals::registry::registry;
 
 use crate::email::free_port;
 
@@ -91,7 +91,10 @@ async fn an_alert_appears_with_its_labels_then_resolves() {
     );
     let config =
         parse(&dir.path().join("v.toml"), &text, registry().unwrap()).unwrap_or_else(|d| panic!("{d}"));
-    let d = Dispatcher::start(vec![Target::build(&config.sinks[0], dir.path())], dir.path());
+    let d = Dispatcher::start(
+        vec![SinkInstance::build(&config.sinks[0], dir.path())],
+        dir.path(),
+    );
 
     let started = chrono::Utc::now();
     let mut e = AlertEvent {
@@ -136,7 +139,10 @@ async fn an_unreachable_alertmanager_is_retried_until_it_answers() {
     let text = format!("[sinks.am]\nkind = \"alertmanager\"\nurl = \"http://127.0.0.1:{port}\"\n");
     let config =
         parse(&dir.path().join("v.toml"), &text, registry().unwrap()).unwrap_or_else(|d| panic!("{d}"));
-    let d = Dispatcher::start(vec![Target::build(&config.sinks[0], dir.path())], dir.path());
+    let d = Dispatcher::start(
+        vec![SinkInstance::build(&config.sinks[0], dir.path())],
+        dir.path(),
+    );
     let now = chrono::Utc::now();
     d.send(&AlertEvent {
         alert_id: "system_critical.disk.1".into(),

@@ -203,7 +203,7 @@ fn plugins_lists_every_kind_with_its_keys() {
         .iter()
         .map(|k| k["name"].as_str().unwrap())
         .collect();
-    let registered = vitals::plugin::registry().unwrap().names();
+    let registered = vitals::registry::registry().unwrap().checks.names();
     assert_eq!(names, registered);
     let cpu = v["check_kinds"]
         .as_array()

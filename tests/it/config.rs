@@ -2,7 +2,7 @@
 //! errors come at once; `validate` exits 78; `run` refuses a bad config.
 
 use vitals::config::{Diagnostics, parse};
-use vitals::plugin::registry;
+use vitals::registry::registry;
 
 use crate::{vitals, write_config};
 
@@ -11,7 +11,7 @@ fn errors(text: &str) -> Vec<String> {
         Ok(_) => panic!("config should be refused:\n{text}"),
         Err(Diagnostics(d)) => d
             .iter()
-            .filter(|d| d.severity == vitals::config::Severity::Error)
+            .filter(|d| d.level == vitals::config::Level::Error)
             .map(ToString::to_string)
             .collect(),
     }
@@ -149,7 +149,7 @@ fn sinks_are_parsed_and_checked_like_checks() {
         (config.sinks[0].id.as_str(), config.sinks[0].kind),
         ("audit", "log")
     );
-    assert_eq!(config.sinks[0].min_severity, vitals::rules::Severity::Warning);
+    assert_eq!(config.sinks[0].min_severity, vitals::alert::Severity::Warning);
     assert!(config.notes.is_empty(), "{:?}", config.notes);
 
     let e = single("[sinks.mail]\nkind = \"emial\"\n");

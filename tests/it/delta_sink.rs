@@ -7,10 +7,10 @@ use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value;
+use vitals::alert::{AlertEvent, AlertState, Severity};
 use vitals::config::parse;
-use vitals::dispatch::{Dispatcher, Target};
-use vitals::plugin::registry;
-use vitals::rules::{AlertEvent, AlertState, Severity};
+use vitals::dispatch::{Dispatcher, SinkInstance};
+use vitals::registry::registry;
 
 use crate::email::python;
 
@@ -58,7 +58,7 @@ fn delta_dispatcher(dir: &Path, table: &str, flush: &str) -> Dispatcher {
     let text =
         format!("[sinks.alerts]\nkind = \"delta\"\ntable = \"{table}\"\nflush_interval = \"{flush}\"\n");
     let config = parse(&dir.join("v.toml"), &text, registry().unwrap()).unwrap_or_else(|d| panic!("{d}"));
-    Dispatcher::start(vec![Target::build(&config.sinks[0], dir)], dir)
+    Dispatcher::start(vec![SinkInstance::build(&config.sinks[0], dir)], dir)
 }
 
 async fn wait_rows(table: &Path, n: usize) -> Value {

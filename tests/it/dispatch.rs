@@ -10,8 +10,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::Utc;
 use tokio::time::Instant;
-use vitals::dispatch::{Dispatcher, Outbox, Target};
-use vitals::rules::{AlertEvent, AlertState, Severity};
+use vitals::alert::{AlertEvent, AlertState, Severity};
+use vitals::dispatch::{Dispatcher, Outbox, SinkInstance};
 use vitals::sinks::{Sink, SinkError};
 
 fn event(n: usize, severity: Severity) -> AlertEvent {
@@ -73,8 +73,8 @@ impl Sink for Hang {
     }
 }
 
-fn target(id: &str, sink: Arc<dyn Sink>, min: Severity) -> Target {
-    Target {
+fn target(id: &str, sink: Arc<dyn Sink>, min: Severity) -> SinkInstance {
+    SinkInstance {
         id: id.into(),
         min_severity: min,
         sink: Ok(sink),

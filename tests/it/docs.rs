@@ -1,8 +1,8 @@
 //! docs/configuration.md carries the reference generated from the registry, so it
 //! cannot drift. `VITALS_BLESS=1 cargo test docs` rewrites it after a change.
 
-use vitals::plugin::registry;
 use vitals::reference::configuration_reference;
+use vitals::registry::registry;
 
 const BEGIN: &str = "<!-- BEGIN GENERATED REFERENCE: edit the config structs' /// comments, then run `VITALS_BLESS=1 cargo test docs` -->\n";
 const END: &str = "<!-- END GENERATED REFERENCE -->";

@@ -8,10 +8,10 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use serde_json::Value;
+use vitals::alert::{AlertEvent, AlertState, Severity};
 use vitals::config::parse;
-use vitals::dispatch::{Dispatcher, Target};
-use vitals::plugin::registry;
-use vitals::rules::{AlertEvent, AlertState, Severity};
+use vitals::dispatch::{Dispatcher, SinkInstance};
+use vitals::registry::registry;
 
 /// The Python with the test packages (scripts/test.sh makes ./.venv).
 pub fn python() -> PathBuf {
@@ -115,13 +115,13 @@ fn event(n: usize, severity: Severity, state: AlertState) -> AlertEvent {
     }
 }
 
-fn email_target(dir: &Path, keys: &str) -> Target {
+fn email_target(dir: &Path, keys: &str) -> SinkInstance {
     let text = format!(
         "[sinks.mail]\nkind = \"email\"\nfrom = \"vitals <vitals@desk.test>\"\nto = [\"ops@desk.test\"]\n{keys}"
     );
     let config =
         parse(&dir.join("vitals.toml"), &text, registry().unwrap()).unwrap_or_else(|d| panic!("{d}"));
-    Target::build(&config.sinks[0], dir)
+    SinkInstance::build(&config.sinks[0], dir)
 }
 
 #[tokio::test]

@@ -9,7 +9,7 @@ use tokio::sync::mpsc::UnboundedReceiver;
 use vitals::board::BoardEvent;
 use vitals::check::{Observation, Status};
 use vitals::daemon::Daemon;
-use vitals::plugin::registry;
+use vitals::registry::registry;
 
 use crate::gateway::{Gateway, Mode, SERVER_VERSION};
 use crate::write_config;

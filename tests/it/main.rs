@@ -24,7 +24,7 @@ use std::process::Command;
 
 use vitals::check::BuildContext;
 use vitals::config::{Config, parse};
-use vitals::plugin::registry;
+use vitals::registry::registry;
 use vitals::runner::Instance;
 
 /// The `vitals` binary built for these tests.

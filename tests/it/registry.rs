@@ -7,27 +7,29 @@ use async_trait::async_trait;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use vitals::check::{BuildContext, BuildError, Check, CheckConfig, Reading, RunContext};
+use vitals::check::{CheckKind, Checks};
 use vitals::config::parse;
-use vitals::plugin::{CheckKind, Registry, registry};
+use vitals::plugin::Kinds;
+use vitals::registry::registry;
 
 #[test]
 fn every_kind_example_parses_and_validates() {
     let registry = registry().expect("no duplicate kinds");
-    let names = registry.names();
+    let names = registry.checks.names();
     for expected in ["command", "cpu", "disk", "host", "memory"] {
         assert!(
             names.contains(&expected),
             "kind {expected} is not registered: {names:?}"
         );
     }
-    for kind in registry.kinds() {
+    for kind in registry.checks.kinds() {
         let text = format!("[checks.example]\nkind = \"{}\"\n{}", kind.name, kind.example);
         let config = parse("example.toml".as_ref(), &text, registry)
             .unwrap_or_else(|d| panic!("the example of `{}` is invalid:\n{d}", kind.name));
         assert_eq!(config.checks.len(), 1);
         assert_eq!(config.checks[0].kind, kind.name);
         assert!(
-            kind.location().starts_with("checks/"),
+            kind.location().starts_with("src/checks/") || kind.location().starts_with("tests/"),
             "{} registered from {}",
             kind.name,
             kind.location()
@@ -38,7 +40,7 @@ fn every_kind_example_parses_and_validates() {
 #[test]
 fn every_key_of_every_kind_is_documented() {
     let registry = registry().unwrap();
-    for kind in registry.kinds() {
+    for kind in registry.checks.kinds() {
         let keys = (kind.keys)();
         assert!(
             !keys.is_empty() || kind.name == "host",
@@ -83,17 +85,17 @@ static SECOND: CheckKind = CheckKind::of::<Twin>("checks/b.rs", 20);
 
 #[test]
 fn two_kinds_with_one_name_are_an_error_naming_both() {
-    let err = Registry::from_kinds([&FIRST, &SECOND]).unwrap_err();
+    let err = Kinds::<Checks>::from_kinds([&FIRST, &SECOND]).unwrap_err();
     let text = err.to_string();
     assert!(text.contains("`twin`"), "{text}");
     assert!(text.contains("checks/a.rs:10"), "{text}");
     assert!(text.contains("checks/b.rs:20"), "{text}");
-    assert!(Registry::from_kinds([&FIRST]).is_ok());
+    assert!(Kinds::<Checks>::from_kinds([&FIRST]).is_ok());
 }
 
 #[test]
 fn every_sink_kind_example_parses_validates_and_is_documented() {
-    let sinks = vitals::sinks::sink_registry().expect("no duplicate sink kinds");
+    let sinks = &registry().expect("no duplicate kinds").sinks;
     assert_eq!(sinks.names(), ["alertmanager", "delta", "email", "log"]);
     for kind in sinks.kinds() {
         let text = format!("[sinks.example]\nkind = \"{}\"\n{}", kind.name, kind.example);

@@ -11,7 +11,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use vitals::board::BoardEvent;
 use vitals::daemon::{Control, Daemon};
-use vitals::plugin::registry;
+use vitals::registry::registry;
 
 use crate::{vitals, write_config};
 

@@ -3,18 +3,25 @@
 //! suppression and release, acknowledgement; and rule config errors.
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
+use vitals::alert::{AlertEvent, AlertState};
 use vitals::check::{Observation, Reading, Status};
 use vitals::config::{Diagnostics, parse};
-use vitals::plugin::registry;
-use vitals::rules::{AlertEvent, AlertState, Engine};
+use vitals::registry::registry;
+use vitals::rules::Engine;
 
 const CHECKS: &str = "[checks.ib]\nkind = \"tcp\"\nhost = \"127.0.0.1\"\nport = 4002\n\
                       [checks.positions]\nkind = \"cpu\"\ndepends_on = [\"ib\"]\n";
 
 fn engine(rules: &str) -> Engine {
     let text = format!("{CHECKS}{rules}");
-    let mut config = parse("v.toml".as_ref(), &text, registry().unwrap()).unwrap_or_else(|d| panic!("{d}"));
-    Engine::for_config(&mut config)
+    let config = parse("v.toml".as_ref(), &text, registry().unwrap()).unwrap_or_else(|d| panic!("{d}"));
+    engine_of(config)
+}
+
+/// The engine the daemon builds for a config (see `vitals::daemon::split`).
+fn engine_of(config: vitals::config::Config) -> Engine {
+    let alerting = vitals::daemon::split(config).alerting;
+    Engine::new(alerting.rules, alerting.checks)
 }
 
 fn t(s: i64) -> DateTime<Utc> {
@@ -290,9 +297,9 @@ fn a_check_maintenance_window_holds_back_every_rule_on_it() {
     let text = "[checks.ib]\nkind = \"tcp\"\nhost = \"127.0.0.1\"\nport = 4002\n\
                 [checks.positions]\nkind = \"cpu\"\n\
                 maintenance = [{ start = \"0 17 * * FRI\", duration = \"62h\", timezone = \"America/New_York\", reason = \"market closed\" }]\n";
-    let mut config = parse("v.toml".as_ref(), &format!("{text}{STALE}"), registry().unwrap())
+    let config = parse("v.toml".as_ref(), &format!("{text}{STALE}"), registry().unwrap())
         .unwrap_or_else(|d| panic!("{d}"));
-    let mut e = Engine::for_config(&mut config);
+    let mut e = engine_of(config);
     let saturday = new_york(28, 12, 0);
     assert!(
         e.observe(&obs("positions", Status::Ok, Some(500.0), saturday), saturday)

@@ -11,7 +11,7 @@ use axum::http::{Request, StatusCode};
 use serde_json::Value;
 use tower::ServiceExt;
 use vitals::daemon::Daemon;
-use vitals::plugin::registry;
+use vitals::registry::registry;
 
 use crate::alerting::audit;
 use crate::write_config;

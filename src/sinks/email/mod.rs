@@ -15,9 +15,9 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::{Sink, SinkConfig, SinkContext, SinkError};
+use crate::alert::{AlertEvent, AlertState, Severity};
 use crate::check::{BuildError, KeyError};
-use crate::config::duration;
-use crate::rules::{AlertEvent, AlertState, Severity};
+use crate::duration;
 use crate::schema::DurationStr;
 
 /// How the SMTP connection is secured.
@@ -141,13 +141,14 @@ impl SinkConfig for EmailConfig {
             None => None,
             Some(path) => {
                 let path = cx.resolve_path(path);
-                let pem = std::fs::read(&path)
-                    .map_err(|e| BuildError(format!("cannot read ca_file {}: {e}", path.display())))?;
-                Some(Certificate::from_pem(&pem).map_err(|e| {
-                    BuildError(format!(
-                        "ca_file {} is not a PEM certificate: {e}",
-                        path.display()
-                    ))
+                let pem = std::fs::read(&path).map_err(|e| BuildError::Read {
+                    key: "ca_file",
+                    path: path.clone(),
+                    source: Arc::new(e),
+                })?;
+                Some(Certificate::from_pem(&pem).map_err(|e| BuildError::Key {
+                    key: "ca_file",
+                    message: format!("{} is not a PEM certificate: {e}", path.display()),
                 })?)
             }
         };
@@ -157,9 +158,10 @@ impl SinkConfig for EmailConfig {
             if let Some(ca) = &ca {
                 builder = builder.add_root_certificate(ca.clone());
             }
-            builder
-                .build_rustls()
-                .map_err(|e| BuildError(format!("TLS setup for {}: {e}", self.host)))
+            builder.build_rustls().map_err(|e| BuildError::Setup {
+                what: format!("TLS setup for {}", self.host),
+                message: e.to_string(),
+            })
         };
         let (tls, port) = match self.tls {
             TlsMode::None => (Tls::None, 25),
@@ -171,28 +173,41 @@ impl SinkConfig for EmailConfig {
             .tls(tls)
             .timeout(Some(self.timeout));
         if let (Some(user), Some(var)) = (&self.username, &self.password_env) {
-            let password = std::env::var(var)
-                .map_err(|_| BuildError(format!("the SMTP password variable ${var} is not set")))?;
+            let password = std::env::var(var).map_err(|_| BuildError::MissingEnv {
+                what: "SMTP password",
+                var: var.clone(),
+            })?;
             builder = builder.credentials(Credentials::new(user.clone(), password));
         }
         let mut templates = Environment::new();
         templates
             .add_template("body.txt", include_str!("body.txt.j2"))
             .and_then(|_| templates.add_template("body.html", include_str!("body.html.j2")))
-            .map_err(|e| BuildError(format!("email templates: {e}")))?;
+            .map_err(|e| BuildError::Setup {
+                what: "email templates".into(),
+                message: e.to_string(),
+            })?;
         Ok(Arc::new(Email {
             transport: builder.build(),
-            from: self.from.parse().map_err(|e| BuildError(format!("from: {e}")))?,
+            from: self.from.parse().map_err(|e| BuildError::Key {
+                key: "from",
+                message: format!("{e}"),
+            })?,
             to: self
                 .to
                 .iter()
-                .map(|t| t.parse().map_err(|e| BuildError(format!("to: {e}"))))
+                .map(|t| {
+                    t.parse().map_err(|e| BuildError::Key {
+                        key: "to",
+                        message: format!("{e}"),
+                    })
+                })
                 .collect::<Result<_, _>>()?,
             group_wait: self.group_wait,
             page_url: self.page_url.clone(),
             prefix: self.subject_prefix.clone(),
             templates,
-            host: crate::rules::hostname(),
+            host: crate::alert::hostname().to_owned(),
         }))
     }
 }

@@ -23,8 +23,8 @@ use crate::check::{
     ActionError, ActionOutcome, ActionSpec, BuildContext, BuildError, Check, CheckConfig, KeyError, Reading,
     RunContext, Status,
 };
-use crate::config::duration;
 use crate::delta::{OpenError, error_line};
+use crate::duration;
 use crate::schema::DurationStr;
 use crate::thresholds::{Thresholds, fmt_num};
 
@@ -234,7 +234,7 @@ impl Backlog {
             ("vitalsClearedRows".to_owned(), serde_json::json!(cleared)),
             (
                 "vitalsHost".to_owned(),
-                serde_json::json!(crate::rules::hostname()),
+                serde_json::json!(crate::alert::hostname()),
             ),
         ]);
         let predicate = format!("{} = '{}'", c.status_column, c.pending_value.replace('\'', "''"));

@@ -28,8 +28,8 @@ use crate::check::{
     ActionError, ActionOutcome, ActionSpec, BuildContext, BuildError, Check, CheckConfig, KeyError, Reading,
     RunContext, Status,
 };
-use crate::config::duration;
 use crate::delta::{OpenError, error_line};
+use crate::duration;
 use crate::schema::DurationStr;
 use crate::thresholds::{Thresholds, fmt_num};
 

@@ -28,7 +28,7 @@ use crate::check::{
     ActionError, ActionOutcome, ActionSpec, BuildContext, BuildError, Check, CheckConfig, KeyError,
     Publisher, Reading, RunContext, Status,
 };
-use crate::config::duration;
+use crate::duration;
 use crate::schema::DurationStr;
 
 /// `kind = "ib_connection"`.
@@ -174,7 +174,7 @@ impl CheckConfig for IbConnectionConfig {
 
     fn build(&self, cx: &BuildContext) -> Result<Arc<dyn Check>, BuildError> {
         let runtime = tokio::runtime::Handle::try_current()
-            .map_err(|_| BuildError("ib_connection needs the tokio runtime".into()))?;
+            .map_err(|_| BuildError::Environment("ib_connection needs the tokio runtime"))?;
         let shared = Arc::new(Shared {
             config: self.clone(),
             id: cx.id.clone(),

@@ -1,5 +1,5 @@
 //! Durations in config are strings: "500ms", "30s", "5m", "1h 30m" (humantime).
-//! Use with `#[serde(with = "crate::config::duration")]` (or `::option`).
+//! Use with `#[serde(with = "crate::duration")]` (or `::option`).
 
 use std::time::Duration;
 

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use crate::check::{BuildContext, BuildError, Check, CheckConfig, KeyError, Reading, RunContext, Status};
-use crate::config::duration;
+use crate::duration;
 
 /// `kind = "command"`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]

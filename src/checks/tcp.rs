@@ -9,7 +9,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::check::{BuildContext, BuildError, Check, CheckConfig, KeyError, Reading, RunContext, Status};
-use crate::config::duration;
+use crate::duration;
 use crate::schema::DurationStr;
 use crate::thresholds::{Thresholds, fmt_num};
 

@@ -1,0 +1,79 @@
+//! `[[rules]]`: each rule validates itself ([`crate::rules::RuleConfig::validate`]);
+//! here its problems are placed in the file, and its references to checks and kinds are
+//! checked against the whole config.
+
+use toml::Spanned;
+use toml::de::DeValue;
+
+use super::diag::Collector;
+use super::walk::{deserialize_table, keys_of, report_unknown_keys};
+use crate::check::Checks;
+use crate::plugin::{Kinds, suggest};
+use crate::rules::{Rule, RuleConfig};
+
+/// Parses and validates one `[[rules]]` entry; `None` if anything was wrong (all of it
+/// reported).
+pub(super) fn parse_rule(
+    c: &mut Collector,
+    checks: &Kinds<Checks>,
+    check_ids: &[&str],
+    index: usize,
+    value: &Spanned<DeValue<'_>>,
+) -> Option<Rule> {
+    let DeValue::Table(table) = value.get_ref() else {
+        c.error(
+            Some(value.span()),
+            None,
+            Some("rules"),
+            "each rule is a table: write `[[rules]]`",
+        );
+        return None;
+    };
+    let section = match table.get("name").and_then(|n| n.get_ref().as_str()) {
+        Some(name) => format!("rules.{name}"),
+        None => format!("rules[{index}]"),
+    };
+    let keys = keys_of::<RuleConfig>();
+    let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+    if report_unknown_keys(c, &section, table, &keys, "keys of a rule") {
+        return None;
+    }
+    let config: RuleConfig = deserialize_table(c, &section, table, value.span())?;
+    let span_of = |key: &str| table.get(key).map(Spanned::span).or(Some(value.span()));
+    let mut ok = true;
+    for id in &config.checks {
+        if !check_ids.contains(&id.as_str()) {
+            let m = format!(
+                "`{id}` is not a configured check{}",
+                suggest(id, check_ids.iter().copied())
+            );
+            c.error(span_of("checks"), Some(&section), Some("checks"), m);
+            ok = false;
+        }
+    }
+    for kind in &config.kinds {
+        if checks.get(kind).is_none() {
+            let m = format!(
+                "`{kind}` is not a registered check kind{}",
+                checks.unknown_kind_hint(kind)
+            );
+            c.error(span_of("kinds"), Some(&section), Some("kinds"), m);
+            ok = false;
+        }
+    }
+    match config.compile() {
+        Ok(rule) => ok.then_some(rule),
+        Err(errors) => {
+            for e in errors {
+                // A rule that selects nothing has no key to point at: the whole rule.
+                let at = if e.key == "checks" && !table.contains_key("checks") {
+                    Some(value.span())
+                } else {
+                    span_of(&e.key)
+                };
+                c.error(at, Some(&section), Some(&e.key), e.message);
+            }
+            None
+        }
+    }
+}

@@ -1,0 +1,74 @@
+//! How a check kind appears on the status page, declared by the kind itself
+//! ([`crate::check::CheckConfig::PANEL`]). The page (`src/web/`) knows no kind: it
+//! gathers the sections the registered kinds declare, orders them, and renders each
+//! check with its kind's partial template. Kinds without a panel get a row in "Other
+//! checks".
+//!
+//! A partial is a minijinja template stored next to the kind (e.g.
+//! `src/checks/ib_connection/panel.html.j2`). It renders one check, `v`, with these
+//! fields: `id`, `kind`, `status` (`ok`…), `class` and `icon` (the badge's look),
+//! `text` (label or status in capitals), `message`, `value`, `shown` (value with its
+//! unit), `unit`, `observed_at`, `since`, `details` (the observation's details),
+//! `actions` (each with `name`, `label`, `description`, `destructive`, `confirm`,
+//! `url`) and `spark` (points of a last-hour sparkline, empty when there are fewer
+//! than two). The page's macros are imported with
+//! `{% from "macros" import badge, buttons, spark %}`: `buttons(v)` renders the action
+//! buttons the kind declares (a confirm for destructive ones), `badge(v)` the status
+//! badge, `spark(v)` the sparkline. `actions_enabled` says whether a token is set.
+
+/// How the checks of a section are laid out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    /// One card under the other.
+    Stack,
+    /// Cards side by side, wrapping.
+    Grid,
+    /// One table; each check's partial renders a `<tr>`.
+    Table {
+        /// The column headings.
+        columns: &'static [&'static str],
+    },
+}
+
+/// A section of the status page. Kinds that share a section point at the same static.
+#[derive(Debug)]
+pub struct Section {
+    /// Its id: the HTML id and the name the page script refreshes it by.
+    pub id: &'static str,
+    /// Its heading.
+    pub title: &'static str,
+    /// Where it goes: sections are shown by ascending order, before the alerts.
+    pub order: u16,
+    /// How the panels of its checks are laid out.
+    pub layout: Layout,
+    /// HTML shown when no check of its kinds is configured; `None` leaves the section
+    /// out then.
+    pub placeholder: Option<&'static str>,
+    /// HTML placed between the heading and the refreshed part (kept across refreshes,
+    /// e.g. a filter box).
+    pub head: &'static str,
+}
+
+/// One kind's place on the page.
+#[derive(Debug)]
+pub struct Panel {
+    /// The section its checks go to.
+    pub section: &'static Section,
+    /// Within a section, panels of lower rank come first; checks of one rank are
+    /// sorted by id.
+    pub rank: u8,
+    /// The partial rendering one check (`include_str!("panel.html.j2")`); `None`: a
+    /// generic card with badge, value, bar (when the details have `warn` and `crit`),
+    /// sparkline, message and the kind's buttons.
+    pub template: Option<&'static str>,
+    /// Every `details` key the partial reads. A test checks it against the template
+    /// and against what the kind writes, so the two cannot drift apart.
+    pub reads: &'static [&'static str],
+}
+
+impl Section {
+    /// Whether two references name the same section.
+    pub fn same(&self, other: &Section) -> bool {
+        self.id == other.id
+    }
+}

@@ -1,0 +1,179 @@
+//! One `[[rules]]` entry: as written ([`RuleConfig`]), validated by itself
+//! ([`RuleConfig::validate`]) and compiled ([`Rule`]). References to checks and kinds
+//! are checked by the config loader, which knows the whole file.
+
+use std::time::Duration;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::template::validate_template;
+use super::{Condition, Window, WindowConfig};
+use crate::alert::Severity;
+use crate::duration;
+use crate::plugin::{KeyError, valid_id};
+use crate::schema::DurationStr;
+
+/// What a rule does with an `unknown` observation (the check could not tell).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum UnknownPolicy {
+    /// Neither fire nor resolve: keep the alert state as it is.
+    #[default]
+    Hold,
+    /// Treat it as the condition holding.
+    Fire,
+    /// Treat it as the condition not holding.
+    Resolve,
+}
+
+/// One `[[rules]]` entry as written.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RuleConfig {
+    /// The rule's name (letters, digits, `_`, `-`): it names the alert everywhere.
+    pub name: String,
+    /// Ids of the checks the rule watches.
+    #[serde(default)]
+    pub checks: Vec<String>,
+    /// Kinds of check the rule watches (every configured check of these kinds).
+    #[serde(default)]
+    pub kinds: Vec<String>,
+    /// The condition, a CEL expression over the observation: `status` ("ok",
+    /// "warning", "critical", "unknown"), `value` (number or null), `unit`, `label`,
+    /// `message`, `check` (the id), `kind` and `details` (e.g. `details.age_s`).
+    /// Example: `value > 60 && label == "STALE"`.
+    pub when: String,
+    /// `INFO`, `WARNING` or `CRITICAL`.
+    pub severity: Severity,
+    /// How long the condition must hold before the alert fires ("0s": at once).
+    #[serde(rename = "for", default, with = "duration")]
+    #[schemars(with = "DurationStr")]
+    pub for_: Duration,
+    /// Once firing, how long the condition must stay false before the alert resolves
+    /// (against flapping).
+    #[serde(default, with = "duration")]
+    #[schemars(with = "DurationStr")]
+    pub keep_firing_for: Duration,
+    /// Send a reminder this often while the alert fires and is not acknowledged
+    /// (absent: no reminders).
+    #[serde(default, with = "duration::option")]
+    #[schemars(with = "Option<DurationStr>")]
+    pub repeat: Option<Duration>,
+    /// The alert's text. Placeholders: `{check}`, `{rule}`, `{severity}`, `{status}`,
+    /// `{value}`, `{unit}`, `{label}`, `{message}` and `{details.KEY}`.
+    #[serde(default = "default_message")]
+    pub message: String,
+    /// What an `unknown` observation does: `hold` (default), `fire` or `resolve`.
+    #[serde(default)]
+    pub on_unknown: UnknownPolicy,
+    /// Maintenance windows during which this rule does not fire (conditions are held
+    /// back and fire afterwards if still true; an alert already firing may still
+    /// resolve), e.g. `[{ start = "45 23 * * *", duration = "30m", timezone =
+    /// "America/New_York", reason = "IB Gateway nightly restart" }]`.
+    #[serde(default)]
+    pub maintenance: Vec<WindowConfig>,
+}
+
+fn default_message() -> String {
+    "{check}: {message}".to_owned()
+}
+
+/// A validated rule.
+#[derive(Debug)]
+pub struct Rule {
+    /// As written.
+    pub config: RuleConfig,
+    /// The compiled condition.
+    pub condition: Condition,
+    /// Its maintenance windows, compiled.
+    pub windows: Vec<Window>,
+}
+
+impl Rule {
+    /// Whether the rule watches this check.
+    pub fn selects(&self, check_id: &str, kind: &str) -> bool {
+        self.config.checks.iter().any(|c| c == check_id) || self.config.kinds.iter().any(|k| k == kind)
+    }
+}
+
+impl RuleConfig {
+    /// Every problem of this rule on its own, each at its key: the name, that it
+    /// selects something, the condition, the message template, the maintenance windows.
+    pub fn validate(&self) -> Vec<KeyError> {
+        self.compile_parts().err().unwrap_or_default()
+    }
+
+    fn compile_parts(&self) -> Result<(Condition, Vec<Window>), Vec<KeyError>> {
+        let mut errors = Vec::new();
+        if !valid_id(&self.name) {
+            errors.push(KeyError::new(
+                "name",
+                "a rule name may only use letters, digits, `_` and `-`",
+            ));
+        }
+        if self.checks.is_empty() && self.kinds.is_empty() {
+            errors.push(KeyError::new(
+                "checks",
+                "a rule must select checks: give `checks = [\"id\", …]` or `kinds = [\"kind\", …]`",
+            ));
+        }
+        let condition = Condition::compile(&self.when)
+            .map_err(|e| errors.push(KeyError::new("when", format!("invalid condition: {e}"))))
+            .ok();
+        if let Err(e) = validate_template(&self.message) {
+            errors.push(KeyError::new("message", e));
+        }
+        let mut windows = Vec::new();
+        for w in &self.maintenance {
+            match Window::compile(w) {
+                Ok(w) => windows.push(w),
+                Err(e) => errors.push(KeyError::new("maintenance", e)),
+            }
+        }
+        match condition {
+            Some(c) if errors.is_empty() => Ok((c, windows)),
+            _ => Err(errors),
+        }
+    }
+
+    /// The compiled rule, or every problem (see [`RuleConfig::validate`]).
+    pub fn compile(self) -> Result<Rule, Vec<KeyError>> {
+        let (condition, windows) = self.compile_parts()?;
+        Ok(Rule {
+            config: self,
+            condition,
+            windows,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rule(toml_text: &str) -> RuleConfig {
+        toml::from_str(toml_text).expect("a rule")
+    }
+
+    #[test]
+    fn a_valid_rule_compiles() {
+        let r = rule(
+            "name = \"stale\"\nkinds = [\"delta_freshness\"]\nwhen = \"value > 60\"\nseverity = \"CRITICAL\"\nfor = \"30s\"",
+        );
+        assert!(r.validate().is_empty());
+        let r = r.compile().unwrap();
+        assert_eq!(r.config.for_, Duration::from_secs(30));
+        assert!(r.selects("x", "delta_freshness"));
+        assert!(!r.selects("x", "cpu"));
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_its_key() {
+        let r = rule(
+            "name = \"a b\"\nwhen = \"value >\"\nseverity = \"INFO\"\nmessage = \"{chek}\"\nmaintenance = [{ start = \"not cron\", duration = \"1h\" }]",
+        );
+        let keys: Vec<String> = r.validate().into_iter().map(|e| e.key).collect();
+        assert_eq!(keys, ["name", "checks", "when", "message", "maintenance"]);
+    }
+}
