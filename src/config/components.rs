@@ -13,7 +13,7 @@ use super::diag::Collector;
 use super::walk::{deserialize_table, report_de_error, report_unknown_keys};
 use super::{COMMON_KEYS, CheckSpec, CommonSettings, Defaults, SINK_COMMON_KEYS, SinkSettings, SinkSpec};
 use crate::check::Checks;
-use crate::plugin::{Family, Kinds, ParsedComponent, suggest, valid_id};
+use crate::plugin::{Family, Kinds, ParsedComponent, Registration, suggest, valid_id};
 use crate::rules::{Window, WindowConfig};
 use crate::sinks::Sinks;
 
@@ -58,6 +58,15 @@ pub(super) fn component_id(
     Some(id)
 }
 
+/// A parsed component table: its common keys, its kind, the kind's own config, and the
+/// table (to place later errors).
+struct Component<'t, F: Family, S> {
+    settings: S,
+    kind: &'static Registration<F>,
+    params: Box<F::Parsed>,
+    table: &'t DeTable<'t>,
+}
+
 /// Parses one component table: its common keys, its kind (with suggestions), its
 /// kind's own keys (unknown ones reported with the expected list) and the kind's pure
 /// validation. `None` if anything was wrong (all of it reported).
@@ -66,12 +75,7 @@ fn parse_component<'t, F: Family, S: CommonKeys>(
     kinds: &Kinds<F>,
     section: &str,
     value: &'t Spanned<DeValue<'t>>,
-) -> Option<(
-    S,
-    &'static crate::plugin::Registration<F>,
-    Box<F::Parsed>,
-    &'t DeTable<'t>,
-)> {
+) -> Option<Component<'t, F, S>> {
     let DeValue::Table(table) = value.get_ref() else {
         c.error(
             Some(value.span()),
@@ -133,7 +137,12 @@ fn parse_component<'t, F: Family, S: CommonKeys>(
         c.error(Some(span), Some(section), Some(&e.key), e.message);
         ok = false;
     }
-    ok.then_some((settings, kind, params, table))
+    ok.then_some(Component {
+        settings,
+        kind,
+        params,
+        table,
+    })
 }
 
 pub(super) fn parse_sink(
@@ -144,7 +153,12 @@ pub(super) fn parse_sink(
 ) -> Option<SinkSpec> {
     let id = component_id(c, "sinks", id_key)?;
     let section = format!("sinks.{id}");
-    let (settings, kind, params, _) = parse_component::<_, SinkSettings>(c, kinds, &section, value)?;
+    let Component {
+        settings,
+        kind,
+        params,
+        ..
+    } = parse_component::<_, SinkSettings>(c, kinds, &section, value)?;
     Some(SinkSpec {
         id,
         kind: kind.name,
@@ -162,7 +176,12 @@ pub(super) fn parse_check(
 ) -> Option<CheckSpec> {
     let id = component_id(c, "checks", id_key)?;
     let section = format!("checks.{id}");
-    let (settings, kind, params, table) = parse_component::<_, CommonSettings>(c, registry, &section, value)?;
+    let Component {
+        settings,
+        kind,
+        params,
+        table,
+    } = parse_component::<_, CommonSettings>(c, registry, &section, value)?;
     let mut ok = true;
     let interval = settings.interval.unwrap_or(defaults.interval);
     let timeout = settings.timeout.unwrap_or(defaults.timeout);
