@@ -1,11 +1,11 @@
 //! How fast `ib_connection` tells the board, against the gateway stand-in
-//! (`tests/it/gateway.rs`, the real `ibapi` client on loopback): socket drop →
+//! (`tests/it/support/gateway.rs`, the real `ibapi` client on loopback): socket drop →
 //! DISCONNECTED, silent gateway → DISCONNECTED, gateway back → CONNECTED.
 //!
 //! `cargo bench --bench ib -- [--trials 30]`
 
 #[allow(dead_code)]
-#[path = "../tests/it/gateway.rs"]
+#[path = "../tests/it/support/gateway.rs"]
 mod gateway;
 
 use std::time::{Duration, Instant};

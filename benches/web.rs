@@ -132,6 +132,7 @@ fn main() {
             board.clone(),
             runner.instances(),
             alerting,
+            &vitals::registry::registry().unwrap().checks,
             "VITALS_TOKEN",
             None,
         ));

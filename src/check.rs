@@ -60,9 +60,12 @@ impl RunContext {
 pub struct ActionSpec {
     /// The action's name in the URL.
     pub name: &'static str,
+    /// The button's text on the page ("Reconnect").
+    pub label: &'static str,
     /// What it does, for the page and `vitals plugins`.
     pub description: &'static str,
-    /// Whether the page asks for confirmation first.
+    /// Whether it changes data: the page asks for confirmation first, naming the check
+    /// and the description.
     pub destructive: bool,
 }
 

@@ -141,6 +141,7 @@ impl Daemon {
             self.board().clone(),
             self.runner.instances(),
             self.alerting.clone(),
+            &self.registry.checks,
             &self.server.token_env,
             token,
         ))

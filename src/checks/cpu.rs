@@ -7,6 +7,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::check::{BuildContext, BuildError, Check, CheckConfig, KeyError, Reading, RunContext};
+use crate::panel::Panel;
 use crate::system::SystemProbe;
 use crate::thresholds::{Thresholds, fmt_num};
 
@@ -35,11 +36,19 @@ impl CpuConfig {
     }
 }
 
+static PANEL: Panel = Panel {
+    section: &super::SYSTEM_SECTION,
+    rank: 0,
+    template: None,
+    reads: &[],
+};
+
 impl CheckConfig for CpuConfig {
     const KIND: &'static str = "cpu";
     const SUMMARY: &'static str = "CPU usage of the host, averaged over the check's interval";
     const UNIT: &'static str = "%";
     const EXAMPLE: &'static str = "warn = 50\ncrit = 80\n";
+    const PANEL: Option<&'static Panel> = Some(&PANEL);
 
     fn validate(&self) -> Vec<KeyError> {
         self.thresholds()

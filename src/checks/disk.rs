@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::memory::bytes;
 use crate::check::{BuildContext, BuildError, Check, CheckConfig, KeyError, Reading, RunContext, Status};
+use crate::panel::Panel;
 use crate::system::disk_usage;
 use crate::thresholds::{Thresholds, fmt_num};
 
@@ -43,11 +44,19 @@ impl DiskConfig {
     }
 }
 
+static PANEL: Panel = Panel {
+    section: &super::SYSTEM_SECTION,
+    rank: 0,
+    template: None,
+    reads: &[],
+};
+
 impl CheckConfig for DiskConfig {
     const KIND: &'static str = "disk";
     const SUMMARY: &'static str = "space used on the filesystem holding `path`, in percent";
     const UNIT: &'static str = "%";
     const EXAMPLE: &'static str = "path = \"/\"\nwarn = 50\ncrit = 80\n";
+    const PANEL: Option<&'static Panel> = Some(&PANEL);
 
     fn validate(&self) -> Vec<KeyError> {
         let mut errors = self

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::check::{BuildContext, BuildError, Check, CheckConfig, KeyError, Reading, RunContext, Status};
+use crate::panel::Panel;
 use crate::system::SystemProbe;
 use crate::thresholds::{Thresholds, fmt_num};
 
@@ -31,11 +32,19 @@ impl HostConfig {
     }
 }
 
+static PANEL: Panel = Panel {
+    section: &super::SYSTEM_SECTION,
+    rank: 1,
+    template: Some(include_str!("host.html.j2")),
+    reads: &["load", "process_count", "uptime"],
+};
+
 impl CheckConfig for HostConfig {
     const KIND: &'static str = "host";
     const SUMMARY: &'static str = "uptime, process count and load average of the host";
     const UNIT: &'static str = "s";
     const EXAMPLE: &'static str = "procs_warn = 2000\nprocs_crit = 4000\n";
+    const PANEL: Option<&'static Panel> = Some(&PANEL);
 
     fn validate(&self) -> Vec<KeyError> {
         match (self.procs_warn, self.procs_crit) {

@@ -7,6 +7,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::check::{BuildContext, BuildError, Check, CheckConfig, KeyError, Reading, RunContext};
+use crate::panel::Panel;
 use crate::system::SystemProbe;
 use crate::thresholds::{Thresholds, fmt_num};
 
@@ -36,11 +37,19 @@ impl MemoryConfig {
     }
 }
 
+static PANEL: Panel = Panel {
+    section: &super::SYSTEM_SECTION,
+    rank: 0,
+    template: None,
+    reads: &[],
+};
+
 impl CheckConfig for MemoryConfig {
     const KIND: &'static str = "memory";
     const SUMMARY: &'static str = "memory in use, in percent of the host's RAM";
     const UNIT: &'static str = "%";
     const EXAMPLE: &'static str = "warn = 50\ncrit = 80\n";
+    const PANEL: Option<&'static Panel> = Some(&PANEL);
 
     fn validate(&self) -> Vec<KeyError> {
         self.thresholds()

@@ -1,5 +1,6 @@
-//! The check kinds. Each file is one kind: its config, its check and its
-//! registration. Adding a kind is one file here and one `mod` line below.
+//! The check kinds. Each kind is one file or folder here: its config, its check, its
+//! registration and (optionally) its status-page panel. Adding a kind is one file (plus
+//! an optional partial template next to it) and one `mod` line below.
 
 mod command;
 mod cpu;
@@ -11,3 +12,16 @@ mod memory;
 mod queue_backlog;
 mod strategy_slots;
 mod tcp;
+
+use crate::panel::{Layout, Section};
+
+/// The status page's "System metrics" section, shared by `cpu`, `memory`, `disk`
+/// (generic cards with a bar and a sparkline) and `host`.
+pub static SYSTEM_SECTION: Section = Section {
+    id: "system",
+    title: "System metrics",
+    order: 30,
+    layout: Layout::Grid,
+    placeholder: Some("<p class=\"muted\">No system checks are configured.</p>"),
+    head: "",
+};

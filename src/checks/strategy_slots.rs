@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 
 use crate::check::{BuildContext, BuildError, Check, CheckConfig, KeyError, Reading, RunContext, Status};
 use crate::delta::OpenError;
+use crate::panel::{Layout, Panel, Section};
 use crate::thresholds::{Thresholds, fmt_num};
 
 /// `kind = "strategy_slots"`.
@@ -75,12 +76,30 @@ fn default_since() -> String {
     "since".into()
 }
 
+/// The status page's "Active strategy registry" section, with its symbol filter.
+pub static REGISTRY_SECTION: Section = Section {
+    id: "registry",
+    title: "Active strategy registry",
+    order: 40,
+    layout: Layout::Stack,
+    placeholder: Some("<p class=\"muted\">No <code>strategy_slots</code> check is configured.</p>"),
+    head: "<label class=\"filter\">Filter by symbol <input id=\"symbol-filter\" type=\"search\" placeholder=\"e.g. SPY\" autocomplete=\"off\"></label>",
+};
+
+static PANEL: Panel = Panel {
+    section: &REGISTRY_SECTION,
+    rank: 0,
+    template: Some(include_str!("strategy_slots.html.j2")),
+    reads: &["crit", "limit", "rows", "warn"],
+};
+
 impl CheckConfig for StrategySlotsConfig {
     const KIND: &'static str = "strategy_slots";
     const SUMMARY: &'static str =
         "streaming slots used by active strategies, from the strategy registry table";
     const EXAMPLE: &'static str =
         "table = \"../data/strategy_registry\"\nlimit = 100\nwarn = 90\ncrit = 100\n";
+    const PANEL: Option<&'static Panel> = Some(&PANEL);
 
     fn validate(&self) -> Vec<KeyError> {
         let mut errors = Thresholds::higher_is_worse(self.warn.into(), self.crit.into()).validate(

@@ -6,6 +6,8 @@
 mod metrics;
 mod page;
 
+pub use page::templates;
+
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -24,7 +26,8 @@ use tracing::{info, warn};
 
 use crate::alerting::Alerting;
 use crate::board::Board;
-use crate::check::{ActionError, ActionSpec, RunContext};
+use crate::check::{ActionError, ActionSpec, Checks, RunContext};
+use crate::plugin::Kinds;
 use crate::runner::Instances;
 
 /// The most a request body may hold (actions take none).
@@ -47,6 +50,10 @@ pub struct Web {
     host: String,
     /// Rendered bodies by route, with when they were rendered.
     cache: Mutex<std::collections::HashMap<&'static str, Rendered>>,
+    /// The check kinds: their sections and partials.
+    kinds: &'static Kinds<Checks>,
+    /// The page's templates (an error in a kind's partial is shown by `GET /`).
+    templates: Result<minijinja::Environment<'static>, minijinja::Error>,
 }
 
 impl Web {
@@ -56,6 +63,7 @@ impl Web {
         board: Board,
         instances: Instances,
         alerting: Arc<Mutex<Alerting>>,
+        kinds: &'static Kinds<Checks>,
         token_env: &str,
         token: Option<String>,
     ) -> Web {
@@ -72,6 +80,8 @@ impl Web {
             started_at: Utc::now(),
             host: crate::alert::hostname().to_owned(),
             cache: Mutex::default(),
+            kinds,
+            templates: page::templates(kinds),
         }
     }
 

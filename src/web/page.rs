@@ -1,30 +1,44 @@
-//! `GET /`: the status page, rendered on the server from `page.html.j2` (the seed's
-//! "System Health" sections, in its order). `page.js` refreshes the data sections
-//! every 5 s from the same page without a full reload, counts ages up between
-//! refreshes, filters the registry table and posts the actions.
+//! `GET /`: the status page, rendered on the server from `page.html.j2`. The page
+//! knows no check kind: its sections are the ones the registered kinds declare
+//! ([`crate::panel`]), in their order, each check rendered by its kind's partial (or
+//! the generic `card.html.j2`), then the alerts, then "Other checks" for kinds without
+//! a panel. `page.js` refreshes the sections every 5 s from the same page without a
+//! full reload, counts ages up between refreshes, filters tables and posts the actions.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use axum::extract::State;
 use axum::http::header;
 use axum::response::{Html, IntoResponse, Response};
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
-use minijinja::Environment;
+use minijinja::{AutoEscape, Environment};
 use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::Web;
+use crate::alert::Severity;
 use crate::board::Sample;
-use crate::check::{ActionSpec, Observation, Status};
+use crate::check::{ActionSpec, Checks, Observation, Status};
+use crate::panel::{Layout, Section};
+use crate::plugin::Kinds;
 
-fn templates() -> &'static Environment<'static> {
-    static ENV: OnceLock<Environment<'static>> = OnceLock::new();
-    ENV.get_or_init(|| {
-        let mut env = Environment::new();
-        env.add_template("page.html", include_str!("page.html.j2"))
-            .expect("page.html.j2 is valid (a test renders it)");
-        env
-    })
+/// The generic panel of a kind that declares a section but no partial.
+const CARD: &str = "card.html";
+
+/// The page's templates: its own, the macros partials use, and every registered kind's
+/// partial under the kind's name. Everything is HTML-escaped, whatever its name.
+pub fn templates(kinds: &Kinds<Checks>) -> Result<Environment<'static>, minijinja::Error> {
+    let mut env = Environment::new();
+    env.set_auto_escape_callback(|_| AutoEscape::Html);
+    env.add_template("page.html", include_str!("page.html.j2"))?;
+    env.add_template("macros.html", include_str!("macros.html.j2"))?;
+    env.add_template(CARD, include_str!("card.html.j2"))?;
+    for kind in kinds.kinds() {
+        if let Some(template) = kind.panel().and_then(|p| p.template) {
+            env.add_template(kind.name, template)?;
+        }
+    }
+    Ok(env)
 }
 
 /// Icon and class for a status: shown with its text, never colour alone.
@@ -40,8 +54,11 @@ fn look(status: Status) -> (&'static str, &'static str) {
 #[derive(Serialize)]
 struct Action {
     name: &'static str,
+    label: &'static str,
     description: &'static str,
     destructive: bool,
+    /// The question a destructive action asks first.
+    confirm: String,
     url: String,
 }
 
@@ -64,6 +81,11 @@ struct View {
     actions: Vec<Action>,
     /// Sparkline points (SVG polyline) of the last hour.
     spark: String,
+    /// The template that renders it.
+    template: &'static str,
+    /// Its section's id and its panel's rank, or `None` for "Other checks".
+    #[serde(skip)]
+    place: Option<(&'static str, u8)>,
 }
 
 fn shown(value: Option<f64>, unit: &str) -> String {
@@ -119,6 +141,11 @@ fn view(
     now: DateTime<Utc>,
 ) -> View {
     let (icon, class) = look(o.status);
+    let panel = web.kinds.get(&o.kind).and_then(|k| k.panel());
+    let template = match panel {
+        Some(p) if p.template.is_some() => web.kinds.get(&o.kind).map_or(CARD, |k| k.name),
+        _ => CARD,
+    };
     View {
         id: o.id.clone(),
         kind: o.kind.clone(),
@@ -138,14 +165,19 @@ fn view(
         details: Value::Object(o.details.clone()),
         actions: actions
             .iter()
+            .filter(|_| web.actions_enabled())
             .map(|a| Action {
                 name: a.name,
+                label: a.label,
                 description: a.description,
                 destructive: a.destructive,
+                confirm: format!("{} {}: {}. Go ahead?", a.label, o.id, a.description),
                 url: format!("/api/checks/{}/actions/{}", o.id, a.name),
             })
             .collect(),
         spark: sparkline(&web.board.history(&o.id), &o.unit, now),
+        template,
+        place: panel.map(|p| (p.section.id, p.rank)),
     }
 }
 
@@ -163,22 +195,7 @@ pub fn render(web: &Web) -> Result<String, minijinja::Error> {
         })
         .collect();
     views.sort_by(|a, b| a.id.cmp(&b.id));
-    let of = |kinds: &[&str]| -> Vec<&View> {
-        views
-            .iter()
-            .filter(|v| kinds.contains(&v.kind.as_str()))
-            .collect()
-    };
-    let known = [
-        "ib_connection",
-        "delta_freshness",
-        "cpu",
-        "memory",
-        "disk",
-        "host",
-        "strategy_slots",
-        "queue_backlog",
-    ];
+    let sections = sections(web.kinds, &views);
     let counts = |s: Status| views.iter().filter(|v| v.status == s.as_str()).count();
     let worst = views
         .iter()
@@ -200,9 +217,9 @@ pub fn render(web: &Web) -> Result<String, minijinja::Error> {
         .iter()
         .map(|a| {
             let class = match a.severity {
-                crate::alert::Severity::Critical => "s-critical",
-                crate::alert::Severity::Warning => "s-warning",
-                crate::alert::Severity::Info => "s-unknown",
+                Severity::Critical => "s-critical",
+                Severity::Warning => "s-warning",
+                Severity::Info => "s-unknown",
             };
             json!({
                 "alert_id": a.alert_id, "rule": a.rule, "check_id": a.check_id,
@@ -222,17 +239,73 @@ pub fn render(web: &Web) -> Result<String, minijinja::Error> {
             "ok": counts(Status::Ok), "warning": counts(Status::Warning),
             "critical": counts(Status::Critical), "unknown": counts(Status::Unknown),
         }),
-        ib => of(&["ib_connection"]),
-        freshness => of(&["delta_freshness"]),
-        system => of(&["cpu", "memory", "disk"]),
-        hosts => of(&["host"]),
-        slots => of(&["strategy_slots"]),
-        queues => of(&["queue_backlog"]),
-        others => views.iter().filter(|v| !known.contains(&v.kind.as_str())).collect::<Vec<_>>(),
+        sections => sections,
+        others => views.iter().filter(|v| v.place.is_none()).collect::<Vec<_>>(),
         alerts => alerts,
         suppressed => suppressed,
     };
-    templates().get_template("page.html")?.render(cx)
+    let env = web.templates.as_ref().map_err(|e| {
+        minijinja::Error::new(
+            minijinja::ErrorKind::InvalidOperation,
+            format!("a kind's panel template is invalid: {e:#}"),
+        )
+    })?;
+    env.get_template("page.html")?.render(cx)
+}
+
+/// One section as the template sees it.
+#[derive(Serialize)]
+struct SectionView<'v> {
+    id: &'static str,
+    title: &'static str,
+    /// `stack`, `grid` or `table`.
+    layout: &'static str,
+    columns: &'static [&'static str],
+    placeholder: Option<&'static str>,
+    head: &'static str,
+    checks: Vec<&'v View>,
+}
+
+/// The sections the registered kinds declare, in their order, each with its checks
+/// (by panel rank, then id). A section without checks shows its placeholder, or is
+/// left out when it has none.
+fn sections<'v>(kinds: &Kinds<Checks>, views: &'v [View]) -> Vec<SectionView<'v>> {
+    let mut declared: Vec<&'static Section> = Vec::new();
+    for kind in kinds.kinds() {
+        if let Some(p) = kind.panel()
+            && !declared.iter().any(|s| s.same(p.section))
+        {
+            declared.push(p.section);
+        }
+    }
+    declared.sort_by_key(|s| (s.order, s.id));
+    declared
+        .into_iter()
+        .filter_map(|s| {
+            let mut checks: Vec<&View> = views
+                .iter()
+                .filter(|v| v.place.is_some_and(|(id, _)| id == s.id))
+                .collect();
+            checks.sort_by_key(|v| (v.place.map(|p| p.1), &v.id));
+            if checks.is_empty() && s.placeholder.is_none() {
+                return None;
+            }
+            let (layout, columns) = match s.layout {
+                Layout::Stack => ("stack", &[][..]),
+                Layout::Grid => ("grid", &[][..]),
+                Layout::Table { columns } => ("table", columns),
+            };
+            Some(SectionView {
+                id: s.id,
+                title: s.title,
+                layout,
+                columns,
+                placeholder: s.placeholder,
+                head: s.head,
+                checks,
+            })
+        })
+        .collect()
 }
 
 pub async fn page(State(web): State<Arc<Web>>) -> Response {

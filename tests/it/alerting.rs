@@ -8,9 +8,12 @@ use nix::sys::signal::Signal;
 use vitals::daemon::Daemon;
 use vitals::registry::registry;
 
-use crate::email::{SmtpServer, free_port};
-use crate::reload::Daemonized;
-use crate::write_config;
+use crate::email::SmtpServer;
+use crate::support::Daemonized;
+use crate::support::audit;
+use crate::support::delta::make;
+use crate::support::free_port;
+use crate::support::write_config;
 
 fn config(flag: &std::path::Path, smtp_port: u16) -> String {
     format!(
@@ -23,15 +26,6 @@ fn config(flag: &std::path::Path, smtp_port: u16) -> String {
          from = \"vitals@desk.test\"\nto = [\"ops@desk.test\"]\n",
         f = flag.display()
     )
-}
-
-/// The events the `audit` log sink wrote (`alerts.jsonl` beside the config).
-pub fn audit(dir: &std::path::Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(dir.join("alerts.jsonl"))
-        .unwrap_or_default()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
 }
 
 /// Waits until the outboxes of `sinks` hold nothing (every queued event delivered).
@@ -165,14 +159,7 @@ async fn seed_alerts_fire_from_real_checks_into_the_alerts_table_and_email() {
     let smtp = SmtpServer::start(port, inbox.path(), None);
     // A positions table last synced 90 s ago by the Python writer.
     let positions = dir.path().join("positions");
-    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/make_table.py");
-    let out = std::process::Command::new(crate::email::python())
-        .arg(script)
-        .arg(&positions)
-        .args(["tz", "90"])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    make(&[positions.to_str().unwrap(), "tz", "90"]);
     // The seed's rules as shipped, with a command plugin standing in for a loaded CPU.
     let shipped =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/vitals.toml")).unwrap();
@@ -204,7 +191,7 @@ async fn seed_alerts_fire_from_real_checks_into_the_alerts_table_and_email() {
     let mut rows = Vec::new();
     for _ in 0..100 {
         // The table's folder appears before its first commit: read when Python can.
-        if let Ok(t) = crate::delta_sink::try_read_table(&table) {
+        if let Ok(t) = crate::support::delta::try_read_table(&table) {
             rows = t["rows"].as_array().unwrap().clone();
             if rows.len() >= 2 {
                 break;

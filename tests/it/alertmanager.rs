@@ -12,7 +12,7 @@ use vitals::config::parse;
 use vitals::dispatch::{Dispatcher, SinkInstance};
 use vitals::registry::registry;
 
-use crate::email::free_port;
+use crate::support::free_port;
 
 struct Alertmanager {
     child: Child,

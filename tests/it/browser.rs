@@ -11,11 +11,14 @@ use std::time::Duration;
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
 
-use crate::delta_freshness::make;
-use crate::email::free_port;
-use crate::gateway::Gateway;
-use crate::reload::Daemonized;
-use crate::write_config;
+use vitals::daemon::Daemon;
+use vitals::registry::registry;
+
+use crate::support::Daemonized;
+use crate::support::delta::make;
+use crate::support::free_port;
+use crate::support::gateway::Gateway;
+use crate::support::write_config;
 
 const TOKEN: &str = "browser-test-token";
 
@@ -365,7 +368,7 @@ async fn the_status_page_works_in_chromium() {
         "return document.querySelector('#queue').textContent.includes('0 pending')",
     )
     .await;
-    let counts = crate::delta_freshness::statuses(&d.join("queue"), None);
+    let counts = crate::support::delta::statuses(&d.join("queue"), None);
     assert_eq!(counts["counts"]["CLEARED"], 3, "{counts}");
     screenshot(&c, "after-actions.png").await;
 
@@ -401,4 +404,79 @@ async fn wait_for_dialog(c: &Client) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     panic!("no dialog opened");
+}
+
+/// A kind that lives only in the tests (`tests/it/kinds/gauge.rs`) appears in its own
+/// section with its partial, bar, sparkline and button, and the button runs its action.
+/// The daemon runs in this process, whose registry has the test kind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kind_from_outside_the_crate_brings_its_panel_and_action() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let level = d.join("level");
+    std::fs::write(&level, "90").unwrap();
+    let port = free_port();
+    let path = write_config(
+        d,
+        &format!(
+            "[server]\nlisten = \"127.0.0.1:{port}\"\n\n[checks.tank]\nkind = \"test_gauge\"\n\
+             interval = \"200ms\"\nfile = \"level\"\nwarn = 50\ncrit = 80\n"
+        ),
+    );
+    let daemon = Daemon::start(&path, registry().unwrap())
+        .await
+        .expect("a valid config");
+    let server = vitals::web::spawn(
+        &format!("127.0.0.1:{port}"),
+        daemon.web_with_token(Some(TOKEN.into())),
+    )
+    .expect("the page is served");
+
+    let driver = ChromeDriver::start().await;
+    let c = driver.browser(&d.join("chromium-profile")).await;
+    c.goto(&format!("http://127.0.0.1:{port}/")).await.unwrap();
+    until(
+        &c,
+        "the gauge critical in its own section",
+        "const s = document.querySelector('#gauges'); return !!s && s.querySelector('h2').textContent === 'Test gauges' && s.querySelector('.badge').textContent.includes('CRITICAL')",
+    )
+    .await;
+    let meter = c.find(Locator::Css("#gauges meter")).await.unwrap();
+    assert_eq!(meter.attr("value").await.unwrap().as_deref(), Some("90.0"));
+    assert_eq!(meter.attr("high").await.unwrap().as_deref(), Some("80.0"));
+    assert!(
+        text(&c, "#gauges .gauge")
+            .await
+            .contains("warn 50.0 %, crit 80.0 %")
+    );
+    until(
+        &c,
+        "the gauge's sparkline",
+        "return document.querySelectorAll('#gauges svg.spark polyline').length === 1",
+    )
+    .await;
+    screenshot(&c, "test-kind.png").await;
+
+    // Its button, labelled as the kind declares, runs its action through the API.
+    assert_eq!(text(&c, "#gauges button.action").await, "Reset gauge");
+    click(&c, "#gauges button.action").await;
+    wait_for_dialog(&c).await;
+    c.send_alert_text(TOKEN).await.unwrap();
+    c.accept_alert().await.unwrap();
+    until(
+        &c,
+        "the action's result",
+        "return document.querySelector('#toast').textContent.includes('✔ the gauge reads 0 now')",
+    )
+    .await;
+    assert_eq!(std::fs::read_to_string(&level).unwrap(), "0");
+    until(
+        &c,
+        "the gauge ok",
+        "return document.querySelector('#gauges .badge').textContent.includes('OK')",
+    )
+    .await;
+    c.close().await.unwrap();
+    server.stop(Duration::from_secs(2));
+    daemon.shutdown().await;
 }

@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use crate::{vitals, write_config};
+use crate::support::{vitals, write_config};
 
 /// A command check that prints `message` and exits with `code`.
 fn nagios(id: &str, code: i32, message: &str) -> String {
@@ -203,7 +203,7 @@ fn plugins_lists_every_kind_with_its_keys() {
         .iter()
         .map(|k| k["name"].as_str().unwrap())
         .collect();
-    let registered = vitals::registry::registry().unwrap().checks.names();
+    let registered = crate::support::shipped_registry().checks.names();
     assert_eq!(names, registered);
     let cpu = v["check_kinds"]
         .as_array()

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use vitals::check::Status;
 
-use crate::{instances, script};
+use crate::support::{instances, script};
 
 async fn run_one(dir: &std::path::Path, extra: &str, program: &str) -> vitals::check::Observation {
     let text = format!("[checks.plugin]\nkind = \"command\"\ncommand = [\"{program}\"]\n{extra}");

@@ -4,7 +4,7 @@
 use vitals::config::{Diagnostics, parse};
 use vitals::registry::registry;
 
-use crate::{vitals, write_config};
+use crate::support::{vitals, write_config};
 
 fn errors(text: &str) -> Vec<String> {
     match parse("conf/vitals.toml".as_ref(), text, registry().unwrap()) {

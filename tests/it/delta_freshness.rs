@@ -3,19 +3,12 @@
 //! with recovery.
 
 use std::path::Path;
-use std::process::Command;
 
 use vitals::check::{Observation, Status};
 use vitals::runner::Instance;
 
-use crate::email::python;
-use crate::instances;
-
-pub fn make(args: &[&str]) {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/make_table.py");
-    let out = Command::new(python()).arg(script).args(args).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-}
+use crate::support::delta::{make, make_script, statuses};
+use crate::support::{action_cx, instances, python};
 
 fn check(dir: &Path, table: &str, extra: &str) -> Instance {
     let text = format!(
@@ -44,6 +37,7 @@ async fn a_tz_aware_column_gives_the_age_of_the_newest_row() {
     assert_eq!(o.unit, "s");
     assert_eq!(o.details["version"], 2);
     assert_eq!(o.details["operation"], "WRITE");
+    crate::panels::assert_writes_what_its_panel_reads(&o);
 }
 
 #[tokio::test]
@@ -189,6 +183,7 @@ async fn strategy_slots_counts_the_active_rows_of_a_python_registry() {
     assert_eq!((o.status, o.value), (Status::Warning, Some(92.0)), "{o:?}");
     assert_eq!(o.details["limit"], 100);
     assert_eq!(o.details["free"], 8.0);
+    crate::panels::assert_writes_what_its_panel_reads(&o);
     let rows = o.details["rows"].as_array().unwrap();
     assert_eq!(rows.len(), 92);
     let first = &rows[0];
@@ -228,6 +223,7 @@ async fn queue_backlog_counts_pending_rows_and_grades_the_oldest() {
     let o = run(&by_count).await;
     assert_eq!((o.status, o.value), (Status::Warning, Some(60.0)), "{o:?}");
     assert_eq!(o.details["total_rows"], 560);
+    crate::panels::assert_writes_what_its_panel_reads(&o);
     let age = o.details["oldest_pending_age_s"].as_f64().unwrap();
     assert!((120.0..130.0).contains(&age), "{age}");
     // The oldest pending row is past max_age_crit: the worse grade wins.
@@ -249,22 +245,12 @@ async fn queue_backlog_counts_pending_rows_and_grades_the_oldest() {
     assert_eq!((o.status, o.value), (Status::Ok, Some(0.0)), "{o:?}");
 }
 
-pub fn action_cx(id: &str) -> vitals::check::RunContext {
-    let now = tokio::time::Instant::now();
-    vitals::check::RunContext {
-        id: id.into(),
-        scheduled: now,
-        deadline: now + std::time::Duration::from_secs(60),
-        timeout: std::time::Duration::from_secs(60),
-    }
-}
-
 #[tokio::test]
 async fn force_sync_runs_the_command_then_checks_again() {
     let dir = tempfile::tempdir().unwrap();
     let table = dir.path().join("positions");
     make(&[table.to_str().unwrap(), "tz", "90"]);
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/make_table.py");
+    let script = make_script();
     let sync = format!(
         "force_sync = [\"{}\", \"{}\", \"{}\", \"tz\", \"1\"]\n",
         python().display(),
@@ -319,18 +305,6 @@ async fn force_sync_runs_the_command_then_checks_again() {
             .contains("has no action `clear` (it has: force_sync)"),
         "{err}"
     );
-}
-
-pub fn statuses(table: &Path, version: Option<u64>) -> serde_json::Value {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/make_table.py");
-    let mut cmd = Command::new(python());
-    cmd.arg(script).arg("statuses").arg(table);
-    if let Some(v) = version {
-        cmd.arg(v.to_string());
-    }
-    let out = cmd.output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice(&out.stdout).unwrap()
 }
 
 #[tokio::test]

@@ -12,29 +12,11 @@ use vitals::config::parse;
 use vitals::dispatch::{Dispatcher, SinkInstance};
 use vitals::registry::registry;
 
-use crate::email::python;
+use crate::support::delta::try_read_table;
+use crate::support::python;
 
 fn script() -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/alerts_table.py")
-}
-
-/// The table as Python `deltalake` + pandas read it, or why Python could not.
-pub fn try_read_table(table: &Path) -> Result<Value, String> {
-    let out = Command::new(python())
-        .arg(script())
-        .arg("read")
-        .arg(table)
-        .output()
-        .unwrap();
-    if !out.status.success() {
-        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
-    }
-    serde_json::from_slice(&out.stdout).map_err(|e| e.to_string())
-}
-
-/// The table as Python `deltalake` + pandas read it.
-pub fn read_table(table: &Path) -> Value {
-    try_read_table(table).unwrap_or_else(|e| panic!("Python could not read {}: {e}", table.display()))
 }
 
 fn event(n: usize, state: AlertState, value: Option<f64>) -> AlertEvent {

@@ -13,27 +13,7 @@ use vitals::config::parse;
 use vitals::dispatch::{Dispatcher, SinkInstance};
 use vitals::registry::registry;
 
-/// The Python with the test packages (scripts/test.sh makes ./.venv).
-pub fn python() -> PathBuf {
-    if let Some(p) = std::env::var_os("VITALS_TEST_PYTHON") {
-        return p.into();
-    }
-    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
-    assert!(
-        venv.exists(),
-        "no test Python: run ./scripts/test.sh, which creates .venv with aiosmtpd"
-    );
-    venv
-}
-
-/// A free loopback port (nothing listens on it when this returns).
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use crate::support::{free_port, python};
 
 pub struct SmtpServer {
     child: Child,

@@ -11,8 +11,8 @@ use vitals::check::{Observation, Status};
 use vitals::daemon::Daemon;
 use vitals::registry::registry;
 
-use crate::gateway::{Gateway, Mode, SERVER_VERSION};
-use crate::write_config;
+use crate::support::gateway::{Gateway, Mode, SERVER_VERSION};
+use crate::support::write_config;
 
 /// A daemon with one `ib` check on the stand-in. The interval is an hour: whatever the
 /// board shows after the first run was pushed.
@@ -68,6 +68,27 @@ async fn connected(rx: &mut UnboundedReceiver<BoardEvent>) -> Arc<Observation> {
 }
 
 #[tokio::test]
+async fn a_gateway_clock_far_from_this_hosts_is_a_warning() {
+    let gw = Gateway::start().await;
+    gw.skew_clock(120);
+    let dir = tempfile::tempdir().unwrap();
+    let (_daemon, mut rx) = start(dir.path(), gw.port(), "").await;
+    let o = until(&mut rx, "a warning about the clock", |o| {
+        o.status == Status::Warning
+    })
+    .await;
+    assert_eq!(label(&o), "CONNECTED");
+    let skew = o.details["skew_s"].as_i64().unwrap();
+    assert!((119..=121).contains(&skew), "{:?}", o.details);
+    assert!(
+        o.message
+            .contains(&format!("clock and this host's differ by {skew} s")),
+        "{}",
+        o.message
+    );
+}
+
+#[tokio::test]
 async fn a_healthy_gateway_reads_connected_with_heartbeat_and_farms() {
     let gw = Gateway::start().await;
     let dir = tempfile::tempdir().unwrap();
@@ -91,6 +112,7 @@ async fn a_healthy_gateway_reads_connected_with_heartbeat_and_farms() {
     assert_eq!(d["farms"]["ushmds"]["kind"], "historical data");
     assert_eq!(d["farms"]["secdefnj"]["state"], "ok");
     assert!(d["skew_s"].as_i64().unwrap().abs() <= 1, "{d:?}");
+    crate::panels::assert_writes_what_its_panel_reads(&o);
     // Heartbeats keep coming, each one on the board.
     let next = until(&mut rx, "the next heartbeat", |n| {
         n.details["last_heartbeat"] != o.details["last_heartbeat"]
@@ -313,7 +335,7 @@ async fn a_second_vitals_with_the_same_client_id_is_told_326_not_left_hanging() 
     let out = tokio::task::spawn_blocking({
         let path = dir.path().join("vitals.toml");
         move || {
-            crate::vitals()
+            crate::support::vitals()
                 .args(["check", "ib", "-c"])
                 .arg(path)
                 .args(["--format", "json"])
@@ -359,7 +381,7 @@ async fn backoff_stops_after_the_limit_and_reconnect_starts_again() {
     gw.set_mode(Mode::Normal);
     let check = daemon.runner().instance("ib").unwrap().check().unwrap();
     let outcome = check
-        .act("reconnect", &crate::delta_freshness::action_cx("ib"))
+        .act("reconnect", &crate::support::action_cx("ib"))
         .await
         .unwrap();
     assert!(outcome.ok, "{}", outcome.message);
@@ -416,7 +438,7 @@ async fn reconnect_while_connected_starts_a_fresh_session() {
     let first = connected(&mut rx).await;
     let check = daemon.runner().instance("ib").unwrap().check().unwrap();
     let outcome = check
-        .act("reconnect", &crate::delta_freshness::action_cx("ib"))
+        .act("reconnect", &crate::support::action_cx("ib"))
         .await
         .unwrap();
     assert!(outcome.ok, "{}", outcome.message);
@@ -443,7 +465,7 @@ async fn a_one_shot_check_of_a_hung_gateway_is_critical_not_unknown() {
         "[checks.ib]\nkind = \"ib_connection\"\nport = {}\nclient_id = 7\ntimeout = \"1s\"\n",
         gw.port()
     );
-    let i = crate::instances(dir.path(), &text).remove(0);
+    let i = crate::support::instances(dir.path(), &text).remove(0);
     let o = i.run_once(tokio::time::Instant::now()).await;
     assert_eq!(o.status, Status::Critical, "{o:?}");
     assert_eq!(o.label.as_deref(), Some("CONNECTING"));

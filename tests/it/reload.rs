@@ -2,10 +2,7 @@
 //! an invalid one is refused with its errors while the old one keeps running — through
 //! the API, the file watcher, and SIGHUP to the real binary.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Stdio};
 use std::sync::Arc;
-use std::sync::mpsc as std_mpsc;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
@@ -13,7 +10,7 @@ use vitals::board::BoardEvent;
 use vitals::daemon::{Control, Daemon};
 use vitals::registry::registry;
 
-use crate::{vitals, write_config};
+use crate::support::{Daemonized, write_config};
 
 const BASE: &str = "[defaults]\ninterval = \"50ms\"\njitter = \"0s\"\n\n[checks.a]\nkind = \"memory\"\n";
 
@@ -99,62 +96,6 @@ async fn a_changed_file_is_picked_up_without_a_signal() {
         .await
         .expect("clean shutdown")
         .unwrap();
-}
-
-pub struct Daemonized {
-    pub child: Child,
-    lines: std_mpsc::Receiver<String>,
-}
-
-impl Daemonized {
-    /// Starts `vitals run -c path`, following its log lines.
-    pub fn spawn(path: &std::path::Path) -> Daemonized {
-        Self::spawn_with_env(path, &[])
-    }
-
-    /// Starts `vitals run -c path` with extra environment variables.
-    pub fn spawn_with_env(path: &std::path::Path, env: &[(&str, &str)]) -> Daemonized {
-        let mut child = vitals()
-            .args(["run", "-c"])
-            .arg(path)
-            .envs(env.iter().copied())
-            .env("NO_COLOR", "1")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let (tx, lines) = std_mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        Daemonized { child, lines }
-    }
-
-    pub fn expect(&self, needle: &str) -> String {
-        let deadline = std::time::Instant::now() + Duration::from_secs(20);
-        loop {
-            let left = deadline.saturating_duration_since(std::time::Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) if line.contains(needle) => return line,
-                Ok(_) => {}
-                Err(_) => panic!("the daemon never logged {needle:?}"),
-            }
-        }
-    }
-
-    pub fn signal(&self, sig: nix::sys::signal::Signal) {
-        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.child.id() as i32), sig).unwrap();
-    }
-}
-
-impl Drop for Daemonized {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 #[test]

@@ -13,8 +13,8 @@ use tower::ServiceExt;
 use vitals::daemon::Daemon;
 use vitals::registry::registry;
 
-use crate::alerting::audit;
-use crate::write_config;
+use crate::support::audit;
+use crate::support::write_config;
 
 const TOKEN: &str = "s3cret-token";
 
@@ -24,8 +24,8 @@ const TOKEN: &str = "s3cret-token";
 async fn daemon(dir: &Path) -> Daemon {
     let flag = dir.join("down");
     std::fs::write(&flag, "").unwrap();
-    crate::delta_freshness::make(&["queue", dir.join("queue").to_str().unwrap(), "3", "2", "30"]);
-    crate::delta_freshness::make(&[dir.join("positions").to_str().unwrap(), "tz", "5"]);
+    crate::support::delta::make(&["queue", dir.join("queue").to_str().unwrap(), "3", "2", "30"]);
+    crate::support::delta::make(&[dir.join("positions").to_str().unwrap(), "tz", "5"]);
     let text = format!(
         "[defaults]\ninterval = \"1h\"\ntimeout = \"20s\"\n\n\
          [checks.gateway]\nkind = \"command\"\ninterval = \"100ms\"\n\
@@ -264,7 +264,7 @@ async fn actions_do_what_they_say_and_are_recorded() {
     // clear: the pending rows are cleared in the table.
     let (code, out, _) = call(&router, "POST", "/api/checks/queue/actions/clear", &[bearer()]).await;
     assert_eq!(code, StatusCode::OK, "{out}");
-    let counts = crate::delta_freshness::statuses(&dir.path().join("queue"), None);
+    let counts = crate::support::delta::statuses(&dir.path().join("queue"), None);
     assert_eq!(counts["counts"]["CLEARED"], 3, "{counts}");
     assert_eq!(counts["counts"].get("PENDING"), None, "{counts}");
 
@@ -306,7 +306,7 @@ async fn actions_do_what_they_say_and_are_recorded() {
     };
     let mut last = Value::Null;
     for _ in 0..150 {
-        if let Ok(t) = crate::delta_sink::try_read_table(&table) {
+        if let Ok(t) = crate::support::delta::try_read_table(&table) {
             last = t;
             let acked = last["rows"]
                 .as_array()
@@ -339,8 +339,8 @@ async fn actions_do_what_they_say_and_are_recorded() {
 
 #[tokio::test]
 async fn reconnect_over_http_reaches_the_gateway() {
-    let gw = crate::gateway::Gateway::start().await;
-    gw.set_mode(crate::gateway::Mode::Hangup);
+    let gw = crate::support::gateway::Gateway::start().await;
+    gw.set_mode(crate::support::gateway::Mode::Hangup);
     let dir = tempfile::tempdir().unwrap();
     let text = format!(
         "[checks.ib]\nkind = \"ib_connection\"\nport = {}\nclient_id = 3\ninterval = \"1h\"\n\
@@ -362,7 +362,7 @@ async fn reconnect_over_http_reaches_the_gateway() {
     })
     .await
     .expect("gives up");
-    gw.set_mode(crate::gateway::Mode::Normal);
+    gw.set_mode(crate::support::gateway::Mode::Normal);
     let (code, out, _) = call(&router, "POST", "/api/checks/ib/actions/reconnect", &[bearer()]).await;
     assert_eq!(code, StatusCode::OK, "{out}");
     assert!(
@@ -379,7 +379,7 @@ async fn reconnect_over_http_reaches_the_gateway() {
 #[tokio::test]
 async fn promtool_accepts_the_live_metrics() {
     let dir = tempfile::tempdir().unwrap();
-    let port = crate::email::free_port();
+    let port = crate::support::free_port();
     let text = format!(
         "[server]\nlisten = \"127.0.0.1:{port}\"\n\n[defaults]\ninterval = \"200ms\"\n\n\
          [checks.cpu]\nkind = \"cpu\"\n\n[checks.memory]\nkind = \"memory\"\n\n[checks.disk]\nkind = \"disk\"\n\n\
@@ -387,7 +387,7 @@ async fn promtool_accepts_the_live_metrics() {
          [[rules]]\nname = \"meh\"\nchecks = [\"probe\"]\nwhen = \"status == 'warning'\"\nseverity = \"WARNING\"\n"
     );
     let path = write_config(dir.path(), &text);
-    let vitals = crate::reload::Daemonized::spawn(&path);
+    let vitals = crate::support::Daemonized::spawn(&path);
     vitals.expect("status page on");
     let url = format!("http://127.0.0.1:{port}/metrics");
     let mut body = String::new();

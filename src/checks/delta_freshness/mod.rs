@@ -30,6 +30,7 @@ use crate::check::{
 };
 use crate::delta::{OpenError, error_line};
 use crate::duration;
+use crate::panel::{Layout, Panel, Section};
 use crate::schema::DurationStr;
 use crate::thresholds::{Thresholds, fmt_num};
 
@@ -81,6 +82,25 @@ impl DeltaFreshnessConfig {
     }
 }
 
+/// The status page's "Data freshness" section: one table row per table.
+pub static FRESHNESS_SECTION: Section = Section {
+    id: "freshness",
+    title: "Data freshness",
+    order: 20,
+    layout: Layout::Table {
+        columns: &["Table", "Newest data", "Age", "Status", ""],
+    },
+    placeholder: Some("<p class=\"muted\">No <code>delta_freshness</code> check is configured.</p>"),
+    head: "",
+};
+
+static PANEL: Panel = Panel {
+    section: &FRESHNESS_SECTION,
+    rank: 0,
+    template: Some(include_str!("panel.html.j2")),
+    reads: &["newest"],
+};
+
 impl CheckConfig for DeltaFreshnessConfig {
     const KIND: &'static str = "delta_freshness";
     const SUMMARY: &'static str =
@@ -88,6 +108,7 @@ impl CheckConfig for DeltaFreshnessConfig {
     const UNIT: &'static str = "s";
     const EXAMPLE: &'static str =
         "table = \"../data/positions\"\ncolumn = \"synced_at\"\nwarn = \"30s\"\ncrit = \"60s\"\n";
+    const PANEL: Option<&'static Panel> = Some(&PANEL);
 
     fn validate(&self) -> Vec<KeyError> {
         let mut errors = self.thresholds().validate(("warn", "crit"), "data age", None);
@@ -412,6 +433,7 @@ impl Check for Freshness {
         match self.force_sync {
             Some(_) => vec![ActionSpec {
                 name: "force_sync",
+                label: "Force sync",
                 description: "runs the configured sync command, then checks the table again",
                 destructive: false,
             }],

@@ -25,6 +25,7 @@ use crate::check::{
 };
 use crate::delta::{OpenError, error_line};
 use crate::duration;
+use crate::panel::{Layout, Panel, Section};
 use crate::schema::DurationStr;
 use crate::thresholds::{Thresholds, fmt_num};
 
@@ -98,10 +99,28 @@ impl QueueBacklogConfig {
     }
 }
 
+/// The status page's "Queue backlog" section.
+pub static QUEUE_SECTION: Section = Section {
+    id: "queue",
+    title: "Queue backlog",
+    order: 50,
+    layout: Layout::Stack,
+    placeholder: Some("<p class=\"muted\">No <code>queue_backlog</code> check is configured.</p>"),
+    head: "",
+};
+
+static PANEL: Panel = Panel {
+    section: &QUEUE_SECTION,
+    rank: 0,
+    template: Some(include_str!("panel.html.j2")),
+    reads: &["oldest_pending_at"],
+};
+
 impl CheckConfig for QueueBacklogConfig {
     const KIND: &'static str = "queue_backlog";
     const SUMMARY: &'static str = "pending rows of the position queue table and the age of the oldest";
     const EXAMPLE: &'static str = "table = \"../data/position_queue\"\nwarn = 50\ncrit = 200\nmax_age_warn = \"1m\"\nmax_age_crit = \"5m\"\n";
+    const PANEL: Option<&'static Panel> = Some(&PANEL);
 
     fn validate(&self) -> Vec<KeyError> {
         let mut errors = Thresholds::higher_is_worse(self.warn as f64, self.crit as f64).validate(
@@ -310,7 +329,8 @@ impl Check for Backlog {
     fn actions(&self) -> Vec<ActionSpec> {
         vec![ActionSpec {
             name: "clear",
-            description: "marks the pending rows cleared in one Delta commit (an update; nothing is deleted)",
+            label: "Clear",
+            description: "marks every pending row cleared in one Delta commit. Nothing is deleted: the rows stay in the table's history",
             destructive: true,
         }]
     }

@@ -1,0 +1,159 @@
+//! The shape of the tree, checked: no import cycle between the modules of `src/`, no
+//! check kind named in the web server, one registration type for every family.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use crate::support::shipped_registry;
+
+fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            rust_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+}
+
+/// The top-level modules each top-level module of `src/` uses (`crate::x` paths in
+/// code; comments and doc links are not dependencies).
+fn module_graph() -> BTreeMap<String, BTreeSet<String>> {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    let mut graph: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for file in &files {
+        let rel = file.strip_prefix(&src).unwrap();
+        let first = rel.components().next().unwrap().as_os_str().to_string_lossy();
+        let module = first.trim_end_matches(".rs").to_owned();
+        if module == "lib" || module == "main" {
+            continue;
+        }
+        let code: String = std::fs::read_to_string(file)
+            .unwrap()
+            .lines()
+            .filter(|l| !l.trim_start().starts_with("//"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let deps = graph.entry(module.clone()).or_default();
+        let mut rest = code.as_str();
+        while let Some(at) = rest.find("crate::") {
+            let before = rest[..at].chars().last();
+            rest = &rest[at + "crate::".len()..];
+            if before == Some('$') {
+                continue; // `$crate::` in a macro: the module the macro names
+            }
+            let names: Vec<&str> = if let Some(group) = rest.strip_prefix('{') {
+                // `crate::{a, b::c}`: every first segment.
+                let inner = &group[..group.find('}').unwrap_or(group.len())];
+                inner
+                    .split(',')
+                    .map(|p| p.trim().split("::").next().unwrap_or(""))
+                    .collect()
+            } else {
+                vec![
+                    rest.split(|c: char| !(c.is_alphanumeric() || c == '_'))
+                        .next()
+                        .unwrap_or(""),
+                ]
+            };
+            for name in names {
+                if !name.is_empty() && name != module {
+                    deps.insert(name.to_owned());
+                }
+            }
+        }
+    }
+    let modules: BTreeSet<String> = graph.keys().cloned().collect();
+    for deps in graph.values_mut() {
+        deps.retain(|d| modules.contains(d));
+    }
+    graph
+}
+
+/// A cycle through `start`, if there is one.
+fn cycle_from(graph: &BTreeMap<String, BTreeSet<String>>, start: &str) -> Option<Vec<String>> {
+    fn walk(
+        graph: &BTreeMap<String, BTreeSet<String>>,
+        start: &str,
+        path: &mut Vec<String>,
+        seen: &mut BTreeSet<String>,
+    ) -> Option<Vec<String>> {
+        let last = path.last().unwrap().clone();
+        for next in graph.get(&last).into_iter().flatten() {
+            if next == start {
+                let mut c = path.clone();
+                c.push(next.clone());
+                return Some(c);
+            }
+            if seen.insert(next.clone()) {
+                path.push(next.clone());
+                if let Some(c) = walk(graph, start, path, seen) {
+                    return Some(c);
+                }
+                path.pop();
+            }
+        }
+        None
+    }
+    walk(graph, start, &mut vec![start.to_owned()], &mut BTreeSet::new())
+}
+
+#[test]
+fn no_module_of_src_imports_itself_back() {
+    let graph = module_graph();
+    assert!(graph.len() > 20, "the walk found the modules: {graph:?}");
+    assert!(graph["daemon"].contains("runner"), "the walk found the imports");
+    let cycles: Vec<String> = graph
+        .keys()
+        .filter_map(|m| cycle_from(&graph, m))
+        .map(|c| c.join(" -> "))
+        .collect();
+    assert!(cycles.is_empty(), "import cycles:\n{}", cycles.join("\n"));
+}
+
+#[test]
+fn the_cycle_finder_finds_a_cycle() {
+    let graph: BTreeMap<String, BTreeSet<String>> = [
+        ("a", vec!["b"]),
+        ("b", vec!["c"]),
+        ("c", vec!["a"]),
+        ("d", vec!["a"]),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.into_iter().map(str::to_owned).collect()))
+    .collect();
+    assert_eq!(cycle_from(&graph, "a").unwrap(), ["a", "b", "c", "a"]);
+    assert_eq!(cycle_from(&graph, "d"), None);
+}
+
+#[test]
+fn the_web_server_names_no_check_kind() {
+    let web = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/web");
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(&web).unwrap() {
+        files.push(entry.unwrap().path());
+    }
+    assert!(files.len() >= 5, "{files:?}");
+    let registry = shipped_registry();
+    let names = registry.checks.names();
+    assert!(names.contains(&"ib_connection") && names.contains(&"cpu"));
+    for file in files {
+        let text = std::fs::read_to_string(&file).unwrap();
+        for name in &names {
+            // Short names ("cpu", "host") are ordinary words: look for them as string
+            // literals that are not a JSON object's key (`"host": …`).
+            let found = if name.contains('_') {
+                text.contains(name)
+            } else {
+                [format!("\"{name}\""), format!("'{name}'")].iter().any(|quoted| {
+                    text.match_indices(quoted.as_str())
+                        .any(|(at, _)| !text[at + quoted.len()..].starts_with(':'))
+                })
+            };
+            assert!(!found, "{} names the check kind `{name}`", file.display());
+        }
+    }
+}

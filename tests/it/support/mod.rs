@@ -1,0 +1,174 @@
+//! Helpers every test module shares: the binary and a daemon of it, configs, free
+//! ports, the test Python and the Delta fixtures it writes and reads.
+
+pub mod delta;
+pub mod gateway;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc as std_mpsc;
+use std::time::Duration;
+
+use vitals::check::{BuildContext, RunContext};
+use vitals::config::{Config, parse};
+use vitals::plugin::Kinds;
+use vitals::registry::{Registry, registry};
+use vitals::runner::Instance;
+
+/// The `vitals` binary built for these tests.
+pub fn vitals() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_vitals"));
+    c.env_remove("VITALS_CONFIG")
+        .env_remove("RUST_LOG")
+        .env("VITALS_LOG", "info");
+    c
+}
+
+/// Writes `text` as `vitals.toml` in `dir`.
+pub fn write_config(dir: &Path, text: &str) -> PathBuf {
+    let path = dir.join("vitals.toml");
+    std::fs::write(&path, text).expect("write config");
+    path
+}
+
+/// Parses config text that must be valid.
+pub fn valid_config(dir: &Path, text: &str) -> Config {
+    let path = dir.join("vitals.toml");
+    match parse(&path, text, registry().expect("registry")) {
+        Ok(c) => c,
+        Err(d) => panic!("config should be valid:\n{d}"),
+    }
+}
+
+/// Instances for every check of a valid config, as `vitals check` builds them.
+pub fn instances(dir: &Path, text: &str) -> Vec<Instance> {
+    let config = valid_config(dir, text);
+    let dir = config.dir();
+    config
+        .checks
+        .into_iter()
+        .map(|spec| {
+            let cx = BuildContext::standalone(&spec.id, spec.kind, &dir);
+            Instance::from_spec(spec, cx)
+        })
+        .collect()
+}
+
+/// Writes an executable shell script.
+pub fn script(dir: &Path, name: &str, body: &str) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.join(name);
+    std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).expect("write script");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    path
+}
+
+/// The Python with the test packages (scripts/test.sh makes ./.venv).
+pub fn python() -> PathBuf {
+    if let Some(p) = std::env::var_os("VITALS_TEST_PYTHON") {
+        return p.into();
+    }
+    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
+    assert!(
+        venv.exists(),
+        "no test Python: run ./scripts/test.sh, which creates .venv with aiosmtpd"
+    );
+    venv
+}
+
+/// A free loopback port (nothing listens on it when this returns).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The kinds the `vitals` binary has: this test binary's registry less the kinds that
+/// live only in the tests (`tests/it/kinds/`).
+pub fn shipped_registry() -> Registry {
+    let all = registry().expect("no duplicate kinds");
+    Registry {
+        checks: Kinds::from_kinds(all.checks.kinds().filter(|k| k.file.starts_with("src/"))).unwrap(),
+        sinks: Kinds::from_kinds(all.sinks.kinds().filter(|k| k.file.starts_with("src/"))).unwrap(),
+    }
+}
+
+/// What an action gets when a test calls it directly (a minute to finish).
+pub fn action_cx(id: &str) -> RunContext {
+    let now = tokio::time::Instant::now();
+    RunContext {
+        id: id.into(),
+        scheduled: now,
+        deadline: now + std::time::Duration::from_secs(60),
+        timeout: std::time::Duration::from_secs(60),
+    }
+}
+
+/// `vitals run -c path` as a child process, its log followed line by line.
+pub struct Daemonized {
+    pub child: Child,
+    lines: std_mpsc::Receiver<String>,
+}
+
+impl Daemonized {
+    /// Starts `vitals run -c path`, following its log lines.
+    pub fn spawn(path: &std::path::Path) -> Daemonized {
+        Self::spawn_with_env(path, &[])
+    }
+
+    /// Starts `vitals run -c path` with extra environment variables.
+    pub fn spawn_with_env(path: &std::path::Path, env: &[(&str, &str)]) -> Daemonized {
+        let mut child = vitals()
+            .args(["run", "-c"])
+            .arg(path)
+            .envs(env.iter().copied())
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (tx, lines) = std_mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        Daemonized { child, lines }
+    }
+
+    pub fn expect(&self, needle: &str) -> String {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) if line.contains(needle) => return line,
+                Ok(_) => {}
+                Err(_) => panic!("the daemon never logged {needle:?}"),
+            }
+        }
+    }
+
+    pub fn signal(&self, sig: nix::sys::signal::Signal) {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.child.id() as i32), sig).unwrap();
+    }
+}
+
+impl Drop for Daemonized {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The events the `audit` log sink wrote (`alerts.jsonl` beside the config).
+pub fn audit(dir: &std::path::Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(dir.join("alerts.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
