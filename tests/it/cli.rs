@@ -1,5 +1,5 @@
 //! `vitals check` and `vitals plugins` from the outside: exit codes and their
-//! precedence, SPEC.md's JSON shape, and the kinds listed.
+//! precedence, the JSON shape of docs/reference.md, and the kinds listed.
 
 use serde_json::Value;
 

@@ -1,5 +1,5 @@
 //! The `delta` sink: the alerts table read back with Python `deltalake` into pandas in
-//! SPEC.md's schema, and two writers at once (vitals and a Python process appending to
+//! the schema of docs/reference.md, and two writers at once (vitals and a Python process appending to
 //! the same table) losing nothing.
 
 use std::path::Path;

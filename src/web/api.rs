@@ -1,0 +1,183 @@
+//! The JSON routes: `/api/status`, `/healthz`, and the `POST` actions (run now, a
+//! check's own actions, acknowledge).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use chrono::Utc;
+use serde_json::{Value, json};
+use tracing::{info, warn};
+
+use super::{Refusal, Web, error};
+use crate::check::{ActionError, RunContext};
+
+/// `GET /api/status`: every check's latest observation, the active and held-back
+/// alerts, and which actions each check offers.
+pub(super) async fn status(State(web): State<Arc<Web>>) -> Response {
+    match web.cached("status", || serde_json::to_vec(&status_json(&web))) {
+        Ok(body) => ([(header::CONTENT_TYPE, "application/json")], body).into_response(),
+        Err(e) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("cannot render the status: {e}"),
+        ),
+    }
+}
+
+fn status_json(web: &Web) -> Value {
+    let checks: Vec<Value> = web
+        .board
+        .snapshot()
+        .iter()
+        .map(|e| {
+            let mut o = serde_json::to_value(&*e.latest).unwrap_or_default();
+            o["since"] = json!(e.since);
+            o
+        })
+        .collect();
+    let (alerts, suppressed) = {
+        let a = web.alerting.lock().unwrap_or_else(|e| e.into_inner());
+        (a.active(), a.suppressed())
+    };
+    json!({
+        "generated_at": Utc::now(),
+        "host": web.host,
+        "checks": checks,
+        "alerts": alerts,
+        "suppressed": suppressed,
+        "actions_enabled": web.actions_enabled(),
+        "actions": web.actions(),
+    })
+}
+
+/// `GET /healthz`: vitals itself is alive and serving.
+pub(super) async fn healthz(State(web): State<Arc<Web>>) -> Response {
+    let checks = web.instances.read().unwrap_or_else(|e| e.into_inner()).len();
+    axum::Json(json!({
+        "status": "ok",
+        "version": env!("CARGO_PKG_VERSION"),
+        "checks": checks,
+        "started_at": web.started_at,
+        "uptime_s": (Utc::now() - web.started_at).num_seconds(),
+    }))
+    .into_response()
+}
+
+fn instance(web: &Web, id: &str) -> Result<Arc<crate::runner::Instance>, Refusal> {
+    let instances = web.instances.read().unwrap_or_else(|e| e.into_inner());
+    instances.get(id).cloned().ok_or_else(|| {
+        let known: Vec<&str> = instances.keys().map(String::as_str).collect();
+        Refusal::new(
+            StatusCode::NOT_FOUND,
+            format!(
+                "no check `{id}`{}; configured checks: {}",
+                crate::plugin::suggest(id, known.iter().copied()),
+                known.join(", ")
+            ),
+        )
+    })
+}
+
+/// `POST /api/checks/{id}/run`: runs the check now and puts the result on the board.
+pub(super) async fn run_now(State(web): State<Arc<Web>>, Path(id): Path<String>) -> Response {
+    let i = match instance(&web, &id) {
+        Ok(i) => i,
+        Err(r) => return r.into_response(),
+    };
+    let o = i.run_once(tokio::time::Instant::now()).await;
+    web.board.publish(o.clone());
+    info!(check = %id, status = %o.status, "run now (requested over HTTP): {}", o.message);
+    web.alerting
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .record_action(&id, "run", true, &format!("{}: {}", o.status, o.message));
+    axum::Json(o).into_response()
+}
+
+/// How long an action may take (its own timeouts are usually shorter).
+const ACTION_TIME: Duration = Duration::from_secs(300);
+
+/// `POST /api/checks/{id}/actions/{action}`: one of the check's own actions.
+pub(super) async fn action(
+    State(web): State<Arc<Web>>,
+    Path((id, name)): Path<(String, String)>,
+) -> Response {
+    let i = match instance(&web, &id) {
+        Ok(i) => i,
+        Err(r) => return r.into_response(),
+    };
+    let check = match i.check() {
+        Ok(c) => c,
+        Err(e) => {
+            return error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("{id}: the check could not be set up: {e}"),
+            );
+        }
+    };
+    let now = tokio::time::Instant::now();
+    let cx = RunContext {
+        id: id.clone(),
+        scheduled: now,
+        deadline: now + ACTION_TIME.max(i.timeout),
+        timeout: ACTION_TIME.max(i.timeout),
+    };
+    let result = check.act(&name, &cx).await;
+    let record = |ok: bool, message: &str| {
+        web.alerting
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .record_action(&id, &name, ok, message);
+    };
+    match result {
+        Ok(outcome) => {
+            info!(check = %id, action = %name, ok = outcome.ok, "action: {}", outcome.message);
+            record(outcome.ok, &outcome.message);
+            let code = if outcome.ok {
+                StatusCode::OK
+            } else {
+                StatusCode::BAD_GATEWAY
+            };
+            (code, axum::Json(outcome)).into_response()
+        }
+        Err(e @ ActionError::NoSuchAction { .. }) => error(StatusCode::NOT_FOUND, e.to_string()),
+        Err(e) => {
+            let message = e.to_string();
+            warn!(check = %id, action = %name, "action failed: {message}");
+            record(false, &message);
+            error(StatusCode::INTERNAL_SERVER_ERROR, message)
+        }
+    }
+}
+
+/// `POST /api/alerts/{alert_id}/ack`.
+pub(super) async fn ack(State(web): State<Arc<Web>>, Path(alert_id): Path<String>) -> Response {
+    let mut alerting = web.alerting.lock().unwrap_or_else(|e| e.into_inner());
+    match alerting.acknowledge(&alert_id) {
+        Some(event) => {
+            info!(alert_id = %alert_id, "alert acknowledged over HTTP");
+            axum::Json(event).into_response()
+        }
+        None => {
+            let firing: Vec<String> = alerting
+                .active()
+                .into_iter()
+                .filter(|a| !a.acknowledged)
+                .map(|a| a.alert_id)
+                .collect();
+            error(
+                StatusCode::NOT_FOUND,
+                format!(
+                    "no unacknowledged firing alert `{alert_id}`; firing now: {}",
+                    if firing.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        firing.join(", ")
+                    }
+                ),
+            )
+        }
+    }
+}

@@ -1,0 +1,113 @@
+//! The listener: the server runs on threads and a runtime of its own, so requests never
+//! take a worker thread from the checks.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use super::{Web, router};
+
+/// Serves `router` on `listener` until `stop` is cancelled (in-flight requests finish).
+pub async fn serve(listener: tokio::net::TcpListener, router: Router, stop: CancellationToken) {
+    let addr = listener.local_addr().ok();
+    info!(listen = ?addr, "status page on http://{}/", addr.map(|a| a.to_string()).unwrap_or_default());
+    let served = axum::serve(listener, router)
+        .with_graceful_shutdown(async move { stop.cancelled().await })
+        .await;
+    if let Err(e) = served {
+        warn!("the web server stopped: {e}");
+    }
+}
+
+/// A web server running on its own thread and runtime.
+pub struct Server {
+    stop: CancellationToken,
+    done: std::sync::mpsc::Receiver<()>,
+}
+
+impl Server {
+    /// Stops accepting, lets in-flight requests finish (at most `grace`), and returns.
+    pub fn stop(self, grace: Duration) {
+        self.stop.cancel();
+        let _ = self.done.recv_timeout(grace);
+    }
+}
+
+/// Starts the server for `web` on `listen`, on threads of its own (a runtime with two
+/// workers at nice 10): however many requests arrive, they queue there and never take
+/// a worker thread from the checks, and the kernel runs the checks' threads first. `None` (logged) when `listen` cannot be bound:
+/// the daemon keeps running without its page.
+pub fn spawn(listen: &str, web: Arc<Web>) -> Option<Server> {
+    let stop = CancellationToken::new();
+    let (bound_tx, bound) = std::sync::mpsc::channel();
+    let (done_tx, done) = std::sync::mpsc::channel();
+    let (listen, stopping) = (listen.to_owned(), stop.clone());
+    let thread = std::thread::Builder::new()
+        .name("vitals-web".into())
+        .spawn(move || {
+            let runtime = match tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .on_thread_start(lower_priority)
+                .enable_all()
+                .build()
+            {
+                Ok(r) => r,
+                Err(e) => {
+                    warn!("cannot start the web server's runtime ({e}): the status page is off");
+                    let _ = bound_tx.send(false);
+                    return;
+                }
+            };
+            runtime.block_on(async move {
+                let Some(listener) = bind(&listen).await else {
+                    let _ = bound_tx.send(false);
+                    return;
+                };
+                let _ = bound_tx.send(true);
+                serve(listener, router(web), stopping).await;
+            });
+            let _ = done_tx.send(());
+        });
+    if let Err(e) = thread {
+        warn!("cannot start the web server's thread ({e}): the status page is off");
+        return None;
+    }
+    // Binding takes microseconds; waiting for it keeps start-up errors in order.
+    bound.recv().unwrap_or(false).then_some(Server { stop, done })
+}
+
+/// Gives the calling thread a nice value of 10, so that under a flood of requests the
+/// kernel runs the checks' threads first.
+fn lower_priority() {
+    let tid = nix::unistd::gettid().as_raw();
+    // SAFETY: setpriority only reads its integer arguments; `tid` is this thread's id.
+    let r = unsafe { nix::libc::setpriority(nix::libc::PRIO_PROCESS, tid as nix::libc::id_t, 10) };
+    if r != 0 {
+        tracing::debug!(
+            "cannot lower the web thread's priority: {}",
+            std::io::Error::last_os_error()
+        );
+    }
+}
+
+/// Binds `listen`; on failure the daemon keeps running without its page.
+pub async fn bind(listen: &str) -> Option<tokio::net::TcpListener> {
+    let addr: SocketAddr = match listen.parse() {
+        Ok(a) => a,
+        Err(e) => {
+            warn!("[server] listen = {listen:?} is not an address ({e}): the status page is off");
+            return None;
+        }
+    };
+    match tokio::net::TcpListener::bind(addr).await {
+        Ok(l) => Some(l),
+        Err(e) => {
+            warn!("cannot listen on {addr} ({e}): the status page is off; checks and alerts keep running");
+            None
+        }
+    }
+}
