@@ -1,9 +1,98 @@
-//! Durations in config are strings: "500ms", "30s", "5m", "1h 30m" (humantime).
-//! Use with `#[serde(with = "crate::duration")]` (or `::option`).
+//! Durations in config are strings: "500ms", "30s", "5m", "1h 30m" (humantime). A
+//! config field is a [`Span`]: it reads and writes that form, documents itself as a
+//! `duration`, and derefs to `std::time::Duration`.
 
+use std::borrow::Cow;
+use std::fmt;
+use std::ops::Deref;
 use std::time::Duration;
 
-use serde::{Deserialize, Deserializer, Serializer};
+use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// A duration as written in config (`"30s"`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Span(pub Duration);
+
+impl Span {
+    /// No time at all.
+    pub const ZERO: Span = Span(Duration::ZERO);
+
+    /// `n` seconds.
+    pub const fn secs(n: u64) -> Span {
+        Span(Duration::from_secs(n))
+    }
+
+    /// `n` milliseconds.
+    pub const fn millis(n: u64) -> Span {
+        Span(Duration::from_millis(n))
+    }
+
+    /// The `std` duration.
+    pub const fn get(self) -> Duration {
+        self.0
+    }
+}
+
+/// `N` seconds, as a serde default:
+/// `#[serde(default = "crate::duration::secs::<10>")]`.
+pub const fn secs<const N: u64>() -> Span {
+    Span::secs(N)
+}
+
+/// `N` milliseconds, as a serde default (see [`secs`]).
+pub const fn millis<const N: u64>() -> Span {
+    Span::millis(N)
+}
+
+impl Deref for Span {
+    type Target = Duration;
+    fn deref(&self) -> &Duration {
+        &self.0
+    }
+}
+
+impl From<Duration> for Span {
+    fn from(d: Duration) -> Span {
+        Span(d)
+    }
+}
+
+impl From<Span> for Duration {
+    fn from(s: Span) -> Duration {
+        s.0
+    }
+}
+
+impl fmt::Display for Span {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&format(self.0))
+    }
+}
+
+impl<'de> Deserialize<'de> for Span {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Span, D::Error> {
+        from_raw(Raw::deserialize(d)?).map(Span)
+    }
+}
+
+impl Serialize for Span {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format(self.0))
+    }
+}
+
+impl JsonSchema for Span {
+    fn schema_name() -> Cow<'static, str> {
+        "Duration".into()
+    }
+    fn inline_schema() -> bool {
+        true
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({ "type": "string", "format": "duration" })
+    }
+}
 
 /// Parses a duration string, with a message that says what is expected.
 pub fn parse(s: &str) -> Result<Duration, String> {
@@ -33,34 +122,6 @@ fn from_raw<E: serde::de::Error>(raw: Raw) -> Result<Duration, E> {
     }
 }
 
-/// Serde `with` module for `Duration`.
-pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-    from_raw(Raw::deserialize(d)?)
-}
-
-/// Serde `with` module for `Duration`.
-pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&format(*d))
-}
-
-/// Serde `with` module for `Option<Duration>`.
-pub mod option {
-    use super::*;
-
-    /// Deserializes an optional duration.
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
-        Option::<Raw>::deserialize(d)?.map(from_raw).transpose()
-    }
-
-    /// Serializes an optional duration.
-    pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
-        match d {
-            Some(d) => s.serialize_str(&format(*d)),
-            None => s.serialize_none(),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -73,5 +134,15 @@ mod tests {
         assert_eq!(parse("1h 30m"), Ok(Duration::from_secs(5400)));
         let err = parse("30 x").unwrap_err();
         assert!(err.contains("\"30s\""), "{err}");
+    }
+
+    #[test]
+    fn a_span_reads_and_writes_the_config_form() {
+        let s: Span = serde_json::from_str("\"1m 30s\"").unwrap();
+        assert_eq!(s, Span::secs(90));
+        assert_eq!(serde_json::to_string(&s).unwrap(), "\"1m 30s\"");
+        let e = serde_json::from_str::<Span>("30").unwrap_err().to_string();
+        assert!(e.contains("a duration needs a unit: write \"30s\""), "{e}");
+        assert_eq!(s.as_secs(), 90, "derefs to Duration");
     }
 }

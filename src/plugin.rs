@@ -247,6 +247,13 @@ pub struct KindDoc {
     pub keys: Vec<KeyDoc>,
 }
 
+/// The number `N` as any numeric type, for serde defaults:
+/// `#[serde(default = "crate::plugin::num::<4002, u16>")]` (the key's documented default
+/// comes from the same attribute).
+pub fn num<const N: u16, T: From<u16>>() -> T {
+    T::from(N)
+}
+
 /// Whether `id` may name a component (`[checks.<id>]`, `[sinks.<id>]`) or a rule: it
 /// appears in URLs, metrics and file names, so letters, digits, `_` and `-` only.
 pub fn valid_id(id: &str) -> bool {

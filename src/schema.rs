@@ -2,9 +2,7 @@
 //! serde attributes and `///` comments), so `vitals plugins` and
 //! docs/configuration.md cannot drift from the code.
 
-use std::borrow::Cow;
-
-use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
+use schemars::JsonSchema;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -22,21 +20,6 @@ pub struct KeyDoc {
     pub required: bool,
     /// The field's `///` comment.
     pub doc: String,
-}
-
-/// Schema stand-in for `Duration` fields read with `humantime_serde`.
-pub struct DurationStr;
-
-impl JsonSchema for DurationStr {
-    fn schema_name() -> Cow<'static, str> {
-        "Duration".into()
-    }
-    fn inline_schema() -> bool {
-        true
-    }
-    fn json_schema(_: &mut SchemaGenerator) -> Schema {
-        json_schema!({ "type": "string", "format": "duration" })
-    }
 }
 
 /// The documented keys of a config struct, in declaration order.

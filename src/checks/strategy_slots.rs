@@ -25,13 +25,13 @@ pub struct StrategySlotsConfig {
     /// config file's directory.
     pub table: String,
     /// Streaming slots the account has (IB's market data lines for this system).
-    #[serde(default = "default_limit")]
+    #[serde(default = "crate::plugin::num::<100, u32>")]
     pub limit: u32,
     /// Slots used at which the check turns `warning`.
-    #[serde(default = "default_warn")]
+    #[serde(default = "crate::plugin::num::<90, u32>")]
     pub warn: u32,
     /// Slots used at which the check turns `critical`.
-    #[serde(default = "default_crit")]
+    #[serde(default = "crate::plugin::num::<100, u32>")]
     pub crit: u32,
     /// Column holding the contract id.
     #[serde(default = "default_conid")]
@@ -54,15 +54,6 @@ pub struct StrategySlotsConfig {
     pub filter_value: Option<String>,
 }
 
-fn default_limit() -> u32 {
-    100
-}
-fn default_warn() -> u32 {
-    90
-}
-fn default_crit() -> u32 {
-    100
-}
 fn default_conid() -> String {
     "conid".into()
 }

@@ -2,7 +2,6 @@
 //! example of docs/writing-a-check.md.)
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use async_trait::async_trait;
 use schemars::JsonSchema;
@@ -10,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::check::{BuildContext, BuildError, Check, CheckConfig, KeyError, Reading, RunContext, Status};
 use crate::duration;
-use crate::schema::DurationStr;
+use crate::duration::Span;
 use crate::thresholds::{Thresholds, fmt_num};
 
 /// `kind = "tcp"`.
@@ -22,22 +21,12 @@ pub struct TcpConfig {
     /// TCP port to connect to (1-65535).
     pub port: u16,
     /// Connect time at which the check turns `warning`.
-    #[serde(default = "default_warn", with = "duration")]
-    #[schemars(with = "DurationStr")]
-    pub warn: Duration,
+    #[serde(default = "crate::duration::millis::<200>")]
+    pub warn: Span,
     /// Connect time at which the check turns `critical`. A refused connection, or none
     /// at all before the check's timeout, is `critical` too.
-    #[serde(default = "default_crit", with = "duration")]
-    #[schemars(with = "DurationStr")]
-    pub crit: Duration,
-}
-
-fn default_warn() -> Duration {
-    Duration::from_millis(200)
-}
-
-fn default_crit() -> Duration {
-    Duration::from_secs(1)
+    #[serde(default = "crate::duration::secs::<1>")]
+    pub crit: Span,
 }
 
 impl TcpConfig {

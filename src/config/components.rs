@@ -200,9 +200,9 @@ pub(super) fn parse_check(
     (ok && maintenance.is_some()).then(|| CheckSpec {
         id,
         kind: kind.name,
-        interval,
-        timeout,
-        jitter: settings.jitter.unwrap_or(defaults.jitter).min(interval),
+        interval: *interval,
+        timeout: *timeout,
+        jitter: *settings.jitter.unwrap_or(defaults.jitter).min(interval),
         depends_on: settings.depends_on,
         maintenance_config: settings.maintenance,
         maintenance: maintenance.unwrap_or_default(),

@@ -19,10 +19,9 @@ pub use diag::{Diagnostic, Diagnostics, Level};
 
 use crate::alert::Severity as AlertSeverity;
 use crate::check::ParsedCheck;
-use crate::duration;
+use crate::duration::Span;
 use crate::registry::Registry;
 use crate::rules::{Rule, Window, WindowConfig};
-use crate::schema::DurationStr;
 use crate::sinks::ParsedSink;
 
 /// The config file used when neither `-c` nor `$VITALS_CONFIG` names one.
@@ -59,28 +58,22 @@ impl Default for ServerConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct Defaults {
     /// How often each check runs. Missed ticks are skipped, never bunched up.
-    #[serde(with = "duration")]
-    #[schemars(with = "DurationStr")]
-    pub interval: Duration,
+    pub interval: Span,
     /// How long one run may take before the runner reports the check `unknown`
     /// ("timed out after …"). A check whose target hangs reports that itself, as
     /// `critical`, just before this.
-    #[serde(with = "duration")]
-    #[schemars(with = "DurationStr")]
-    pub timeout: Duration,
+    pub timeout: Span,
     /// Each check starts at a random offset up to this (capped at its interval) and
     /// keeps that phase, so checks do not all fire in the same instant.
-    #[serde(with = "duration")]
-    #[schemars(with = "DurationStr")]
-    pub jitter: Duration,
+    pub jitter: Span,
 }
 
 impl Default for Defaults {
     fn default() -> Self {
         Defaults {
-            interval: Duration::from_secs(5),
-            timeout: Duration::from_secs(3),
-            jitter: Duration::from_secs(1),
+            interval: Span::secs(5),
+            timeout: Span::secs(3),
+            jitter: Span::secs(1),
         }
     }
 }
@@ -92,17 +85,14 @@ pub struct CommonSettings {
     /// The check kind: one of those `vitals plugins` lists.
     pub kind: String,
     /// How often this check runs (default: `[defaults] interval`).
-    #[serde(default, with = "duration::option")]
-    #[schemars(with = "Option<DurationStr>")]
-    pub interval: Option<Duration>,
+    #[serde(default)]
+    pub interval: Option<Span>,
     /// How long one run may take (default: `[defaults] timeout`).
-    #[serde(default, with = "duration::option")]
-    #[schemars(with = "Option<DurationStr>")]
-    pub timeout: Option<Duration>,
+    #[serde(default)]
+    pub timeout: Option<Span>,
     /// Largest random start offset (default: `[defaults] jitter`).
-    #[serde(default, with = "duration::option")]
-    #[schemars(with = "Option<DurationStr>")]
-    pub jitter: Option<Duration>,
+    #[serde(default)]
+    pub jitter: Option<Span>,
     /// Ids of checks this one depends on: while one of them is not ok, this check's
     /// alerts are held back (an IB outage does not also page for every stale table).
     #[serde(default)]

@@ -2,17 +2,14 @@
 //! ([`RuleConfig::validate`]) and compiled ([`Rule`]). References to checks and kinds
 //! are checked by the config loader, which knows the whole file.
 
-use std::time::Duration;
-
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::template::validate_template;
 use super::{Condition, Window, WindowConfig};
 use crate::alert::Severity;
-use crate::duration;
+use crate::duration::Span;
 use crate::plugin::{KeyError, valid_id};
-use crate::schema::DurationStr;
 
 /// What a rule does with an `unknown` observation (the check could not tell).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -47,19 +44,16 @@ pub struct RuleConfig {
     /// `INFO`, `WARNING` or `CRITICAL`.
     pub severity: Severity,
     /// How long the condition must hold before the alert fires ("0s": at once).
-    #[serde(rename = "for", default, with = "duration")]
-    #[schemars(with = "DurationStr")]
-    pub for_: Duration,
+    #[serde(rename = "for", default)]
+    pub for_: Span,
     /// Once firing, how long the condition must stay false before the alert resolves
     /// (against flapping).
-    #[serde(default, with = "duration")]
-    #[schemars(with = "DurationStr")]
-    pub keep_firing_for: Duration,
+    #[serde(default)]
+    pub keep_firing_for: Span,
     /// Send a reminder this often while the alert fires and is not acknowledged
     /// (absent: no reminders).
-    #[serde(default, with = "duration::option")]
-    #[schemars(with = "Option<DurationStr>")]
-    pub repeat: Option<Duration>,
+    #[serde(default)]
+    pub repeat: Option<Span>,
     /// The alert's text. Placeholders: `{check}`, `{rule}`, `{severity}`, `{status}`,
     /// `{value}`, `{unit}`, `{label}`, `{message}` and `{details.KEY}`.
     #[serde(default = "default_message")]
@@ -163,7 +157,7 @@ mod tests {
         );
         assert!(r.validate().is_empty());
         let r = r.compile().unwrap();
-        assert_eq!(r.config.for_, Duration::from_secs(30));
+        assert_eq!(r.config.for_, Span::secs(30));
         assert!(r.selects("x", "delta_freshness"));
         assert!(!r.selects("x", "cpu"));
     }

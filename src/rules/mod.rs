@@ -168,7 +168,7 @@ impl Engine {
             host: self.host.clone(),
             reminder,
         };
-        let for_ = chrono::Duration::from_std(rule.for_).unwrap_or_default();
+        let for_ = chrono::Duration::from_std(*rule.for_).unwrap_or_default();
         let fire_or_hold = |since: DateTime<Utc>, events: &mut Vec<AlertEvent>| -> Phase {
             if now - since < for_ {
                 return Phase::Pending { since };
@@ -201,7 +201,7 @@ impl Engine {
                 if let Some(repeat) = rule.repeat
                     && !f.acknowledged
                     && self.suppression(&self.rules[index], &o.id, now).is_none()
-                    && now - f.last_sent >= chrono::Duration::from_std(repeat).unwrap_or_default()
+                    && now - f.last_sent >= chrono::Duration::from_std(*repeat).unwrap_or_default()
                 {
                     f.last_sent = now;
                     events.push(event(&f, AlertState::Firing, true));
@@ -209,7 +209,7 @@ impl Engine {
                 Phase::Firing(f)
             }
             (Phase::Firing(f), false) => {
-                let keep = chrono::Duration::from_std(rule.keep_firing_for).unwrap_or_default();
+                let keep = chrono::Duration::from_std(*rule.keep_firing_for).unwrap_or_default();
                 if now - f.last_true >= keep {
                     events.push(event(&f, AlertState::Resolved, false));
                     Phase::Inactive

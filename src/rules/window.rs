@@ -4,7 +4,6 @@
 //! across midnight or over a weekend is one entry.
 
 use std::str::FromStr;
-use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
@@ -13,7 +12,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::duration;
-use crate::schema::DurationStr;
+use crate::duration::Span;
 
 /// One maintenance window as written.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -24,9 +23,7 @@ pub struct WindowConfig {
     /// evenings.
     pub start: String,
     /// How long the window stays open once opened, e.g. `"30m"`, `"62h"`.
-    #[serde(with = "duration")]
-    #[schemars(with = "DurationStr")]
-    pub duration: Duration,
+    pub duration: Span,
     /// IANA time zone `start` is read in (default `UTC`), e.g. `"America/New_York"`;
     /// daylight saving time is followed.
     #[serde(default = "utc")]
@@ -73,13 +70,13 @@ impl Window {
             .unwrap_or_else(|| "maintenance window".to_owned());
         Ok(Window {
             cron,
-            duration: chrono::Duration::from_std(c.duration).map_err(|e| e.to_string())?,
+            duration: chrono::Duration::from_std(*c.duration).map_err(|e| e.to_string())?,
             tz,
             label: format!(
                 "{what} ({} {}, {})",
                 c.start,
                 c.timezone,
-                duration::format(c.duration)
+                duration::format(*c.duration)
             ),
         })
     }
@@ -115,7 +112,7 @@ mod tests {
     fn window(start: &str, d: u64, tz: &str) -> Window {
         Window::compile(&WindowConfig {
             start: start.into(),
-            duration: Duration::from_secs(d * 60),
+            duration: Span::secs(d * 60),
             timezone: tz.into(),
             reason: None,
         })
@@ -163,7 +160,7 @@ mod tests {
         let bad = |start: &str, tz: &str| {
             Window::compile(&WindowConfig {
                 start: start.into(),
-                duration: Duration::from_secs(60),
+                duration: Span::secs(60),
                 timezone: tz.into(),
                 reason: None,
             })

@@ -15,8 +15,7 @@ use serde_json::{Value, json};
 use super::{Sink, SinkConfig, SinkContext, SinkError};
 use crate::alert::{AlertEvent, AlertState};
 use crate::check::{BuildError, KeyError};
-use crate::duration;
-use crate::schema::DurationStr;
+use crate::duration::Span;
 
 /// `kind = "alertmanager"`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -27,24 +26,14 @@ pub struct AlertmanagerConfig {
     pub url: String,
     /// How often firing alerts are posted again (keep it below Alertmanager's
     /// `resolve_timeout`, 5m by default).
-    #[serde(default = "default_resend", with = "duration")]
-    #[schemars(with = "DurationStr")]
-    pub resend_interval: Duration,
+    #[serde(default = "crate::duration::secs::<60>")]
+    pub resend_interval: Span,
     /// Link to the status page, sent as each alert's `generatorURL`.
     #[serde(default)]
     pub page_url: Option<String>,
     /// How long one request may take before it is retried.
-    #[serde(default = "default_timeout", with = "duration")]
-    #[schemars(with = "DurationStr")]
-    pub timeout: Duration,
-}
-
-fn default_resend() -> Duration {
-    Duration::from_secs(60)
-}
-
-fn default_timeout() -> Duration {
-    Duration::from_secs(10)
+    #[serde(default = "crate::duration::secs::<10>")]
+    pub timeout: Span,
 }
 
 impl SinkConfig for AlertmanagerConfig {
@@ -68,7 +57,7 @@ impl SinkConfig for AlertmanagerConfig {
 
     fn build(&self, _cx: &SinkContext) -> Result<Arc<dyn Sink>, BuildError> {
         let client = reqwest::Client::builder()
-            .timeout(self.timeout)
+            .timeout(*self.timeout)
             .build()
             .map_err(|e| BuildError::Setup {
                 what: "HTTP client".into(),
@@ -81,7 +70,7 @@ impl SinkConfig for AlertmanagerConfig {
             host: crate::alert::hostname().to_owned(),
             active: Mutex::new(BTreeMap::new()),
         });
-        tokio::spawn(resend(Arc::downgrade(&inner), self.resend_interval));
+        tokio::spawn(resend(Arc::downgrade(&inner), *self.resend_interval));
         Ok(Arc::new(Alertmanager(inner)))
     }
 }

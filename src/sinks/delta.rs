@@ -19,8 +19,7 @@ use tokio::sync::Mutex;
 use super::{Sink, SinkConfig, SinkContext, SinkError};
 use crate::alert::AlertEvent;
 use crate::check::{BuildError, KeyError};
-use crate::duration;
-use crate::schema::DurationStr;
+use crate::duration::Span;
 
 /// Commits through one table handle before it is opened afresh.
 pub const REOPEN_EVERY: u32 = 100;
@@ -34,13 +33,8 @@ pub struct DeltaSinkConfig {
     pub table: String,
     /// Events arriving within this window after the first are written in one commit
     /// (fewer commits keep the table fast to read).
-    #[serde(default = "default_flush", with = "duration")]
-    #[schemars(with = "DurationStr")]
-    pub flush_interval: Duration,
-}
-
-fn default_flush() -> Duration {
-    Duration::from_secs(1)
+    #[serde(default = "crate::duration::secs::<1>")]
+    pub flush_interval: Span,
 }
 
 impl SinkConfig for DeltaSinkConfig {
@@ -66,7 +60,7 @@ impl SinkConfig for DeltaSinkConfig {
         };
         Ok(Arc::new(DeltaSink {
             location,
-            flush_interval: self.flush_interval,
+            flush_interval: *self.flush_interval,
             table: Mutex::new(None),
         }))
     }

@@ -30,8 +30,8 @@ use crate::check::{
 };
 use crate::delta::{OpenError, error_line};
 use crate::duration;
+use crate::duration::Span;
 use crate::panel::{Layout, Panel, Section};
-use crate::schema::DurationStr;
 use crate::thresholds::{Thresholds, fmt_num};
 
 /// `kind = "delta_freshness"`.
@@ -46,34 +46,19 @@ pub struct DeltaFreshnessConfig {
     #[serde(default)]
     pub column: Option<String>,
     /// Age at which the table is `warning` (label WARNING).
-    #[serde(default = "default_warn", with = "duration")]
-    #[schemars(with = "DurationStr")]
-    pub warn: Duration,
+    #[serde(default = "crate::duration::secs::<30>")]
+    pub warn: Span,
     /// Age at which the table is `critical` (label STALE).
-    #[serde(default = "default_crit", with = "duration")]
-    #[schemars(with = "DurationStr")]
-    pub crit: Duration,
+    #[serde(default = "crate::duration::secs::<60>")]
+    pub crit: Span,
     /// A command that makes the writer sync now, e.g. `["/opt/desk/bin/sync",
     /// "--positions"]`: the check's `force_sync` action runs it (no shell; a path with `/`
     /// resolves against the config file's directory), then checks the table again.
     #[serde(default)]
     pub force_sync: Option<Vec<String>>,
     /// How long the `force_sync` command may run before its process group is killed.
-    #[serde(default = "default_sync_timeout", with = "duration")]
-    #[schemars(with = "DurationStr")]
-    pub force_sync_timeout: Duration,
-}
-
-fn default_sync_timeout() -> Duration {
-    Duration::from_secs(120)
-}
-
-fn default_warn() -> Duration {
-    Duration::from_secs(30)
-}
-
-fn default_crit() -> Duration {
-    Duration::from_secs(60)
+    #[serde(default = "crate::duration::secs::<120>")]
+    pub force_sync_timeout: Span,
 }
 
 impl DeltaFreshnessConfig {
@@ -143,7 +128,7 @@ impl CheckConfig for DeltaFreshnessConfig {
         });
         Ok(Arc::new(Freshness {
             force_sync,
-            sync_timeout: self.force_sync_timeout,
+            sync_timeout: *self.force_sync_timeout,
             publisher: cx.publisher(),
             location: crate::delta::location(&self.table, &cx.config_dir),
             column: self.column.clone(),

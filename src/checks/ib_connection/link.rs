@@ -107,7 +107,7 @@ impl Shared {
                 format!(
                     "auto-reconnect gave up after {} attempts within {}: {problem}. Use the reconnect action once the gateway is back",
                     link.attempts.len(),
-                    duration::format(c.reconnect_window)
+                    duration::format(*c.reconnect_window)
                 ),
             ),
             Phase::Disconnected => {
@@ -224,7 +224,7 @@ impl Shared {
             }
         }
         if let Some(at) = link.data_lost_at
-            && (now - at).to_std().unwrap_or_default() < c.data_lost_hold
+            && (now - at).to_std().unwrap_or_default() < *c.data_lost_hold
         {
             worries.push(format!(
                 "connection to IB restored at {} but market data subscriptions were lost (1101): subscribers must resubscribe",
@@ -232,7 +232,7 @@ impl Shared {
             ));
         }
         if let Some(rtt) = link.rtt
-            && rtt >= c.rtt_warn
+            && rtt >= *c.rtt_warn
         {
             worries.push(format!(
                 "heartbeat round trip {:.0} ms",

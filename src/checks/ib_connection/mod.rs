@@ -30,8 +30,8 @@ use crate::check::{
     RunContext, Status,
 };
 use crate::duration;
+use crate::duration::Span;
 use crate::panel::{Layout, Panel, Section};
-use crate::schema::DurationStr;
 use link::{Link, Phase, Shared};
 use supervise::supervise;
 
@@ -71,87 +71,49 @@ pub struct IbConnectionConfig {
     #[serde(default = "default_host")]
     pub host: String,
     /// Its API port: IB Gateway paper 4002, live 4001; TWS paper 7497, live 7496.
-    #[serde(default = "default_port")]
+    #[serde(default = "crate::plugin::num::<4002, u16>")]
     pub port: u16,
     /// The API client id vitals connects with. It must differ from every other client
     /// of the same gateway (the trading system's, another vitals): the gateway refuses
     /// a second connection with an id in use (code 326).
     pub client_id: i32,
     /// How often the gateway is asked for its time while connected.
-    #[serde(default = "default_heartbeat", with = "duration")]
-    #[schemars(with = "DurationStr")]
-    pub heartbeat: Duration,
+    #[serde(default = "crate::duration::secs::<10>")]
+    pub heartbeat: Span,
     /// How long a heartbeat, or a connection handshake, may go unanswered before the
     /// link counts as dead (even if the socket is still open).
-    #[serde(default = "default_heartbeat_timeout", with = "duration")]
-    #[schemars(with = "DurationStr")]
-    pub heartbeat_timeout: Duration,
+    #[serde(default = "crate::duration::secs::<5>")]
+    pub heartbeat_timeout: Span,
     /// Heartbeat round trip at which the check is `warning`.
-    #[serde(default = "default_rtt_warn", with = "duration")]
-    #[schemars(with = "DurationStr")]
-    pub rtt_warn: Duration,
+    #[serde(default = "crate::duration::secs::<1>")]
+    pub rtt_warn: Span,
     /// Difference between IB's server time and the local clock at which the check is
     /// `warning` (IB's time has whole seconds).
-    #[serde(default = "default_max_skew", with = "duration")]
-    #[schemars(with = "DurationStr")]
-    pub max_skew: Duration,
+    #[serde(default = "crate::duration::secs::<5>")]
+    pub max_skew: Span,
     /// Wait before the first reconnect attempt; it doubles (with jitter) after each
     /// failed attempt, up to `reconnect_backoff_max`.
-    #[serde(default = "default_backoff", with = "duration")]
-    #[schemars(with = "DurationStr")]
-    pub reconnect_backoff: Duration,
+    #[serde(default = "crate::duration::secs::<1>")]
+    pub reconnect_backoff: Span,
     /// The longest wait between reconnect attempts.
-    #[serde(default = "default_backoff_max", with = "duration")]
-    #[schemars(with = "DurationStr")]
-    pub reconnect_backoff_max: Duration,
+    #[serde(default = "crate::duration::secs::<60>")]
+    pub reconnect_backoff_max: Span,
     /// Connection attempts allowed within `reconnect_window`. When they are used up,
     /// vitals stops trying and reports "auto-reconnect gave up" (critical) until the
     /// `reconnect` action.
-    #[serde(default = "default_max_attempts")]
+    #[serde(default = "crate::plugin::num::<10, u32>")]
     pub max_reconnect_attempts: u32,
     /// The window `max_reconnect_attempts` counts in.
-    #[serde(default = "default_window", with = "duration")]
-    #[schemars(with = "DurationStr")]
-    pub reconnect_window: Duration,
+    #[serde(default = "crate::duration::secs::<600>")]
+    pub reconnect_window: Span,
     /// How long the check stays `warning` after notice 1101 (connection to IB restored,
     /// market data subscriptions lost: subscribers must resubscribe).
-    #[serde(default = "default_data_lost_hold", with = "duration")]
-    #[schemars(with = "DurationStr")]
-    pub data_lost_hold: Duration,
+    #[serde(default = "crate::duration::secs::<300>")]
+    pub data_lost_hold: Span,
 }
 
 fn default_host() -> String {
     "127.0.0.1".into()
-}
-fn default_port() -> u16 {
-    4002
-}
-fn default_heartbeat() -> Duration {
-    Duration::from_secs(10)
-}
-fn default_heartbeat_timeout() -> Duration {
-    Duration::from_secs(5)
-}
-fn default_rtt_warn() -> Duration {
-    Duration::from_secs(1)
-}
-fn default_max_skew() -> Duration {
-    Duration::from_secs(5)
-}
-fn default_backoff() -> Duration {
-    Duration::from_secs(1)
-}
-fn default_backoff_max() -> Duration {
-    Duration::from_secs(60)
-}
-fn default_max_attempts() -> u32 {
-    10
-}
-fn default_window() -> Duration {
-    Duration::from_secs(600)
-}
-fn default_data_lost_hold() -> Duration {
-    Duration::from_secs(300)
 }
 
 impl CheckConfig for IbConnectionConfig {
@@ -192,7 +154,7 @@ impl CheckConfig for IbConnectionConfig {
                 "reconnect_backoff_max",
                 format!(
                     "must be at least reconnect_backoff ({})",
-                    duration::format(self.reconnect_backoff)
+                    duration::format(*self.reconnect_backoff)
                 ),
             ));
         }

@@ -31,7 +31,7 @@ async fn session(
     cancel: &CancellationToken,
 ) -> End {
     let c = &shared.config;
-    let mut tick = tokio::time::interval(c.heartbeat);
+    let mut tick = tokio::time::interval(*c.heartbeat);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut beat: Heartbeat<'_> = Fuse::terminated();
     loop {
@@ -46,7 +46,7 @@ async fn session(
                 let sent = tokio::time::Instant::now();
                 let timeout = c.heartbeat_timeout;
                 beat = async move {
-                    let r = tokio::time::timeout(timeout, client.server_time()).await.ok();
+                    let r = tokio::time::timeout(*timeout, client.server_time()).await.ok();
                     (sent, r.map(|r| r.map(|t| t.unix_timestamp())))
                 }
                 .boxed()
@@ -71,7 +71,7 @@ async fn session(
                     return End::Lost(format!(
                         "no heartbeat answer from {} within {}: the gateway is hung",
                         shared.addr(),
-                        duration::format(c.heartbeat_timeout)
+                        duration::format(*c.heartbeat_timeout)
                     ));
                 }
             },
@@ -83,7 +83,7 @@ async fn session(
 /// again on the `reconnect` action.
 pub(super) async fn supervise(shared: Arc<Shared>, cancel: CancellationToken) {
     let c = shared.config.clone();
-    let mut delay = c.reconnect_backoff;
+    let mut delay = c.reconnect_backoff.get();
     loop {
         shared.update(|link| {
             link.phase = Phase::Connecting;
@@ -96,7 +96,7 @@ pub(super) async fn supervise(shared: Arc<Shared>, cancel: CancellationToken) {
             .connect_with_notice_stream();
         let attempt = tokio::select! {
             _ = cancel.cancelled() => return,
-            r = tokio::time::timeout(c.heartbeat_timeout, connect) => r,
+            r = tokio::time::timeout(*c.heartbeat_timeout, connect) => r,
         };
         let started = Utc::now();
         let mut requested = false;
@@ -133,8 +133,8 @@ pub(super) async fn supervise(shared: Arc<Shared>, cancel: CancellationToken) {
                     link.settled = true;
                 });
                 // A session that held for a while was a success: the backoff starts over.
-                if (now - started).to_std().unwrap_or_default() >= c.reconnect_backoff_max {
-                    delay = c.reconnect_backoff;
+                if (now - started).to_std().unwrap_or_default() >= *c.reconnect_backoff_max {
+                    delay = *c.reconnect_backoff;
                     shared.update(|link| link.attempts.clear());
                 }
             }
@@ -154,7 +154,7 @@ pub(super) async fn supervise(shared: Arc<Shared>, cancel: CancellationToken) {
                     "{} accepted the connection but did not complete the handshake within {}: the gateway is \
                      hung, still starting, or waiting for a login",
                     shared.addr(),
-                    duration::format(c.heartbeat_timeout)
+                    duration::format(*c.heartbeat_timeout)
                 );
                 shared.update(|link| {
                     link.phase = Phase::Disconnected;
@@ -166,7 +166,7 @@ pub(super) async fn supervise(shared: Arc<Shared>, cancel: CancellationToken) {
             }
         }
         if requested {
-            delay = c.reconnect_backoff;
+            delay = *c.reconnect_backoff;
             shared.update(|link| link.attempts.clear());
             continue;
         }
@@ -178,7 +178,7 @@ pub(super) async fn supervise(shared: Arc<Shared>, cancel: CancellationToken) {
             while link
                 .attempts
                 .front()
-                .is_some_and(|t| (now - *t).to_std().unwrap_or_default() > c.reconnect_window)
+                .is_some_and(|t| (now - *t).to_std().unwrap_or_default() > *c.reconnect_window)
             {
                 link.attempts.pop_front();
             }
@@ -197,7 +197,7 @@ pub(super) async fn supervise(shared: Arc<Shared>, cancel: CancellationToken) {
             let wait = half + rand::rng().random_range(Duration::ZERO..=half);
             let at = Utc::now() + chrono::Duration::from_std(wait).unwrap_or_default();
             shared.update(|link| link.next_attempt_at = Some(at));
-            delay = (delay * 2).min(c.reconnect_backoff_max);
+            delay = (delay * 2).min(*c.reconnect_backoff_max);
             tokio::select! {
                 _ = cancel.cancelled() => return,
                 _ = tokio::time::sleep(wait) => continue,
@@ -205,7 +205,7 @@ pub(super) async fn supervise(shared: Arc<Shared>, cancel: CancellationToken) {
             }
         }
         // The reconnect action: a fresh start.
-        delay = c.reconnect_backoff;
+        delay = *c.reconnect_backoff;
         shared.update(|link| {
             link.attempts.clear();
             link.gave_up = false;

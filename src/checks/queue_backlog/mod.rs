@@ -2,7 +2,6 @@
 //! one is. Status is the worse of the count and the age grades.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -24,9 +23,8 @@ use crate::check::{
     RunContext, Status,
 };
 use crate::delta::{OpenError, error_line};
-use crate::duration;
+use crate::duration::Span;
 use crate::panel::{Layout, Panel, Section};
-use crate::schema::DurationStr;
 use crate::thresholds::{Thresholds, fmt_num};
 
 /// `kind = "queue_backlog"`.
@@ -47,19 +45,17 @@ pub struct QueueBacklogConfig {
     #[serde(default = "default_created")]
     pub created_column: String,
     /// Pending rows at which the check turns `warning`.
-    #[serde(default = "default_warn")]
+    #[serde(default = "crate::plugin::num::<50, u64>")]
     pub warn: u64,
     /// Pending rows at which the check turns `critical`.
-    #[serde(default = "default_crit")]
+    #[serde(default = "crate::plugin::num::<200, u64>")]
     pub crit: u64,
     /// Age of the oldest pending row at which the check turns `warning` (optional).
-    #[serde(default, with = "duration::option")]
-    #[schemars(with = "Option<DurationStr>")]
-    pub max_age_warn: Option<Duration>,
+    #[serde(default)]
+    pub max_age_warn: Option<Span>,
     /// Age of the oldest pending row at which the check turns `critical` (optional).
-    #[serde(default, with = "duration::option")]
-    #[schemars(with = "Option<DurationStr>")]
-    pub max_age_crit: Option<Duration>,
+    #[serde(default)]
+    pub max_age_crit: Option<Span>,
     /// The state the `clear` action gives the pending rows (an update: nothing is
     /// deleted, and the table's history keeps them pending at the earlier version).
     #[serde(default = "default_cleared")]
@@ -78,12 +74,6 @@ fn default_pending() -> String {
 }
 fn default_created() -> String {
     "created_at".into()
-}
-fn default_warn() -> u64 {
-    50
-}
-fn default_crit() -> u64 {
-    200
 }
 
 impl QueueBacklogConfig {

@@ -17,8 +17,7 @@ use serde::{Deserialize, Serialize};
 use super::{Sink, SinkConfig, SinkContext, SinkError};
 use crate::alert::{AlertEvent, AlertState, Severity};
 use crate::check::{BuildError, KeyError};
-use crate::duration;
-use crate::schema::DurationStr;
+use crate::duration::Span;
 
 /// How the SMTP connection is secured.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -67,9 +66,8 @@ pub struct EmailConfig {
     /// Recipients.
     pub to: Vec<String>,
     /// Events arriving within this window after the first are sent in one message.
-    #[serde(default = "default_group_wait", with = "duration")]
-    #[schemars(with = "DurationStr")]
-    pub group_wait: Duration,
+    #[serde(default = "crate::duration::secs::<10>")]
+    pub group_wait: Span,
     /// Link to the status page, shown in every message.
     #[serde(default)]
     pub page_url: Option<String>,
@@ -77,21 +75,12 @@ pub struct EmailConfig {
     #[serde(default = "default_prefix")]
     pub subject_prefix: String,
     /// How long one SMTP conversation may take before it is retried.
-    #[serde(default = "default_smtp_timeout", with = "duration")]
-    #[schemars(with = "DurationStr")]
-    pub timeout: Duration,
-}
-
-fn default_group_wait() -> Duration {
-    Duration::from_secs(10)
+    #[serde(default = "crate::duration::secs::<10>")]
+    pub timeout: Span,
 }
 
 fn default_prefix() -> String {
     "[vitals]".to_owned()
-}
-
-fn default_smtp_timeout() -> Duration {
-    Duration::from_secs(10)
 }
 
 impl SinkConfig for EmailConfig {
@@ -171,7 +160,7 @@ impl SinkConfig for EmailConfig {
         let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(self.host.clone())
             .port(self.port.unwrap_or(port))
             .tls(tls)
-            .timeout(Some(self.timeout));
+            .timeout(Some(*self.timeout));
         if let (Some(user), Some(var)) = (&self.username, &self.password_env) {
             let password = std::env::var(var).map_err(|_| BuildError::MissingEnv {
                 what: "SMTP password",
@@ -203,7 +192,7 @@ impl SinkConfig for EmailConfig {
                     })
                 })
                 .collect::<Result<_, _>>()?,
-            group_wait: self.group_wait,
+            group_wait: *self.group_wait,
             page_url: self.page_url.clone(),
             prefix: self.subject_prefix.clone(),
             templates,
