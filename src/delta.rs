@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use deltalake::arrow::array::{Array, RecordBatch, StringArray};
-use deltalake::kernel::StructField;
+use deltalake::kernel::{StructField, StructType};
 use deltalake::logstore::object_store::ObjectStoreExt;
 use deltalake::parquet::arrow::ProjectionMask;
 use deltalake::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
@@ -22,6 +22,17 @@ pub fn location(table: &str, config_dir: &Path) -> String {
     } else {
         config_dir.join(table).display().to_string()
     }
+}
+
+/// The column `name` of a table's schema, or why not, naming the columns it has.
+pub fn field<'s>(schema: &'s StructType, location: &str, name: &str) -> Result<&'s StructField, String> {
+    schema.field(name).ok_or_else(|| {
+        let names: Vec<String> = schema.fields().map(|f| f.name().to_string()).collect();
+        format!(
+            "{location} has no column `{name}`; its columns: {}",
+            names.join(", ")
+        )
+    })
 }
 
 /// The first line of a deltalake error (some carry long debug dumps).
@@ -71,13 +82,7 @@ pub async fn read_columns(location: &str, columns: &[&str]) -> Result<Vec<Record
         .map_err(|e| other("cannot read the state of", &e))?;
     let schema = state.schema();
     for name in columns {
-        if schema.field(name).is_none() {
-            let names: Vec<String> = schema.fields().map(|f| f.name().to_string()).collect();
-            return Err(OpenError::Other(format!(
-                "{location} has no column `{name}`; its columns: {}",
-                names.join(", ")
-            )));
-        }
+        field(&schema, location, name).map_err(OpenError::Other)?;
     }
     let actions = state
         .add_actions_table(true)

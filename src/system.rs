@@ -9,6 +9,40 @@ use sysinfo::{
     System,
 };
 
+/// Why the system could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProbeError {
+    /// The kernel would not tell (sysinfo's message).
+    #[error("cannot read {what}: {message}")]
+    Read {
+        /// What was being read ("the load average").
+        what: &'static str,
+        /// Why.
+        message: String,
+    },
+    /// The blocking task reading /proc failed (it panicked or was cancelled).
+    #[error("system probe failed: {0}")]
+    Task(String),
+    /// A configured path does not resolve (missing, or a component is unreadable).
+    #[error("cannot resolve {path}: {message}")]
+    Resolve {
+        /// The path as configured.
+        path: String,
+        /// Why.
+        message: String,
+    },
+    /// No mounted filesystem holds the path.
+    #[error("no mounted filesystem holds {0}")]
+    NoFilesystem(String),
+}
+
+fn read(what: &'static str) -> impl FnOnce(sysinfo::Error) -> ProbeError {
+    move |e| ProbeError::Read {
+        what,
+        message: e.to_string(),
+    }
+}
+
 /// Shared system sampler. CPU usage is measured between two refreshes at least
 /// sysinfo's minimum interval apart; in the daemon, consecutive runs of the cpu check
 /// are those two samples, so each reading is the average over the last interval.
@@ -71,24 +105,23 @@ pub struct HostInfo {
 impl SystemProbe {
     async fn with_system<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&mut State) -> Result<T, String> + Send + 'static,
-    ) -> Result<T, String> {
+        f: impl FnOnce(&mut State) -> Result<T, ProbeError> + Send + 'static,
+    ) -> Result<T, ProbeError> {
         let state = self.state.clone();
         tokio::task::spawn_blocking(move || {
             let mut state = state.lock().unwrap_or_else(|e| e.into_inner());
             if state.system.is_none() {
-                state.system =
-                    Some(System::new().map_err(|e| format!("cannot read system information: {e}"))?);
+                state.system = Some(System::new().map_err(read("system information"))?);
             }
             f(&mut state)
         })
         .await
-        .map_err(|e| format!("system probe failed: {e}"))?
+        .map_err(|e| ProbeError::Task(e.to_string()))?
     }
 
     /// CPU usage in percent over the time since the previous call (at least sysinfo's
     /// minimum interval: the first call takes two samples that far apart).
-    pub async fn cpu_usage(&self) -> Result<(f64, usize), String> {
+    pub async fn cpu_usage(&self) -> Result<(f64, usize), ProbeError> {
         let wait = self
             .with_system(|s| {
                 let now = Instant::now();
@@ -118,7 +151,7 @@ impl SystemProbe {
     }
 
     /// Memory and swap.
-    pub async fn memory(&self) -> Result<MemoryUsage, String> {
+    pub async fn memory(&self) -> Result<MemoryUsage, ProbeError> {
         self.with_system(|s| {
             let sys = system(s);
             sys.refresh_memory_specifics(MemoryRefreshKind::everything());
@@ -134,7 +167,7 @@ impl SystemProbe {
     }
 
     /// Uptime, processes, load.
-    pub async fn host(&self) -> Result<HostInfo, String> {
+    pub async fn host(&self) -> Result<HostInfo, ProbeError> {
         self.with_system(|s| {
             let sys = system(s);
             sys.refresh_processes_specifics(ProcessesToUpdate::All, true, ProcessRefreshKind::nothing());
@@ -143,11 +176,10 @@ impl SystemProbe {
                 .values()
                 .filter(|p| p.thread_kind().is_none())
                 .count();
-            let LoadAvg { one, five, fifteen } =
-                System::load_average().map_err(|e| format!("cannot read the load average: {e}"))?;
+            let LoadAvg { one, five, fifteen } = System::load_average().map_err(read("the load average"))?;
             Ok(HostInfo {
-                uptime: System::uptime().map_err(|e| format!("cannot read the uptime: {e}"))?,
-                boot_time: System::boot_time().map_err(|e| format!("cannot read the boot time: {e}"))?,
+                uptime: System::uptime().map_err(read("the uptime"))?,
+                boot_time: System::boot_time().map_err(read("the boot time"))?,
                 processes,
                 load: (one, five, fifteen),
                 cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -165,11 +197,12 @@ fn system(s: &mut State) -> &mut System {
 
 /// The filesystem holding `path`: the mount whose mount point is the longest prefix of
 /// the canonical path. Blocking; call from `spawn_blocking`.
-pub fn disk_usage(path: &std::path::Path) -> Result<DiskUsage, String> {
-    let canonical = path
-        .canonicalize()
-        .map_err(|e| format!("cannot resolve {}: {e}", path.display()))?;
-    let disks = Disks::new_with_refreshed_list().map_err(|e| format!("cannot list filesystems: {e}"))?;
+pub fn disk_usage(path: &std::path::Path) -> Result<DiskUsage, ProbeError> {
+    let canonical = path.canonicalize().map_err(|e| ProbeError::Resolve {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    })?;
+    let disks = Disks::new_with_refreshed_list().map_err(read("the filesystems"))?;
     disks
         .iter()
         .filter(|d| canonical.starts_with(d.mount_point()))
@@ -181,5 +214,5 @@ pub fn disk_usage(path: &std::path::Path) -> Result<DiskUsage, String> {
             total: d.total_space(),
             available: d.available_space(),
         })
-        .ok_or_else(|| format!("no mounted filesystem holds {}", canonical.display()))
+        .ok_or_else(|| ProbeError::NoFilesystem(canonical.display().to_string()))
 }

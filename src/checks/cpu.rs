@@ -80,7 +80,7 @@ impl Check for Cpu {
             .with_detail("cpus", cpus)
             .with_detail("warn", self.thresholds.warn)
             .with_detail("crit", self.thresholds.crit),
-            Err(e) => Reading::unknown(e),
+            Err(e) => Reading::unknown(e.to_string()),
         }
     }
 }

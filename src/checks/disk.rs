@@ -104,7 +104,7 @@ impl Check for Disk {
                 );
             }
             Some(Err(e)) => return Reading::unknown(format!("disk probe failed: {e}")),
-            Some(Ok(Err(e))) => return Reading::unknown(e),
+            Some(Ok(Err(e))) => return Reading::unknown(e.to_string()),
             Some(Ok(Ok(u))) => u,
         };
         if usage.total == 0 {

@@ -72,7 +72,7 @@ impl Check for Host {
     async fn run(&self, _cx: &RunContext) -> Reading {
         let h = match self.probe.host().await {
             Ok(h) => h,
-            Err(e) => return Reading::unknown(e),
+            Err(e) => return Reading::unknown(e.to_string()),
         };
         let status = self
             .thresholds

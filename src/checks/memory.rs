@@ -74,7 +74,7 @@ impl Check for Memory {
     async fn run(&self, _cx: &RunContext) -> Reading {
         let m = match self.probe.memory().await {
             Ok(m) => m,
-            Err(e) => return Reading::unknown(e),
+            Err(e) => return Reading::unknown(e.to_string()),
         };
         if m.total == 0 {
             return Reading::unknown("the host reports 0 bytes of memory");

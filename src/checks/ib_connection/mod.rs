@@ -207,19 +207,15 @@ impl Check for IbConnection {
         let reading = self.shared.reading(&link, Utc::now());
         if done.is_none() && link.phase == Phase::Connecting && !link.settled {
             // A gateway that never answers is an outage, not an unknown.
-            return Reading::new(
-                Status::Critical,
-                format!(
+            return Reading {
+                status: Status::Critical,
+                message: format!(
                     "{} has not completed the connection after {}: the gateway is hung, still starting, or waiting for a login",
                     self.shared.addr(),
                     duration::format(Duration::from_millis(waited.elapsed().as_millis() as u64))
                 ),
-            )
-            .with_label("CONNECTING")
-            .with_detail("host", self.shared.config.host.clone())
-            .with_detail("port", self.shared.config.port)
-            .with_detail("client_id", self.shared.config.client_id)
-            .with_detail("connected", false);
+                ..reading
+            };
         }
         reading
     }
