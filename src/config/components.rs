@@ -310,3 +310,22 @@ fn find_cycle<'a>(edges: &BTreeMap<&'a str, Vec<&'a str>>, path: &mut Vec<&'a st
     }
     None
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_dependency_cycle_is_found_with_its_path() {
+        let edges: BTreeMap<&str, Vec<&str>> = BTreeMap::from([
+            ("a", vec!["b"]),
+            ("b", vec!["c"]),
+            ("c", vec!["a"]),
+            ("d", vec!["a"]),
+        ]);
+        assert_eq!(find_cycle(&edges, &mut vec!["a"]).unwrap(), ["a", "b", "c", "a"]);
+        assert_eq!(find_cycle(&edges, &mut vec!["d"]).unwrap(), ["a", "b", "c", "a"]);
+        let acyclic: BTreeMap<&str, Vec<&str>> = BTreeMap::from([("a", vec!["b"]), ("b", vec![])]);
+        assert_eq!(find_cycle(&acyclic, &mut vec!["a"]), None);
+    }
+}

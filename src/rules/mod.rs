@@ -360,3 +360,96 @@ impl Engine {
         restored
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use chrono::TimeZone;
+
+    use super::*;
+    use crate::observation::Reading;
+
+    fn rule(name: &str, when: &str, extra: &str) -> Rule {
+        let text = format!(
+            "name = \"{name}\"\nchecks = [\"db\"]\nwhen = \"{when}\"\nseverity = \"WARNING\"\n{extra}"
+        );
+        toml::from_str::<RuleConfig>(&text).unwrap().compile().unwrap()
+    }
+
+    fn at(s: i64) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 30, 12, 0, 0).unwrap() + chrono::Duration::seconds(s)
+    }
+
+    fn obs(id: &str, status: Status, value: f64, s: i64) -> Observation {
+        let r = Reading::new(status, "r").with_value(value, "s");
+        Observation::from_reading(id, "test", r, at(s), Default::default())
+    }
+
+    #[test]
+    fn a_pending_condition_fires_once_after_for_and_marks_the_state_changed() {
+        let mut e = Engine::new(vec![rule("slow", "value > 10", "for = \"30s\"")], HashMap::new());
+        assert!(e.observe(&obs("db", Status::Ok, 20.0, 0), at(0)).is_empty());
+        assert!(e.take_changed(), "inactive -> pending is saved");
+        assert!(!e.take_changed());
+        assert!(e.observe(&obs("db", Status::Ok, 20.0, 29), at(29)).is_empty());
+        assert!(!e.take_changed(), "still pending: nothing to save");
+        let fired = e.observe(&obs("db", Status::Ok, 20.0, 30), at(30));
+        assert_eq!(fired.len(), 1);
+        assert_eq!(fired[0].started_at, at(30));
+        assert!(
+            e.observe(&obs("db", Status::Ok, 20.0, 31), at(31)).is_empty(),
+            "no repeat configured"
+        );
+        assert_eq!(
+            e.observe(&obs("db", Status::Ok, 1.0, 32), at(32))[0].state,
+            AlertState::Resolved
+        );
+    }
+
+    #[test]
+    fn saved_state_is_keyed_by_rule_name_not_position() {
+        let mut e = Engine::new(
+            vec![rule("a", "value > 10", ""), rule("b", "value > 100", "")],
+            HashMap::new(),
+        );
+        e.observe(&obs("db", Status::Ok, 50.0, 0), at(0));
+        let state = e.state();
+        assert_eq!(state.len(), 1);
+        // The rules come back in another order, and one more: `a` still fires, once.
+        let mut after = Engine::new(
+            vec![rule("c", "value > 0", ""), rule("a", "value > 10", "")],
+            HashMap::new(),
+        );
+        assert_eq!(after.restore(state), 1);
+        assert_eq!(after.active().len(), 1);
+        assert_eq!(after.active()[0].rule, "a");
+        let events = after.observe(&obs("db", Status::Ok, 50.0, 1), at(1));
+        assert_eq!(
+            events.iter().map(|e| e.rule.as_str()).collect::<Vec<_>>(),
+            ["c"],
+            "a is not re-sent"
+        );
+    }
+
+    #[test]
+    fn a_dependency_not_yet_seen_holds_alerts_back() {
+        let meta = CheckMeta {
+            depends_on: vec!["ib".into()],
+            windows: Vec::new(),
+        };
+        let mut e = Engine::new(
+            vec![rule("slow", "value > 10", "")],
+            HashMap::from([("db".to_owned(), meta)]),
+        );
+        assert!(e.observe(&obs("db", Status::Ok, 20.0, 0), at(0)).is_empty());
+        assert_eq!(e.suppressed()[0].cause, "held back: ib has not reported yet");
+        e.observe(&obs("ib", Status::Critical, 0.0, 1), at(1));
+        e.observe(&obs("db", Status::Ok, 20.0, 2), at(2));
+        assert_eq!(e.suppressed()[0].cause, "held back: ib is critical");
+        e.observe(&obs("ib", Status::Ok, 0.0, 3), at(3));
+        let fired = e.observe(&obs("db", Status::Ok, 20.0, 4), at(4));
+        assert_eq!(fired.len(), 1, "released once the dependency is ok");
+        assert_eq!(fired[0].started_at, at(4));
+    }
+}

@@ -5,8 +5,7 @@
 //! exponentially (1 s doubling to 5 min) and retry until delivered; permanent ones move
 //! the batch to a dead-letter file and say so in the log.
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,6 +16,10 @@ use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
 use crate::alert::{AlertEvent, Severity};
+mod outbox;
+
+pub use outbox::Outbox;
+
 use crate::config::SinkSpec;
 use crate::plugin::BuildError;
 use crate::sinks::{Sink, SinkContext};
@@ -141,101 +144,6 @@ impl Dispatcher {
     }
 }
 
-/// A sink's durable queue, `<state_dir>/outbox/<id>.jsonl`: every event handed to the
-/// sink, in order, until the sink has accepted it.
-pub struct Outbox {
-    path: PathBuf,
-    dead: PathBuf,
-    /// Appends (from the dispatcher) and removals (from the sink's task) take turns.
-    lock: std::sync::Mutex<()>,
-}
-
-impl Outbox {
-    /// The outbox of sink `id`.
-    pub fn new(state_dir: &Path, id: &str) -> Outbox {
-        let dir = state_dir.join("outbox");
-        Outbox {
-            path: dir.join(format!("{id}.jsonl")),
-            dead: dir.join(format!("{id}.dead.jsonl")),
-            lock: std::sync::Mutex::new(()),
-        }
-    }
-
-    fn guard(&self) -> std::sync::MutexGuard<'_, ()> {
-        self.lock.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Events waiting (a corrupt line is logged and skipped).
-    pub fn load(&self) -> Vec<AlertEvent> {
-        let _g = self.guard();
-        let Ok(text) = std::fs::read_to_string(&self.path) else {
-            return Vec::new();
-        };
-        text.lines()
-            .filter(|l| !l.trim().is_empty())
-            .filter_map(|l| match serde_json::from_str(l) {
-                Ok(e) => Some(e),
-                Err(e) => {
-                    error!(outbox = %self.path.display(), "skipping an unreadable outbox line ({e}): {l}");
-                    None
-                }
-            })
-            .collect()
-    }
-
-    fn append_to(path: &Path, events: &[AlertEvent]) -> std::io::Result<()> {
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)?;
-        }
-        let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
-        let mut text = String::new();
-        for e in events {
-            text.push_str(&serde_json::to_string(e).map_err(std::io::Error::other)?);
-            text.push('\n');
-        }
-        f.write_all(text.as_bytes())?;
-        f.sync_data()
-    }
-
-    /// Persists newly queued events.
-    pub fn append(&self, events: &[AlertEvent]) {
-        let _g = self.guard();
-        if let Err(e) = Self::append_to(&self.path, events) {
-            error!(outbox = %self.path.display(), "cannot persist queued alert events ({e}); they are kept in memory only");
-        }
-    }
-
-    /// The first `n` events were delivered (or buried): drop them, keep the rest.
-    pub fn remove_first(&self, n: usize) {
-        let _g = self.guard();
-        let rewrite = || -> std::io::Result<()> {
-            let text = match std::fs::read_to_string(&self.path) {
-                Ok(t) => t,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-                Err(e) => return Err(e),
-            };
-            let rest: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).skip(n).collect();
-            if rest.is_empty() {
-                return std::fs::remove_file(&self.path);
-            }
-            let tmp = self.path.with_extension("jsonl.tmp");
-            std::fs::write(&tmp, rest.join("\n") + "\n")?;
-            std::fs::rename(&tmp, &self.path)
-        };
-        if let Err(e) = rewrite() {
-            error!(outbox = %self.path.display(), "cannot update the outbox ({e}); delivered events may be sent again");
-        }
-    }
-
-    /// A batch no retry can deliver.
-    pub fn bury(&self, events: &[AlertEvent]) {
-        let _g = self.guard();
-        if let Err(e) = Self::append_to(&self.dead, events) {
-            error!(file = %self.dead.display(), "cannot write the dead-letter file ({e})");
-        }
-    }
-}
-
 async fn run_sink(
     id: String,
     sink: Result<Arc<dyn Sink>, BuildError>,
@@ -312,7 +220,7 @@ async fn run_sink(
                 }
                 warn!(sink = %id, events = pending.len(), "delivery failed, retrying in {backoff:?}: {e}");
                 let until = Instant::now() + backoff;
-                backoff = (backoff * 2).min(BACKOFF_CAP);
+                backoff = next_backoff(backoff);
                 loop {
                     tokio::select! {
                         _ = cancel.cancelled() => break,
@@ -328,5 +236,124 @@ async fn run_sink(
         if cancel.is_cancelled() && pending.is_empty() {
             return;
         }
+    }
+}
+
+/// The wait after a retryable failure that waited `backoff`: doubled, at most
+/// [`BACKOFF_CAP`].
+fn next_backoff(backoff: Duration) -> Duration {
+    (backoff * 2).min(BACKOFF_CAP)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use async_trait::async_trait;
+    use chrono::Utc;
+
+    use super::*;
+    use crate::alert::AlertState;
+    use crate::sinks::SinkError;
+
+    fn event(n: usize, severity: Severity) -> AlertEvent {
+        AlertEvent {
+            alert_id: format!("r.c.{n}"),
+            rule: "r".into(),
+            check_id: "c".into(),
+            severity,
+            state: AlertState::Firing,
+            message: format!("event {n}"),
+            value: None,
+            started_at: Utc::now(),
+            event_at: Utc::now(),
+            host: "h".into(),
+            reminder: false,
+        }
+    }
+
+    /// Fails (retryably) its first `failures` deliveries, recording when each attempt
+    /// came and what it carried.
+    struct Flaky {
+        failures: usize,
+        attempts: Mutex<Vec<(Instant, Vec<String>)>>,
+    }
+
+    #[async_trait]
+    impl Sink for Flaky {
+        async fn deliver(&self, events: &[AlertEvent]) -> Result<(), SinkError> {
+            let mut a = self.attempts.lock().unwrap();
+            a.push((
+                Instant::now(),
+                events.iter().map(|e| e.alert_id.clone()).collect(),
+            ));
+            if a.len() <= self.failures {
+                Err(SinkError::retry("down"))
+            } else {
+                Ok(())
+            }
+        }
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap() {
+        let mut d = BACKOFF_START;
+        let mut waits = vec![d];
+        for _ in 0..10 {
+            d = next_backoff(d);
+            waits.push(d);
+        }
+        assert_eq!(waits[..4], [1, 2, 4, 8].map(Duration::from_secs));
+        assert_eq!(*waits.last().unwrap(), BACKOFF_CAP);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failing_sink_is_retried_with_backoff_and_the_outbox_empties_on_delivery() {
+        let dir = tempfile::tempdir().unwrap();
+        let sink = Arc::new(Flaky {
+            failures: 3,
+            attempts: Mutex::default(),
+        });
+        let d = Dispatcher::start(
+            vec![SinkInstance {
+                id: "s".into(),
+                min_severity: Severity::Warning,
+                sink: Ok(sink.clone()),
+            }],
+            dir.path(),
+        );
+        d.send(&event(1, Severity::Info));
+        d.send(&event(2, Severity::Critical));
+        let outbox = Outbox::new(dir.path(), "s");
+        assert_eq!(outbox.load().len(), 1, "below min_severity: not queued");
+        while sink.attempts.lock().unwrap().len() < 4 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let attempts = sink.attempts.lock().unwrap().clone();
+        let gaps: Vec<u64> = attempts.windows(2).map(|w| (w[1].0 - w[0].0).as_secs()).collect();
+        assert_eq!(gaps, [1, 2, 4]);
+        assert!(attempts.iter().all(|(_, ids)| ids == &["r.c.2"]));
+        // Delivered: removed from the outbox.
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        assert!(outbox.load().is_empty());
+        d.shutdown(Duration::from_secs(1)).await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_sink_that_cannot_be_built_keeps_its_events() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = Dispatcher::start(
+            vec![SinkInstance {
+                id: "broken".into(),
+                min_severity: Severity::Info,
+                sink: Err(BuildError::Environment("no runtime")),
+            }],
+            dir.path(),
+        );
+        d.send(&event(1, Severity::Warning));
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        d.shutdown(Duration::from_secs(1)).await;
+        let left = Outbox::new(dir.path(), "broken").load();
+        assert_eq!(left.len(), 1, "waits for a reload that fixes the sink");
     }
 }
