@@ -1,11 +1,16 @@
 //! vitals: a health-check daemon and plugin framework for an options-trading system on
 //! Interactive Brokers and Delta Lake.
 //!
-//! The pieces, in the order data flows:
-//! [`check`] (the plugin API) → [`runner`] (schedule, timeout, isolation) →
-//! [`board`] (latest observations and history) → outputs ([`report`] for the CLI).
-//! [`config`] loads `vitals.toml` with precise diagnostics; [`plugin`] is the registry
-//! the kinds in `checks/` add themselves to; [`daemon`] ties it together for `vitals run`.
+//! The pieces, in the order data flows (docs/architecture.md draws it):
+//! [`config`] loads `vitals.toml` with precise diagnostics, and [`daemon::split`] hands
+//! each part to its owner → [`runner`] runs every check ([`check`] is the plugin API;
+//! schedule, timeout, isolation) → [`board`] keeps the latest [`observation`]s and
+//! their history → [`alerting`] feeds them to the [`rules`] engine, whose [`alert`]
+//! events [`dispatch`] delivers to the [`sinks`] (alerts table, email, Alertmanager,
+//! log) → [`web`] shows the board and the alerts (each kind's [`panel`]), [`report`]
+//! prints them for `vitals check`. Check kinds (`src/checks/`) and sink kinds
+//! (`src/sinks/`) register themselves through the one machinery in [`plugin`];
+//! [`registry`] holds them all.
 
 pub mod alert;
 pub mod alerting;
