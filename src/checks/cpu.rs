@@ -36,19 +36,12 @@ impl CpuConfig {
     }
 }
 
-static PANEL: Panel = Panel {
-    section: &super::SYSTEM_SECTION,
-    rank: 0,
-    template: None,
-    reads: &[],
-};
-
 impl CheckConfig for CpuConfig {
     const KIND: &'static str = "cpu";
     const SUMMARY: &'static str = "CPU usage of the host, averaged over the check's interval";
     const UNIT: &'static str = "%";
     const EXAMPLE: &'static str = "warn = 50\ncrit = 80\n";
-    const PANEL: Option<&'static Panel> = Some(&PANEL);
+    const PANEL: Option<&'static Panel> = Some(&super::SYSTEM_CARD);
 
     fn validate(&self) -> Vec<KeyError> {
         self.thresholds()

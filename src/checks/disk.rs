@@ -44,19 +44,12 @@ impl DiskConfig {
     }
 }
 
-static PANEL: Panel = Panel {
-    section: &super::SYSTEM_SECTION,
-    rank: 0,
-    template: None,
-    reads: &[],
-};
-
 impl CheckConfig for DiskConfig {
     const KIND: &'static str = "disk";
     const SUMMARY: &'static str = "space used on the filesystem holding `path`, in percent";
     const UNIT: &'static str = "%";
     const EXAMPLE: &'static str = "path = \"/\"\nwarn = 50\ncrit = 80\n";
-    const PANEL: Option<&'static Panel> = Some(&PANEL);
+    const PANEL: Option<&'static Panel> = Some(&super::SYSTEM_CARD);
 
     fn validate(&self) -> Vec<KeyError> {
         let mut errors = self

@@ -37,19 +37,12 @@ impl MemoryConfig {
     }
 }
 
-static PANEL: Panel = Panel {
-    section: &super::SYSTEM_SECTION,
-    rank: 0,
-    template: None,
-    reads: &[],
-};
-
 impl CheckConfig for MemoryConfig {
     const KIND: &'static str = "memory";
     const SUMMARY: &'static str = "memory in use, in percent of the host's RAM";
     const UNIT: &'static str = "%";
     const EXAMPLE: &'static str = "warn = 50\ncrit = 80\n";
-    const PANEL: Option<&'static Panel> = Some(&PANEL);
+    const PANEL: Option<&'static Panel> = Some(&super::SYSTEM_CARD);
 
     fn validate(&self) -> Vec<KeyError> {
         self.thresholds()

@@ -13,7 +13,7 @@ mod queue_backlog;
 mod strategy_slots;
 mod tcp;
 
-use crate::panel::{Layout, Section};
+use crate::panel::{Layout, Panel, Section};
 
 /// The status page's "System metrics" section, shared by `cpu`, `memory`, `disk`
 /// (generic cards with a bar and a sparkline) and `host`.
@@ -24,4 +24,13 @@ pub static SYSTEM_SECTION: Section = Section {
     layout: Layout::Grid,
     placeholder: Some("<p class=\"muted\">No system checks are configured.</p>"),
     head: "",
+};
+
+/// The generic card in "System metrics" (value, bar, sparkline), for `cpu`, `memory`
+/// and `disk`.
+pub static SYSTEM_CARD: Panel = Panel {
+    section: &SYSTEM_SECTION,
+    rank: 0,
+    template: None,
+    reads: &[],
 };
