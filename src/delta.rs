@@ -73,7 +73,17 @@ pub async fn open_existing(location: &str) -> Result<DeltaTable, OpenError> {
 /// the file's types (Python writes strings as LargeUtf8: cast before comparing). Tables a
 /// plain Parquet read would get wrong — deletion vectors, the columns being partition
 /// columns — are refused, never read wrongly.
-pub async fn read_columns(location: &str, columns: &[&str]) -> Result<Vec<RecordBatch>, OpenError> {
+/// The result of [`read_columns`].
+pub type Columns = Result<Vec<RecordBatch>, OpenError>;
+
+/// [`read_columns`] with owned arguments: a future that can run as a task of its own
+/// (see [`crate::bounded::OneAtATime`]).
+pub async fn read_columns_owned(location: String, columns: Vec<String>) -> Columns {
+    let columns: Vec<&str> = columns.iter().map(String::as_str).collect();
+    read_columns(&location, &columns).await
+}
+
+pub async fn read_columns(location: &str, columns: &[&str]) -> Columns {
     let table = open_existing(location).await?;
     let other =
         |what: &str, e: &DeltaTableError| OpenError::Other(format!("{what} {location}: {}", error_line(e)));

@@ -15,6 +15,7 @@
 pub mod alert;
 pub mod alerting;
 pub mod board;
+pub mod bounded;
 pub mod check;
 pub mod checks;
 pub mod config;

@@ -92,10 +92,8 @@ fn main() -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Check { config, format, ids } => {
-            runtime()?.block_on(check(&config.config, registry, format, ids))
-        }
-        Command::Run { config } => runtime()?.block_on(run(&config.config, registry)),
+        Command::Check { config, format, ids } => block_on(check(&config.config, registry, format, ids)),
+        Command::Run { config } => block_on(run(&config.config, registry)),
     }
 }
 
@@ -109,11 +107,21 @@ fn init_logging() {
         .init();
 }
 
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
+/// How long the runtime waits at exit for reads still stuck on a hung target (a
+/// blocked thread cannot be cancelled): then the process exits without them.
+const EXIT_GRACE: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// Runs `main` on a multi-threaded runtime, then shuts it down without waiting more than
+/// [`EXIT_GRACE`] for blocking tasks: a read stuck on a hung NFS mount never keeps
+/// `vitals check` or a stopping daemon alive.
+fn block_on<T>(main: impl std::future::Future<Output = anyhow::Result<T>>) -> anyhow::Result<T> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .context("cannot start the async runtime")
+        .context("cannot start the async runtime")?;
+    let result = runtime.block_on(main);
+    runtime.shutdown_timeout(EXIT_GRACE);
+    result
 }
 
 fn print_diagnostics(diags: &Diagnostics) {

@@ -12,6 +12,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use crate::bounded::OneAtATime;
 use crate::check::{BuildContext, BuildError, Check, CheckConfig, KeyError, Reading, RunContext, Status};
 use crate::delta::OpenError;
 use crate::panel::{Layout, Panel, Section};
@@ -121,6 +122,7 @@ impl CheckConfig for StrategySlotsConfig {
             location: crate::delta::location(&self.table, &cx.config_dir),
             config: self.clone(),
             thresholds: Thresholds::higher_is_worse(self.warn.into(), self.crit.into()),
+            reads: Default::default(),
         }))
     }
 }
@@ -129,10 +131,12 @@ struct Slots {
     location: String,
     config: StrategySlotsConfig,
     thresholds: Thresholds,
+    /// Reads of the table, one at a time (a hung one is reported, not repeated).
+    reads: OneAtATime<crate::delta::Columns>,
 }
 
 impl Slots {
-    async fn rows(&self) -> Result<Vec<Value>, Reading> {
+    async fn rows(&self, budget: std::time::Duration) -> Result<Vec<Value>, Reading> {
         let c = &self.config;
         let mut wanted = vec![
             c.conid_column.as_str(),
@@ -143,8 +147,15 @@ impl Slots {
         if let Some(f) = &c.filter_column {
             wanted.push(f);
         }
-        let batches = crate::delta::read_columns(&self.location, &wanted)
+        let read = crate::delta::read_columns_owned(
+            self.location.clone(),
+            wanted.iter().map(|s| s.to_string()).collect(),
+        );
+        let batches = self
+            .reads
+            .run(budget, read)
             .await
+            .map_err(|hung| hung.reading(&self.location))?
             .map_err(|e| match e {
                 OpenError::Missing(m) => Reading::new(Status::Critical, m),
                 OpenError::Other(m) => Reading::unknown(m),
@@ -216,8 +227,8 @@ impl Slots {
 
 #[async_trait]
 impl Check for Slots {
-    async fn run(&self, _cx: &RunContext) -> Reading {
-        let mut rows = match self.rows().await {
+    async fn run(&self, cx: &RunContext) -> Reading {
+        let mut rows = match self.rows(cx.budget()).await {
             Ok(r) => r,
             Err(reading) => return reading,
         };

@@ -157,6 +157,7 @@ async fn run_sink(
     }
     let mut backoff = BACKOFF_START;
     let mut closed = false;
+    let deliveries = crate::bounded::OneAtATime::default();
     loop {
         if pending.is_empty() {
             if closed {
@@ -193,12 +194,19 @@ async fn run_sink(
             Err(e) => Err(crate::sinks::SinkError::retry(format!(
                 "the sink could not be set up: {e}"
             ))),
-            Ok(sink) => match tokio::time::timeout(DELIVERY_TIMEOUT, sink.deliver(&pending)).await {
-                Ok(r) => r,
-                Err(_) => Err(crate::sinks::SinkError::retry(format!(
-                    "delivery took longer than {DELIVERY_TIMEOUT:?}"
-                ))),
-            },
+            Ok(sink) => {
+                // A delivery stuck on hung storage is waited for by the next attempts
+                // rather than joined by more (at most one blocked delivery per sink).
+                let (sink, batch) = (sink.clone(), pending.clone());
+                let attempt = async move { sink.deliver(&batch).await };
+                match deliveries.run(DELIVERY_TIMEOUT, attempt).await {
+                    Ok(r) => r,
+                    Err(hung) => Err(crate::sinks::SinkError::retry(format!(
+                        "a delivery has not returned for {}: is the sink's storage or network hung?",
+                        crate::duration::format(std::time::Duration::from_secs(hung.stuck_for.as_secs()))
+                    ))),
+                }
+            }
         };
         match result {
             Ok(()) => {

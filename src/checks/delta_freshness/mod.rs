@@ -26,7 +26,9 @@ mod read;
 
 use crate::panel::{Layout, Panel, Section};
 use crate::thresholds::{Thresholds, fmt_num};
-use read::{Failure, Open};
+use read::{Failure, Snapshot, Table};
+
+use crate::bounded::OneAtATime;
 
 /// `kind = "delta_freshness"`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -124,10 +126,13 @@ impl CheckConfig for DeltaFreshnessConfig {
             force_sync,
             sync_timeout: *self.force_sync_timeout,
             publisher: cx.publisher(),
-            location: crate::delta::location(&self.table, &cx.config_dir),
-            column: self.column.clone(),
+            table: Arc::new(Table {
+                location: crate::delta::location(&self.table, &cx.config_dir),
+                column: self.column.clone(),
+                state: Mutex::new(None),
+            }),
+            reads: OneAtATime::default(),
             thresholds: self.thresholds(),
-            state: Mutex::new(None),
         }))
     }
 }
@@ -136,10 +141,11 @@ struct Freshness {
     force_sync: Option<(std::path::PathBuf, Vec<String>)>,
     sync_timeout: Duration,
     publisher: crate::check::Publisher,
-    location: String,
-    column: Option<String>,
+    /// The table, kept open between runs.
+    table: Arc<Table>,
+    /// Its reads, one at a time: a hung read is reported, never started twice.
+    reads: OneAtATime<Result<Snapshot, Failure>>,
     thresholds: Thresholds,
-    state: Mutex<Option<Open>>,
 }
 
 #[async_trait]
@@ -203,28 +209,13 @@ impl Check for Freshness {
         Ok(ActionOutcome { ok, message, details })
     }
 
-    async fn run(&self, _cx: &RunContext) -> Reading {
-        let mut slot = self.state.lock().await;
-        let result = match slot.as_mut() {
-            Some(open) => self.poll(open).await,
-            None => match self.open().await {
-                Ok(open) => {
-                    *slot = Some(open);
-                    Ok(())
-                }
-                Err(e) => Err(e),
-            },
-        };
-        if let Err(e) = result {
-            // Start afresh next time: the table may come back.
-            *slot = None;
-            return match e {
-                Failure::Missing(m) => Reading::new(Status::Critical, m).with_label("STALE"),
-                Failure::Other(m) => Reading::unknown(m),
-            };
-        }
-        let Some(open) = slot.as_ref() else {
-            unreachable!("set above")
+    async fn run(&self, cx: &RunContext) -> Reading {
+        let location = &self.table.location;
+        let open = match self.reads.run(cx.budget(), self.table.clone().read()).await {
+            Ok(Ok(snapshot)) => snapshot,
+            Ok(Err(Failure::Missing(m))) => return Reading::new(Status::Critical, m).with_label("STALE"),
+            Ok(Err(Failure::Other(m))) => return Reading::unknown(m),
+            Err(hung) => return hung.reading(location).with_detail("table", location.clone()),
         };
         let age = (Utc::now() - open.newest).num_microseconds().unwrap_or(i64::MAX) as f64 / 1e6;
         let age = age.max(0.0);
@@ -235,6 +226,7 @@ impl Check for Freshness {
             _ => "STALE",
         };
         let what = self
+            .table
             .column
             .as_deref()
             .map_or("latest commit".to_owned(), |c| format!("newest `{c}`"));
@@ -242,14 +234,14 @@ impl Check for Freshness {
             status,
             format!(
                 "{}: {what} {}s old ({})",
-                self.location,
+                self.table.location,
                 fmt_num(age),
                 self.thresholds.describe("s")
             ),
         )
         .with_value(age, "s")
         .with_label(label)
-        .with_detail("table", self.location.clone())
+        .with_detail("table", self.table.location.clone())
         .with_detail("version", open.version)
         .with_detail("newest", open.newest.to_rfc3339())
         .with_detail("commits_read", open.commits_read)
@@ -260,7 +252,7 @@ impl Check for Freshness {
         if let Some(op) = &open.operation {
             r = r.with_detail("operation", op.clone());
         }
-        if let Some(c) = &self.column {
+        if let Some(c) = &self.table.column {
             r = r.with_detail("column", c.clone());
         }
         r

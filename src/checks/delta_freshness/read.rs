@@ -4,6 +4,7 @@
 //! none, from that file's Parquet footer (read once per file).
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use deltalake::arrow::array::{Array, Int64Array, StringArray, TimestampMicrosecondArray};
@@ -13,10 +14,30 @@ use deltalake::kernel::{DataType, PrimitiveType};
 use deltalake::logstore::commit_uri_from_version;
 use deltalake::logstore::object_store::ObjectStoreExt;
 use deltalake::{DeltaTable, ObjectStoreError};
+use tokio::sync::Mutex;
 
 use crate::delta::{OpenError, error_line};
 
-use super::Freshness;
+/// A table kept open between runs.
+pub(super) struct Table {
+    /// Where it is.
+    pub(super) location: String,
+    /// The timestamp column whose max is the newest data, if any.
+    pub(super) column: Option<String>,
+    /// The open table (none before the first read and after a failed one).
+    pub(super) state: Mutex<Option<Open>>,
+}
+
+/// What one read found.
+#[derive(Debug, Clone)]
+pub(super) struct Snapshot {
+    pub(super) version: u64,
+    pub(super) newest: DateTime<Utc>,
+    pub(super) committed_at: Option<DateTime<Utc>>,
+    pub(super) operation: Option<String>,
+    pub(super) commits_read: u64,
+    pub(super) footers_read: u64,
+}
 
 /// The open table and what was read of its latest version.
 pub(super) struct Open {
@@ -42,8 +63,31 @@ pub(super) enum Failure {
     Other(String),
 }
 
-impl Freshness {
-    pub(super) async fn open(&self) -> Result<Open, Failure> {
+impl Table {
+    /// Brings the table up to date (opening it first if needed) and says what it found;
+    /// after a failure it is opened afresh next time (it may come back).
+    pub(super) async fn read(self: Arc<Self>) -> Result<Snapshot, Failure> {
+        let mut slot = self.state.lock().await;
+        let result = match slot.as_mut() {
+            Some(open) => self.poll(open).await,
+            None => self.open().await.map(|open| *slot = Some(open)),
+        };
+        if let Err(e) = result {
+            *slot = None;
+            return Err(e);
+        }
+        let open = slot.as_ref().unwrap_or_else(|| unreachable!("set above"));
+        Ok(Snapshot {
+            version: open.version,
+            newest: open.newest,
+            committed_at: open.committed_at,
+            operation: open.operation.clone(),
+            commits_read: open.commits_read,
+            footers_read: open.footers_read,
+        })
+    }
+
+    async fn open(&self) -> Result<Open, Failure> {
         let table = crate::delta::open_existing(&self.location)
             .await
             .map_err(|e| match e {
@@ -228,7 +272,7 @@ impl Freshness {
     }
 
     /// Brings `open` up to date: one HEAD when nothing was committed.
-    pub(super) async fn poll(&self, open: &mut Open) -> Result<(), Failure> {
+    async fn poll(&self, open: &mut Open) -> Result<(), Failure> {
         let store = open.table.log_store().object_store(None);
         let next = commit_uri_from_version(Some(open.version + 1));
         match store.head(&next).await {

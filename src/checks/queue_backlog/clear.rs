@@ -249,6 +249,7 @@ mod tests {
             count: Thresholds::higher_is_worse(config.warn as f64, config.crit as f64),
             age: config.age_thresholds(),
             config,
+            reads: Default::default(),
         }
     }
 

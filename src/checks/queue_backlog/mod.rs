@@ -19,6 +19,7 @@ use crate::delta::OpenError;
 use crate::duration::Span;
 mod clear;
 
+use crate::bounded::OneAtATime;
 use crate::panel::{Layout, Panel, Section};
 use crate::thresholds::{Thresholds, fmt_num};
 
@@ -133,6 +134,7 @@ impl CheckConfig for QueueBacklogConfig {
             count: Thresholds::higher_is_worse(self.warn as f64, self.crit as f64),
             age: self.age_thresholds(),
             config: self.clone(),
+            reads: Default::default(),
         }))
     }
 }
@@ -142,6 +144,8 @@ struct Backlog {
     config: QueueBacklogConfig,
     count: Thresholds,
     age: Option<Thresholds>,
+    /// Reads of the table, one at a time (a hung one is reported, not repeated).
+    reads: OneAtATime<crate::delta::Columns>,
 }
 
 #[async_trait]
@@ -188,13 +192,15 @@ impl Check for Backlog {
         }
     }
 
-    async fn run(&self, _cx: &RunContext) -> Reading {
+    async fn run(&self, cx: &RunContext) -> Reading {
         let c = &self.config;
-        let columns = [c.status_column.as_str(), c.created_column.as_str()];
-        let batches = match crate::delta::read_columns(&self.location, &columns).await {
-            Ok(b) => b,
-            Err(OpenError::Missing(m)) => return Reading::new(Status::Critical, m),
-            Err(OpenError::Other(m)) => return Reading::unknown(m),
+        let columns = vec![c.status_column.clone(), c.created_column.clone()];
+        let read = crate::delta::read_columns_owned(self.location.clone(), columns);
+        let batches = match self.reads.run(cx.budget(), read).await {
+            Err(hung) => return hung.reading(&self.location),
+            Ok(Ok(b)) => b,
+            Ok(Err(OpenError::Missing(m))) => return Reading::new(Status::Critical, m),
+            Ok(Err(OpenError::Other(m))) => return Reading::unknown(m),
         };
         let (mut pending, mut total) = (0u64, 0u64);
         let mut oldest: Option<i64> = None;
