@@ -78,15 +78,15 @@ impl<T: Send + 'static> OneAtATime<T> {
         F: Future<Output = T> + Send + 'static,
     {
         let previous = self.lock().take();
-        if let Some((since, handle)) = previous {
-            if !handle.is_finished() {
-                let hung = Hung {
-                    stuck_for: since.elapsed(),
-                    new: false,
-                };
-                *self.lock() = Some((since, handle));
-                return Err(hung);
-            }
+        if let Some((since, handle)) = previous
+            && !handle.is_finished()
+        {
+            let hung = Hung {
+                stuck_for: since.elapsed(),
+                new: false,
+            };
+            *self.lock() = Some((since, handle));
+            return Err(hung);
         }
         let since = Instant::now();
         let mut handle = tokio::spawn(read);
