@@ -14,6 +14,29 @@ use deltalake::parquet::file::statistics::Statistics;
 use deltalake::{DeltaTable, DeltaTableError, ObjectStore};
 use tokio_util::bytes::Bytes;
 
+/// The URI schemes this build reads and writes Delta tables with (besides plain paths).
+pub const SCHEMES: [&str; 1] = ["file"];
+
+/// Checks a table's `table` key at load time: `what` names the table ("the alerts
+/// table"). Empty, or a URI whose scheme this build cannot read, is an error at the
+/// key, so `validate` refuses what the build could only fail on at run time.
+pub fn table_key(table: &str, what: &str) -> Option<crate::plugin::KeyError> {
+    let error = |m: String| Some(crate::plugin::KeyError::new("table", m));
+    if table.trim().is_empty() {
+        return error(format!("must name {what}'s path or URI"));
+    }
+    let (scheme, _) = table.split_once("://")?;
+    if SCHEMES.contains(&scheme.to_ascii_lowercase().as_str()) {
+        return None;
+    }
+    error(format!(
+        "this build cannot read `{scheme}://` tables: it reads local paths and {} URIs. \
+         Object storage (s3://, gs://, az://) needs a build with object-storage support; \
+         until then, give a local path (or a mounted one)",
+        SCHEMES.map(|s| format!("{s}://")).join(", ")
+    ))
+}
+
 /// A configured table location: a URI as is, a path resolved against the config file's
 /// directory.
 pub fn location(table: &str, config_dir: &Path) -> String {
@@ -226,4 +249,28 @@ pub async fn footer_max_micros(
         }
     }
     Ok(max)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_table_key_takes_paths_and_the_schemes_this_build_reads() {
+        for ok in ["data/positions", "/srv/t", "file:///srv/t", "FILE:///srv/t"] {
+            assert_eq!(table_key(ok, "the table"), None, "{ok}");
+        }
+        let e = table_key("s3://desk/positions", "the table").unwrap();
+        assert_eq!(e.key, "table");
+        assert!(
+            e.message
+                .starts_with("this build cannot read `s3://` tables: it reads local paths and file:// URIs"),
+            "{}",
+            e.message
+        );
+        assert_eq!(
+            table_key(" ", "the alerts table").unwrap().message,
+            "must name the alerts table's path or URI"
+        );
+    }
 }

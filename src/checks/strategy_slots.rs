@@ -22,8 +22,9 @@ use crate::thresholds::{Thresholds, fmt_num};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StrategySlotsConfig {
-    /// Path or URI of the strategy registry table. Relative paths resolve against the
-    /// config file's directory.
+    /// Path of the strategy registry table, or a `file://` URI (`validate` refuses
+    /// schemes this build cannot read). Relative paths resolve against the config
+    /// file's directory.
     pub table: String,
     /// Streaming slots the account has (IB's market data lines for this system).
     #[serde(default = "crate::plugin::num::<100, u32>")]
@@ -108,12 +109,7 @@ impl CheckConfig for StrategySlotsConfig {
                 "give `filter_column` and `filter_value` together",
             ));
         }
-        if self.table.trim().is_empty() {
-            errors.push(KeyError::new(
-                "table",
-                "must name the registry table's path or URI",
-            ));
-        }
+        errors.extend(crate::delta::table_key(&self.table, "the registry table"));
         errors
     }
 

@@ -28,8 +28,9 @@ pub const REOPEN_EVERY: u32 = 100;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DeltaSinkConfig {
-    /// Path or URI of the alerts table; created with the alerts schema if missing.
-    /// Relative paths resolve against the config file's directory.
+    /// Path of the alerts table, or a `file://` URI (`validate` refuses schemes this
+    /// build cannot write); created with the alerts schema if missing. Relative paths
+    /// resolve against the config file's directory.
     pub table: String,
     /// Events arriving within this window after the first are written in one commit
     /// (fewer commits keep the table fast to read).
@@ -43,11 +44,9 @@ impl SinkConfig for DeltaSinkConfig {
     const EXAMPLE: &'static str = "table = \"../data/alerts\"\nflush_interval = \"1s\"\n";
 
     fn validate(&self) -> Vec<KeyError> {
-        if self.table.trim().is_empty() {
-            vec![KeyError::new("table", "must name the alerts table's path or URI")]
-        } else {
-            Vec::new()
-        }
+        crate::delta::table_key(&self.table, "the alerts table")
+            .into_iter()
+            .collect()
     }
 
     fn build(&self, cx: &SinkContext) -> Result<Arc<dyn Sink>, BuildError> {

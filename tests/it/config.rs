@@ -285,3 +285,25 @@ fn a_listen_address_that_is_not_one_is_refused_at_the_key() {
     );
     assert!(e.contains("127.0.0.1:8686"), "{e}");
 }
+
+#[test]
+fn a_table_uri_this_build_cannot_read_is_refused_at_load() {
+    let e = errors(
+        "[checks.positions]\nkind = \"delta_freshness\"\ntable = \"s3://desk/positions\"\n\n\
+         [sinks.alerts]\nkind = \"delta\"\ntable = \"gs://desk/alerts\"\n",
+    );
+    assert_eq!(e.len(), 2, "{e:#?}");
+    assert!(
+        e[0].starts_with(
+            "conf/vitals.toml:3:9: [checks.positions] key `table`: this build cannot read `s3://` tables"
+        ),
+        "{}",
+        e[0]
+    );
+    assert!(e[0].contains("it reads local paths and file:// URIs"), "{}", e[0]);
+    assert!(
+        e[1].starts_with("conf/vitals.toml:7:9: [sinks.alerts] key `table`: this build cannot read `gs://`"),
+        "{}",
+        e[1]
+    );
+}

@@ -34,8 +34,8 @@ use crate::bounded::OneAtATime;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DeltaFreshnessConfig {
-    /// Path or URI of the Delta table. Relative paths resolve against the config file's
-    /// directory.
+    /// Path of the Delta table, or a `file://` URI (`validate` refuses schemes this
+    /// build cannot read). Relative paths resolve against the config file's directory.
     pub table: String,
     /// A timestamp column (`timestamp` or `timestamp_ntz`, read as UTC) whose largest
     /// value is the time of the newest data. Absent: the time of the latest commit.
@@ -93,9 +93,7 @@ impl CheckConfig for DeltaFreshnessConfig {
 
     fn validate(&self) -> Vec<KeyError> {
         let mut errors = self.thresholds().validate(("warn", "crit"), "data age", None);
-        if self.table.trim().is_empty() {
-            errors.push(KeyError::new("table", "must name the table's path or URI"));
-        }
+        errors.extend(crate::delta::table_key(&self.table, "the table"));
         if self
             .force_sync
             .as_ref()

@@ -27,8 +27,8 @@ use crate::thresholds::{Thresholds, fmt_num};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct QueueBacklogConfig {
-    /// Path or URI of the queue table. Relative paths resolve against the config file's
-    /// directory.
+    /// Path of the queue table, or a `file://` URI (`validate` refuses schemes this
+    /// build cannot read). Relative paths resolve against the config file's directory.
     pub table: String,
     /// Column holding each row's state.
     #[serde(default = "default_status_column")]
@@ -122,9 +122,7 @@ impl CheckConfig for QueueBacklogConfig {
                 "is below max_age_warn: an older backlog is worse, so max_age_crit must be at least max_age_warn",
             ));
         }
-        if self.table.trim().is_empty() {
-            errors.push(KeyError::new("table", "must name the queue table's path or URI"));
-        }
+        errors.extend(crate::delta::table_key(&self.table, "the queue table"));
         errors
     }
 
