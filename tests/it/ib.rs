@@ -475,3 +475,26 @@ async fn a_one_shot_check_of_a_hung_gateway_is_critical_not_unknown() {
         o.message
     );
 }
+
+#[tokio::test]
+async fn a_one_shot_check_of_a_gateway_that_never_answers_a_heartbeat_is_critical() {
+    let gw = Gateway::start().await;
+    gw.set_mode(Mode::Silent);
+    let dir = tempfile::tempdir().unwrap();
+    // The runner's timeout (1 s) is shorter than the heartbeat timeout (5 s).
+    let text = format!(
+        "[checks.ib]\nkind = \"ib_connection\"\nport = {}\nclient_id = 7\ntimeout = \"1s\"\n",
+        gw.port()
+    );
+    let i = crate::support::instances(dir.path(), &text).remove(0);
+    let o = i.run_once(tokio::time::Instant::now()).await;
+    assert_eq!(o.status, Status::Critical, "{o:?}");
+    assert_eq!(o.label.as_deref(), Some("CONNECTED"));
+    assert!(
+        o.message
+            .contains("but not answering: no answer to a heartbeat within 1s (hung gateway?)"),
+        "{}",
+        o.message
+    );
+    assert_eq!(gw.heartbeats_asked(), 1, "the first heartbeat is sent at once");
+}

@@ -217,6 +217,20 @@ impl Check for IbConnection {
                 ..reading
             };
         }
+        if done.is_none() && link.phase == Phase::Connected && link.last_heartbeat.is_none() {
+            // Connected, but the first heartbeat (sent at once) has no answer yet.
+            return Reading {
+                status: Status::Critical,
+                message: format!(
+                    "connected to {} but not answering: no answer to a heartbeat within {} (hung gateway?)",
+                    self.shared.addr(),
+                    duration::format(Duration::from_secs(
+                        waited.elapsed().as_millis().div_ceil(1000) as u64
+                    ))
+                ),
+                ..reading
+            };
+        }
         reading
     }
 

@@ -31,6 +31,8 @@ async fn session(
     cancel: &CancellationToken,
 ) -> End {
     let c = &shared.config;
+    // The first tick is at once: a gateway that completes the handshake but never
+    // answers is found within `heartbeat_timeout`, not a `heartbeat` later.
     let mut tick = tokio::time::interval(*c.heartbeat);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut beat: Heartbeat<'_> = Fuse::terminated();
@@ -69,7 +71,7 @@ async fn session(
                 Some(Err(e)) => return End::Lost(format!("the heartbeat to {} failed: {e}", shared.addr())),
                 None => {
                     return End::Lost(format!(
-                        "no heartbeat answer from {} within {}: the gateway is hung",
+                        "connected to {} but not answering: no heartbeat answer within {} (hung gateway?)",
                         shared.addr(),
                         duration::format(*c.heartbeat_timeout)
                     ));

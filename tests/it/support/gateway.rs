@@ -93,6 +93,8 @@ struct Shared {
     accepted: AtomicUsize,
     sessions: AtomicUsize,
     heartbeats: AtomicUsize,
+    /// Heartbeat requests received, answered or not.
+    asked: AtomicUsize,
     /// Seconds added to the server clock (for skew tests).
     clock_offset: AtomicI64,
     cues: broadcast::Sender<Cue>,
@@ -116,6 +118,7 @@ impl Gateway {
             accepted: AtomicUsize::new(0),
             sessions: AtomicUsize::new(0),
             heartbeats: AtomicUsize::new(0),
+            asked: AtomicUsize::new(0),
             clock_offset: AtomicI64::new(0),
             cues: broadcast::channel(64).0,
         });
@@ -172,6 +175,11 @@ impl Gateway {
     /// Sessions that completed the handshake so far.
     pub fn sessions(&self) -> usize {
         self.shared.sessions.load(Ordering::SeqCst)
+    }
+
+    /// CurrentTime requests received, answered or not.
+    pub fn heartbeats_asked(&self) -> usize {
+        self.shared.asked.load(Ordering::SeqCst)
     }
 
     /// CurrentTime requests answered so far.
@@ -309,6 +317,9 @@ async fn serve(stream: TcpStream, shared: &Shared, cues: &mut broadcast::Receive
                 let Some(body) = body else { break };
                 let id = body.get(..4).map(|b| i32::from_be_bytes(b.try_into().unwrap()));
                 let silent = *shared.mode.lock().unwrap() == Mode::Silent;
+                if id == Some(CURRENT_TIME) {
+                    shared.asked.fetch_add(1, Ordering::SeqCst);
+                }
                 if id == Some(CURRENT_TIME) && !silent {
                     shared.heartbeats.fetch_add(1, Ordering::SeqCst);
                     let at = chrono::Utc::now().timestamp() + shared.clock_offset.load(Ordering::SeqCst);
