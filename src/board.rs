@@ -35,6 +35,8 @@ pub struct BoardEvent {
     pub observation: Arc<Observation>,
     /// The check's status before it (`None` for its first observation).
     pub previous: Option<Status>,
+    /// Whether the observation before it was the pending placeholder.
+    pub was_pending: bool,
 }
 
 impl BoardEvent {
@@ -81,22 +83,26 @@ impl Board {
     /// Records an observation as its check's latest and tells the followers.
     pub fn publish(&self, observation: Observation) -> BoardEvent {
         let observation = Arc::new(observation);
-        let previous = {
+        let (previous, was_pending) = {
             let mut entries = self.inner.entries.write().unwrap_or_else(|e| e.into_inner());
-            let sample = Sample {
+            // The pending placeholder is not history.
+            let sample = (!observation.is_pending()).then(|| Sample {
                 at: observation.observed_at,
                 status: observation.status,
                 value: observation.value,
-            };
+            });
             match entries.get_mut(&observation.id) {
                 Some(entry) => {
                     let previous = entry.latest.status;
+                    let was_pending = entry.latest.is_pending();
                     if previous != observation.status {
                         entry.since = observation.observed_at;
                     }
                     entry.latest = observation.clone();
-                    push_sample(&mut entry.history, sample);
-                    Some(previous)
+                    if let Some(sample) = sample {
+                        push_sample(&mut entry.history, sample);
+                    }
+                    (Some(previous), was_pending)
                 }
                 None => {
                     entries.insert(
@@ -104,16 +110,17 @@ impl Board {
                         Entry {
                             latest: observation.clone(),
                             since: observation.observed_at,
-                            history: VecDeque::from([sample]),
+                            history: sample.into_iter().collect(),
                         },
                     );
-                    None
+                    (None, false)
                 }
             }
         };
         let event = BoardEvent {
             observation,
             previous,
+            was_pending,
         };
         let mut followers = self.inner.followers.lock().unwrap_or_else(|e| e.into_inner());
         followers.retain(|tx| tx.send(event.clone()).is_ok());

@@ -14,10 +14,9 @@ use std::sync::Mutex;
 use crate::alerting::{Alerting, AlertingConfig};
 use crate::board::{Board, BoardEvent};
 use crate::config::{self, CheckSpec, Config, Diagnostics, ServerConfig};
-use crate::observation::Status;
 use crate::registry::Registry;
 use crate::resources::Resources;
-use crate::rules::CheckMeta;
+use crate::rules::{CheckMeta, Rule};
 use crate::runner::{ApplyReport, Runner};
 
 /// A loaded config taken apart, each part for its owner.
@@ -33,8 +32,9 @@ pub struct Parts {
     pub alerting: AlertingConfig,
 }
 
-/// Takes a loaded config apart: the runner gets the checks, alerting the rules, the
-/// sinks and each check's `depends_on` and maintenance windows.
+/// Takes a loaded config apart: the runner gets the checks, alerting the rules (the
+/// user's, then the built-in `check_unknown` for every check that has it), the sinks
+/// and each check's `depends_on` and maintenance windows.
 pub fn split(config: Config) -> Parts {
     let config_dir = config.dir();
     let state_dir = config.state_dir();
@@ -49,11 +49,17 @@ pub fn split(config: Config) -> Parts {
             (c.id.clone(), meta)
         })
         .collect();
+    // The built-in check_unknown rule, one per check that has it, after the user's.
+    let mut rules = config.rules;
+    rules.extend(config.checks.iter().filter_map(|c| {
+        let after = c.unknown_after?;
+        Some(Rule::check_unknown(&c.id, after, c.unknown_severity))
+    }));
     Parts {
         server: config.server,
         checks: config.checks,
         alerting: AlertingConfig {
-            rules: config.rules,
+            rules,
             checks: meta,
             sinks: config.sinks,
             state_dir,
@@ -245,19 +251,20 @@ impl Daemon {
     }
 }
 
-/// Logs every status change (and every observation at debug level).
+/// Logs every status change at info (the rules decide what is worth a warning: alert
+/// firings are logged at warn), and every observation at debug level.
 async fn log_changes(mut events: mpsc::UnboundedReceiver<BoardEvent>) {
     while let Some(e) = events.recv().await {
         let o = &e.observation;
         debug!(check = %o.id, status = %o.status, value = ?o.value, "{}", o.message);
-        if !e.is_change() {
+        if !e.is_change() || o.is_pending() {
             continue;
         }
-        let from = e.previous.map_or("(new)", Status::as_str);
-        match o.status {
-            Status::Ok => info!(check = %o.id, "{}: {from} -> {}: {}", o.id, o.status, o.message),
-            _ => warn!(check = %o.id, "{}: {from} -> {}: {}", o.id, o.status, o.message),
-        }
+        let from = match e.previous {
+            Some(s) if !e.was_pending => s.as_str(),
+            _ => "(new)",
+        };
+        info!(check = %o.id, status = %o.status, "{}: {from} -> {}: {}", o.id, o.status, o.message);
     }
 }
 

@@ -34,6 +34,55 @@ impl Span {
     }
 }
 
+/// A duration that can be turned off: `"2m"`, or `"off"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SpanOrOff {
+    /// `"off"`.
+    Off,
+    /// A duration.
+    After(Span),
+}
+
+impl SpanOrOff {
+    /// The duration, or `None` when off.
+    pub fn get(self) -> Option<Duration> {
+        match self {
+            SpanOrOff::Off => None,
+            SpanOrOff::After(s) => Some(s.0),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for SpanOrOff {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<SpanOrOff, D::Error> {
+        match Raw::deserialize(d)? {
+            Raw::Text(t) if t.trim().eq_ignore_ascii_case("off") => Ok(SpanOrOff::Off),
+            raw => from_raw(raw).map(|d| SpanOrOff::After(Span(d))),
+        }
+    }
+}
+
+impl Serialize for SpanOrOff {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            SpanOrOff::Off => s.serialize_str("off"),
+            SpanOrOff::After(d) => d.serialize(s),
+        }
+    }
+}
+
+impl JsonSchema for SpanOrOff {
+    fn schema_name() -> Cow<'static, str> {
+        "DurationOrOff".into()
+    }
+    fn inline_schema() -> bool {
+        true
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({ "type": "string", "format": "duration or \"off\"" })
+    }
+}
+
 /// `N` seconds, as a serde default:
 /// `#[serde(default = "crate::duration::secs::<10>")]`.
 pub const fn secs<const N: u64>() -> Span {

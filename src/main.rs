@@ -1,5 +1,6 @@
 //! The `vitals` binary: commands and signals.
 
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -15,6 +16,13 @@ use vitals::registry::{self, Registry};
 use vitals::resources::Resources;
 use vitals::runner::Instance;
 use vitals::{reference, report};
+
+/// The log filter when neither VITALS_LOG nor RUST_LOG is set: vitals at info, its
+/// dependencies at warn. The Delta kernel's snapshot builder is silenced: it logs an
+/// ERROR for a table that has no commit yet (every new alerts table, at its creation),
+/// and every error it meets also comes back to vitals as a result, which vitals reports
+/// in its own words.
+const DEFAULT_LOG: &str = "warn,vitals=info,buoyant_kernel::snapshot::builder=off";
 
 /// EX_CONFIG from sysexits.h: the configuration is invalid.
 const EXIT_CONFIG: u8 = 78;
@@ -98,13 +106,21 @@ fn main() -> anyhow::Result<ExitCode> {
 }
 
 fn init_logging() {
+    // vitals' own lines at info, its dependencies' at warn (their info lines are
+    // internals: snapshot builds, scans); VITALS_LOG (or RUST_LOG) overrides.
     let filter = tracing_subscriber::EnvFilter::try_from_env("VITALS_LOG")
         .or_else(|_| tracing_subscriber::EnvFilter::try_from_default_env())
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_LOG));
+    let log = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+        .with_writer(std::io::stderr);
+    if std::env::var("VITALS_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json")) {
+        // One JSON object a line, for journald, Loki and the like.
+        log.json().init();
+    } else {
+        // Colour only for a terminal: a log file or journald gets plain text.
+        log.with_ansi(std::io::stderr().is_terminal()).init();
+    }
 }
 
 /// How long the runtime waits at exit for reads still stuck on a hung target (a

@@ -163,7 +163,25 @@ fn serialize_millis<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::
     s.serialize_str(&t.to_rfc3339_opts(SecondsFormat::Millis, true))
 }
 
+/// The label of a configured check that has not run yet.
+pub const PENDING: &str = "PENDING";
+
 impl Observation {
+    /// What the board shows for a configured check before its first run: `unknown`,
+    /// label `PENDING`, "waiting for its first run". It is on the page, in the API and
+    /// in the metrics from the first second; only the built-in `check_unknown` rule
+    /// looks at it (a check that never manages a first run pages after
+    /// `unknown_after`).
+    pub fn pending(id: &str, kind: &str, at: DateTime<Utc>) -> Self {
+        let reading = Reading::unknown("waiting for its first run").with_label(PENDING);
+        Observation::from_reading(id, kind, reading, at, Duration::ZERO)
+    }
+
+    /// Whether this is a [`Observation::pending`] placeholder, not a run's result.
+    pub fn is_pending(&self) -> bool {
+        self.status == Status::Unknown && self.label.as_deref() == Some(PENDING)
+    }
+
     /// Wraps a reading with the check's identity and timing.
     pub fn from_reading(
         id: &str,

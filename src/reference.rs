@@ -7,7 +7,7 @@ use serde::Serialize;
 use crate::config::{CommonSettings, Defaults, ServerConfig, SinkSettings};
 use crate::plugin::{Family, KindDoc, Kinds};
 use crate::registry::Registry;
-use crate::rules::RuleConfig;
+use crate::rules::{CHECK_UNKNOWN, RuleConfig};
 use crate::schema::{KeyDoc, keys_of};
 
 /// Every kind of a family with its keys.
@@ -49,8 +49,17 @@ pub fn plugins_text(registry: &Registry) -> String {
     for key in keys_of::<SinkSettings>() {
         out.push_str(&format!("      {:<12}  {}\n", key.name, key_summary(&key)));
     }
+    out.push_str("\nBuilt-in rules:\n\n");
+    out.push_str(&format!("  {CHECK_UNKNOWN}  —  {CHECK_UNKNOWN_TEXT}\n"));
     out
 }
+
+/// What the built-in `check_unknown` rule does, for `vitals plugins` and the docs.
+pub const CHECK_UNKNOWN_TEXT: &str = "pages when a check has been `unknown` (it could not tell: a corrupt \
+     table, a permission error, a broken plugin) or has not managed a first run for `unknown_after` \
+     (default 2m; \"off\" disables it), with \"vitals cannot see <check>: <message>\" at \
+     `unknown_severity` (default WARNING); resolves at the check's first other status. Set both in \
+     [defaults] or on a check. Maintenance windows and depends_on hold it back like any rule.";
 
 fn key_summary(key: &KeyDoc) -> String {
     let default = match (&key.default, key.required) {
@@ -95,6 +104,9 @@ pub fn configuration_reference(registry: &Registry) -> String {
          One alert per (rule, check): inactive → pending (`for`) → firing → resolved.\n\n",
     );
     out.push_str(&key_table(&keys_of::<RuleConfig>()));
+    out.push_str(&format!(
+        "\nThe built-in rule `{CHECK_UNKNOWN}` {CHECK_UNKNOWN_TEXT}\n"
+    ));
     out.push_str("\n## `[sinks.<id>]`: where alert events go\n\n");
     out.push_str(
         "Every sink has its own queue and durable outbox (in `[server] state_dir`): a slow or dead sink \

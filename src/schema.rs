@@ -94,8 +94,10 @@ fn type_name(prop: &Value, defs: &Value) -> String {
             .collect();
         return parts.join(" | ");
     }
-    if prop.get("format").and_then(Value::as_str) == Some("duration") {
-        return "duration".into();
+    match prop.get("format").and_then(Value::as_str) {
+        Some("duration") => return "duration".into(),
+        Some("duration or \"off\"") => return "duration or \"off\"".into(),
+        _ => {}
     }
     let types: Vec<&str> = match prop.get("type") {
         Some(Value::String(t)) => vec![t.as_str()],

@@ -206,6 +206,8 @@ pub(super) fn parse_check(
         depends_on: settings.depends_on,
         maintenance_config: settings.maintenance,
         maintenance: maintenance.unwrap_or_default(),
+        unknown_after: settings.unknown_after.unwrap_or(defaults.unknown_after).get(),
+        unknown_severity: settings.unknown_severity.unwrap_or(defaults.unknown_severity),
         params,
     })
 }

@@ -19,7 +19,7 @@ pub use diag::{Diagnostic, Diagnostics, Level};
 
 use crate::alert::Severity as AlertSeverity;
 use crate::check::ParsedCheck;
-use crate::duration::Span;
+use crate::duration::{Span, SpanOrOff};
 use crate::registry::Registry;
 use crate::rules::{Rule, Window, WindowConfig};
 use crate::sinks::ParsedSink;
@@ -66,6 +66,13 @@ pub struct Defaults {
     /// Each check starts at a random offset up to this (capped at its interval) and
     /// keeps that phase, so checks do not all fire in the same instant.
     pub jitter: Span,
+    /// The built-in rule `check_unknown` pages when a check has been `unknown` (it
+    /// could not tell: a corrupt table, a permission error, a broken plugin) or has not
+    /// managed a first run for this long: "vitals cannot see <check>: …". `"off"`
+    /// disables it.
+    pub unknown_after: SpanOrOff,
+    /// The severity of `check_unknown` alerts.
+    pub unknown_severity: AlertSeverity,
 }
 
 impl Default for Defaults {
@@ -74,6 +81,8 @@ impl Default for Defaults {
             interval: Span::secs(5),
             timeout: Span::secs(3),
             jitter: Span::secs(1),
+            unknown_after: SpanOrOff::After(Span::secs(120)),
+            unknown_severity: AlertSeverity::Warning,
         }
     }
 }
@@ -102,16 +111,26 @@ pub struct CommonSettings {
     /// "62h", timezone = "America/New_York", reason = "market closed" }]`.
     #[serde(default)]
     pub maintenance: Vec<WindowConfig>,
+    /// How long this check may stay `unknown` before `check_unknown` pages (default:
+    /// `[defaults] unknown_after`; `"off"` disables it for this check).
+    #[serde(default)]
+    pub unknown_after: Option<SpanOrOff>,
+    /// The severity of this check's `check_unknown` alerts (default: `[defaults]
+    /// unknown_severity`).
+    #[serde(default)]
+    pub unknown_severity: Option<AlertSeverity>,
 }
 
 /// The common keys, as written in `[checks.<id>]`.
-pub const COMMON_KEYS: [&str; 6] = [
+pub const COMMON_KEYS: [&str; 8] = [
     "kind",
     "interval",
     "timeout",
     "jitter",
     "depends_on",
     "maintenance",
+    "unknown_after",
+    "unknown_severity",
 ];
 
 /// The keys every `[sinks.<id>]` has, whatever its kind.
@@ -152,6 +171,10 @@ pub struct CheckSpec {
     pub maintenance_config: Vec<WindowConfig>,
     /// Its maintenance windows, compiled.
     pub maintenance: Vec<Window>,
+    /// How long it may stay `unknown` before `check_unknown` pages (`None`: never).
+    pub unknown_after: Option<Duration>,
+    /// The severity of its `check_unknown` alerts.
+    pub unknown_severity: AlertSeverity,
     /// The kind's own config.
     pub params: Box<dyn ParsedCheck>,
 }

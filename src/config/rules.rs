@@ -9,7 +9,7 @@ use super::diag::Collector;
 use super::walk::{deserialize_table, keys_of, report_unknown_keys};
 use crate::check::Checks;
 use crate::plugin::{Kinds, suggest};
-use crate::rules::{Rule, RuleConfig};
+use crate::rules::{CHECK_UNKNOWN, Rule, RuleConfig};
 
 /// Parses and validates one `[[rules]]` entry; `None` if anything was wrong (all of it
 /// reported).
@@ -41,6 +41,16 @@ pub(super) fn parse_rule(
     let config: RuleConfig = deserialize_table(c, &section, table, value.span())?;
     let span_of = |key: &str| table.get(key).map(Spanned::span).or(Some(value.span()));
     let mut ok = true;
+    if config.name == CHECK_UNKNOWN {
+        c.error(
+            span_of("name"),
+            Some(&section),
+            Some("name"),
+            "`check_unknown` is the built-in rule for checks stuck in unknown: tune it with \
+             `unknown_after` and `unknown_severity` (in [defaults] or on a check), or give yours another name",
+        );
+        ok = false;
+    }
     for id in &config.checks {
         if !check_ids.contains(&id.as_str()) {
             let m = format!(

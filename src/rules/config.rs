@@ -82,6 +82,41 @@ pub struct Rule {
     pub condition: Condition,
     /// Its maintenance windows, compiled.
     pub windows: Vec<Window>,
+    /// Whether it sees the pending placeholder of a check that has not run yet (only the
+    /// built-in `check_unknown` does).
+    pub sees_pending: bool,
+}
+
+/// The name of the built-in rule that pages for a check stuck in `unknown`.
+pub const CHECK_UNKNOWN: &str = "check_unknown";
+
+impl Rule {
+    /// The built-in `check_unknown` rule for one check: fires when the check has been
+    /// `unknown` (or pending: it never managed a first run) for `after`, with
+    /// "vitals cannot see <check>: <message>"; resolves at its first other status.
+    /// Maintenance windows and `depends_on` hold it back like any rule.
+    pub fn check_unknown(check: &str, after: std::time::Duration, severity: Severity) -> Rule {
+        let config = RuleConfig {
+            name: CHECK_UNKNOWN.to_owned(),
+            checks: vec![check.to_owned()],
+            kinds: Vec::new(),
+            when: "false".to_owned(),
+            severity,
+            for_: Span(after),
+            keep_firing_for: Span::ZERO,
+            repeat: None,
+            message: "vitals cannot see {check}: {message}".to_owned(),
+            on_unknown: UnknownPolicy::Fire,
+            maintenance: Vec::new(),
+        };
+        Rule {
+            condition: Condition::compile(&config.when)
+                .unwrap_or_else(|e| unreachable!("`false` is a condition: {e}")),
+            config,
+            windows: Vec::new(),
+            sees_pending: true,
+        }
+    }
 }
 
 impl Rule {
@@ -106,6 +141,7 @@ impl RuleConfig {
                 "a rule name may only use letters, digits, `_` and `-`",
             ));
         }
+
         if self.checks.is_empty() && self.kinds.is_empty() {
             errors.push(KeyError::new(
                 "checks",
@@ -138,6 +174,7 @@ impl RuleConfig {
             config: self,
             condition,
             windows,
+            sees_pending: false,
         })
     }
 }

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::alert::{ActiveAlert, AlertEvent, AlertState, SuppressedAlert, hostname};
 use crate::observation::{Observation, Status};
-pub use config::{Rule, RuleConfig, UnknownPolicy};
+pub use config::{CHECK_UNKNOWN, Rule, RuleConfig, UnknownPolicy};
 pub use expr::Condition;
 pub use template::{PLACEHOLDERS, render, validate_template};
 pub use window::{Window, WindowConfig};
@@ -105,11 +105,14 @@ impl Engine {
 
     /// Feeds one observation; returns the alert events it causes.
     pub fn observe(&mut self, o: &Observation, now: DateTime<Utc>) -> Vec<AlertEvent> {
-        self.statuses.insert(o.id.clone(), o.status);
+        let pending = o.is_pending();
+        if !pending {
+            self.statuses.insert(o.id.clone(), o.status);
+        }
         let mut events = Vec::new();
         for index in 0..self.rules.len() {
             let rule = &self.rules[index];
-            if !rule.selects(&o.id, &o.kind) {
+            if !rule.selects(&o.id, &o.kind) || (pending && !rule.sees_pending) {
                 continue;
             }
             let holds = if o.status == Status::Unknown {
@@ -352,7 +355,15 @@ impl Engine {
     pub fn restore(&mut self, state: EngineState) -> usize {
         let mut restored = 0;
         for entry in state.entries {
-            if let Some(index) = self.rules.iter().position(|r| r.config.name == entry.rule) {
+            // By name, and for rules that name their checks (the built-in check_unknown
+            // is one rule per check), by check too.
+            let same = |r: &Rule| {
+                r.config.name == entry.rule
+                    && (r.config.checks.is_empty()
+                        || !r.config.kinds.is_empty()
+                        || r.config.checks.contains(&entry.check))
+            };
+            if let Some(index) = self.rules.iter().position(same) {
                 self.phases.insert((index, entry.check), entry.phase);
                 restored += 1;
             }
@@ -451,5 +462,87 @@ mod tests {
         let fired = e.observe(&obs("db", Status::Ok, 20.0, 4), at(4));
         assert_eq!(fired.len(), 1, "released once the dependency is ok");
         assert_eq!(fired[0].started_at, at(4));
+    }
+}
+
+#[cfg(test)]
+mod check_unknown {
+    use std::collections::HashMap;
+    use std::time::Duration;
+
+    use chrono::TimeZone;
+
+    use super::*;
+    use crate::alert::Severity;
+    use crate::observation::Reading;
+
+    fn at(s: i64) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 30, 12, 0, 0).unwrap() + chrono::Duration::seconds(s)
+    }
+
+    fn obs(status: Status, s: i64) -> Observation {
+        let r = Reading::new(status, "cannot read commit 7 of positions: corrupt");
+        Observation::from_reading("positions", "delta_freshness", r, at(s), Default::default())
+    }
+
+    fn engine(user: Vec<Rule>) -> Engine {
+        let mut rules = user;
+        rules.push(Rule::check_unknown(
+            "positions",
+            Duration::from_secs(120),
+            Severity::Warning,
+        ));
+        Engine::new(rules, HashMap::new())
+    }
+
+    #[test]
+    fn a_check_unknown_for_unknown_after_pages_and_resolves_at_its_next_status() {
+        let mut e = engine(Vec::new());
+        assert!(e.observe(&obs(Status::Unknown, 0), at(0)).is_empty());
+        assert!(e.observe(&obs(Status::Unknown, 119), at(119)).is_empty());
+        let fired = e.observe(&obs(Status::Unknown, 120), at(120));
+        assert_eq!(fired.len(), 1);
+        assert_eq!(fired[0].rule, "check_unknown");
+        assert_eq!(fired[0].severity, Severity::Warning);
+        assert_eq!(
+            fired[0].message,
+            "vitals cannot see positions: cannot read commit 7 of positions: corrupt"
+        );
+        let resolved = e.observe(&obs(Status::Critical, 130), at(130));
+        assert_eq!(resolved.len(), 1);
+        assert_eq!(resolved[0].state, AlertState::Resolved);
+    }
+
+    #[test]
+    fn a_check_that_never_runs_pages_after_unknown_after_from_start() {
+        let mut e = engine(Vec::new());
+        let pending = Observation::pending("positions", "delta_freshness", at(0));
+        assert!(e.observe(&pending, at(0)).is_empty());
+        let fired = e.observe(
+            &Observation::pending("positions", "delta_freshness", at(120)),
+            at(120),
+        );
+        assert_eq!(fired.len(), 1);
+        assert_eq!(
+            fired[0].message,
+            "vitals cannot see positions: waiting for its first run"
+        );
+    }
+
+    #[test]
+    fn user_rules_never_see_the_pending_placeholder() {
+        let text = "name = \"anything\"\nchecks = [\"positions\"]\nwhen = \"true\"\nseverity = \"CRITICAL\"\non_unknown = \"fire\"\n";
+        let user = toml::from_str::<RuleConfig>(text).unwrap().compile().unwrap();
+        let mut e = engine(vec![user]);
+        let pending = Observation::pending("positions", "delta_freshness", at(0));
+        assert!(
+            e.observe(&pending, at(0)).is_empty(),
+            "a pending check fires no user rule"
+        );
+        assert_eq!(
+            e.observe(&obs(Status::Unknown, 1), at(1)).len(),
+            1,
+            "a real unknown does"
+        );
     }
 }

@@ -300,6 +300,11 @@ impl Runner {
                 board: Some(self.board.clone()),
             };
             debug!(check = %spec.id, kind = spec.kind, "starting check");
+            if self.board.get(&spec.id).is_none() {
+                // On the page and in the API from the first second, not from its first run.
+                self.board
+                    .publish(Observation::pending(&spec.id, spec.kind, Utc::now()));
+            }
             self.start(Arc::new(Instance::from_spec(spec, cx)), fingerprint, cancel);
         }
         self.board.retain(|id| wanted.contains(id));

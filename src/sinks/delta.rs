@@ -137,23 +137,29 @@ pub fn to_batch(events: &[AlertEvent]) -> Result<RecordBatch, SinkError> {
 impl DeltaSink {
     async fn open_or_create(&self) -> Result<DeltaTable, DeltaTableError> {
         let url = deltalake::table::builder::ensure_table_uri(&self.location)?;
-        match deltalake::open_table(url.clone()).await {
-            Ok(t) => Ok(t),
-            Err(DeltaTableError::NotATable(_)) => {
-                let created = DeltaTable::try_from_url(url.clone())
-                    .await?
-                    .create()
-                    .with_table_name("alerts")
-                    .with_comment("vitals alert events: one row per transition")
-                    .with_columns(delta_columns())
-                    .await;
-                match created {
-                    Ok(t) => Ok(t),
-                    // Another writer created it meanwhile.
-                    Err(_) => deltalake::open_table(url).await,
-                }
+        // A table with no log yet is created without asking the kernel to load it
+        // first (which would log an error for a perfectly normal first start).
+        let has_log = std::path::Path::new(&self.location)
+            .join("_delta_log")
+            .read_dir()
+            .is_ok_and(|mut entries| entries.next().is_some());
+        if has_log || self.location.contains("://") {
+            match deltalake::open_table(url.clone()).await {
+                Err(DeltaTableError::NotATable(_)) => {}
+                other => return other,
             }
-            Err(e) => Err(e),
+        }
+        let created = DeltaTable::try_from_url(url.clone())
+            .await?
+            .create()
+            .with_table_name("alerts")
+            .with_comment("vitals alert events: one row per transition")
+            .with_columns(delta_columns())
+            .await;
+        match created {
+            Ok(t) => Ok(t),
+            // Another writer created it meanwhile.
+            Err(_) => deltalake::open_table(url).await,
         }
     }
 }

@@ -208,3 +208,52 @@ async fn seed_alerts_fire_from_real_checks_into_the_alerts_table_and_email() {
     );
     daemon.shutdown().await;
 }
+
+/// A check that stays `unknown` (here a plugin that cannot tell: exit 3) pages through
+/// the built-in `check_unknown` rule after `unknown_after`, and the alert resolves at its
+/// first other status.
+#[tokio::test]
+async fn a_check_stuck_in_unknown_pages_through_check_unknown() {
+    let dir = tempfile::tempdir().unwrap();
+    let flag = dir.path().join("blind");
+    std::fs::write(&flag, "").unwrap();
+    let path = write_config(
+        dir.path(),
+        &format!(
+            "[defaults]\ninterval = \"100ms\"\njitter = \"0s\"\nunknown_after = \"500ms\"\n\n\
+             [checks.feed]\nkind = \"command\"\n\
+             command = [\"/bin/sh\", \"-c\", \"if [ -e {f} ]; then echo 'UNKNOWN - cannot reach the feed store'; exit 3; fi; echo 'OK - fine'\"]\n\n\
+             [checks.quiet]\nkind = \"command\"\nunknown_after = \"off\"\n\
+             command = [\"/bin/sh\", \"-c\", \"echo 'UNKNOWN - never mind'; exit 3\"]\n\n\
+             [sinks.audit]\nkind = \"log\"\npath = \"alerts.jsonl\"\n",
+            f = flag.display()
+        ),
+    );
+    let d = Daemonized::spawn(&path);
+    let line = d.expect("ALERT firing [WARNING] check_unknown");
+    assert!(
+        line.contains("vitals cannot see feed: UNKNOWN - cannot reach the feed store"),
+        "{line}"
+    );
+    std::fs::remove_file(&flag).unwrap();
+    d.expect("ALERT resolved [WARNING] check_unknown");
+    // The log line comes just before the event is queued: wait for its row.
+    let mut rows = audit(dir.path());
+    for _ in 0..100 {
+        if rows.len() >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        rows = audit(dir.path());
+    }
+    let seen: Vec<(&str, &str)> = rows
+        .iter()
+        .map(|r| (r["check_id"].as_str().unwrap(), r["state"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        seen,
+        [("feed", "firing"), ("feed", "resolved")],
+        "`quiet` has it off"
+    );
+    d.signal(Signal::SIGTERM);
+}

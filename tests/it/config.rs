@@ -307,3 +307,22 @@ fn a_table_uri_this_build_cannot_read_is_refused_at_load() {
         e[1]
     );
 }
+
+#[test]
+fn the_built_in_rule_name_is_reserved_and_unknown_after_takes_off() {
+    let e = single(
+        "[checks.cpu]\nkind = \"cpu\"\nunknown_after = \"off\"\n\n\
+         [[rules]]\nname = \"check_unknown\"\nkinds = [\"cpu\"]\nwhen = \"true\"\nseverity = \"INFO\"\n",
+    );
+    assert!(
+        e.starts_with(
+            "conf/vitals.toml:6:8: [rules.check_unknown] key `name`: `check_unknown` is the built-in rule"
+        ),
+        "{e}"
+    );
+    let e = single("[defaults]\nunknown_after = \"soon\"\n");
+    assert!(
+        e.contains("key `unknown_after`: invalid duration \"soon\""),
+        "{e}"
+    );
+}

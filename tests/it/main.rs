@@ -16,6 +16,7 @@ mod email;
 mod hung;
 mod ib;
 mod kinds;
+mod logs;
 mod panels;
 mod registry;
 mod reload;

@@ -419,3 +419,41 @@ async fn promtool_accepts_the_live_metrics() {
     );
     vitals.signal(nix::sys::signal::Signal::SIGTERM);
 }
+
+#[tokio::test]
+async fn every_configured_check_is_visible_from_the_first_second() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_config(
+        dir.path(),
+        "[checks.slow]\nkind = \"command\"\ninterval = \"1h\"\ntimeout = \"30s\"\njitter = \"0s\"\n\
+         command = [\"/bin/sh\", \"-c\", \"sleep 20; echo 'OK - late'\"]\n\n\
+         [checks.later]\nkind = \"command\"\ninterval = \"1h\"\njitter = \"1h\"\n\
+         command = [\"/bin/sh\", \"-c\", \"echo 'OK - fine'\"]\n",
+    );
+    let daemon = Daemon::start(&path, registry().unwrap()).await.unwrap();
+    let router = vitals::web::router(daemon.web_with_token(None));
+    let (code, status, _) = call(&router, "GET", "/api/status", &[]).await;
+    assert_eq!(code, StatusCode::OK);
+    let checks = status["checks"].as_array().unwrap();
+    assert_eq!(checks.len(), 2, "{status}");
+    for c in checks {
+        assert_eq!(c["status"], "unknown", "{c}");
+        assert_eq!(c["label"], "PENDING", "{c}");
+        assert_eq!(c["message"], "waiting for its first run", "{c}");
+    }
+    let (_, metrics, _) = call(&router, "GET", "/metrics", &[]).await;
+    let metrics = metrics.as_str().unwrap();
+    assert!(
+        metrics.contains("vitals_check_status{check=\"slow\",kind=\"command\"} 3"),
+        "{metrics}"
+    );
+    let (_, page, _) = call(&router, "GET", "/", &[]).await;
+    assert_eq!(
+        page.as_str()
+            .unwrap()
+            .matches("waiting for its first run")
+            .count(),
+        2
+    );
+    daemon.shutdown().await;
+}

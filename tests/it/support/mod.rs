@@ -1,6 +1,7 @@
 //! Helpers every test module shares: the binary and a daemon of it, configs, free
 //! ports, the test Python and the Delta fixtures it writes and reads.
 
+pub mod alertmanager;
 pub mod delta;
 pub mod gateway;
 
@@ -19,9 +20,11 @@ use vitals::runner::Instance;
 /// The `vitals` binary built for these tests.
 pub fn vitals() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_vitals"));
+    // The default log filter, as an operator gets it.
     c.env_remove("VITALS_CONFIG")
         .env_remove("RUST_LOG")
-        .env("VITALS_LOG", "info");
+        .env_remove("VITALS_LOG")
+        .env_remove("VITALS_LOG_FORMAT");
     c
 }
 
@@ -125,7 +128,6 @@ impl Daemonized {
             .args(["run", "-c"])
             .arg(path)
             .envs(env.iter().copied())
-            .env("NO_COLOR", "1")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -150,6 +152,11 @@ impl Daemonized {
                 Err(_) => panic!("the daemon never logged {needle:?}"),
             }
         }
+    }
+
+    /// Every line logged since the last `expect` or `drain`, without waiting.
+    pub fn drain(&self) -> Vec<String> {
+        self.lines.try_iter().collect()
     }
 
     pub fn signal(&self, sig: nix::sys::signal::Signal) {
