@@ -1,6 +1,8 @@
 //! Running an external program the way checks and actions need it: no shell, stdin
 //! closed, output captured (bounded), its own process group, and the whole group
-//! killed when it ends, times out, or the run is abandoned.
+//! killed when it ends, times out, or the run is abandoned. The program does not
+//! inherit vitals' environment (which holds the action token and the SMTP password):
+//! it gets [`INHERITED`] and the `env` its config gives, nothing else.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -10,6 +12,13 @@ use std::time::Duration;
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use tokio::io::{AsyncRead, AsyncReadExt};
+
+/// The variables a program inherits from vitals' environment, when set: what a Nagios
+/// plugin or a sync script needs to find programs, files and its locale. Anything else
+/// (secrets above all) must be given in the check's `env`.
+pub const INHERITED: [&str; 9] = [
+    "PATH", "HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "TZ", "TMPDIR", "SHELL",
+];
 
 /// Most output kept from a program; the rest is read and dropped.
 pub const OUTPUT_LIMIT: u64 = 64 * 1024;
@@ -51,7 +60,8 @@ async fn read_limited(mut r: impl AsyncRead + Unpin) -> Vec<u8> {
     buf
 }
 
-/// Runs `program args` with `env` added, for at most `budget`. `Err` when it cannot be
+/// Runs `program args` with [`INHERITED`] and `env` as its whole environment, for at
+/// most `budget`. `Err` when it cannot be
 /// started (missing, not executable) or waited for.
 pub async fn run(
     program: &Path,
@@ -60,6 +70,12 @@ pub async fn run(
     budget: Duration,
 ) -> std::io::Result<Finished> {
     let mut cmd = tokio::process::Command::new(program);
+    cmd.env_clear();
+    for name in INHERITED {
+        if let Some(value) = std::env::var_os(name) {
+            cmd.env(name, value);
+        }
+    }
     cmd.args(args)
         .envs(env)
         .stdin(Stdio::null())

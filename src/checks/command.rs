@@ -23,7 +23,9 @@ pub struct CommandConfig {
     /// "-H", "pool.ntp.org"]`. No shell is involved; a program path containing `/` is
     /// resolved against the config file's directory, a bare name through `PATH`.
     pub command: Vec<String>,
-    /// Extra environment variables for the plugin.
+    /// Environment variables for the plugin. It does not inherit vitals' environment
+    /// (which holds the action token and the SMTP password): only PATH, HOME, USER,
+    /// LOGNAME, LANG, LC_ALL, TZ, TMPDIR and SHELL, plus these.
     #[serde(default)]
     pub env: std::collections::BTreeMap<String, String>,
     /// Status reported when the plugin has not finished just before the check's

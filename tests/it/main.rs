@@ -22,5 +22,6 @@ mod registry;
 mod reload;
 mod rules;
 mod runner;
+mod secrets;
 mod support;
 mod web;

@@ -352,11 +352,12 @@ async fn reconnect_over_http_reaches_the_gateway() {
     let web = daemon.web_with_token(Some(TOKEN.into()));
     let router = vitals::web::router(Arc::clone(&web));
     tokio::time::timeout(Duration::from_secs(10), async {
-        while daemon
-            .board()
-            .get("ib")
-            .is_none_or(|e| e.latest.details["reconnect"]["gave_up"] != true)
-        {
+        while daemon.board().get("ib").is_none_or(|e| {
+            e.latest
+                .details
+                .get("reconnect")
+                .is_none_or(|r| r["gave_up"] != true)
+        }) {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     })

@@ -49,7 +49,9 @@ pub struct DeltaFreshnessConfig {
     pub crit: Span,
     /// A command that makes the writer sync now, e.g. `["/opt/desk/bin/sync",
     /// "--positions"]`: the check's `force_sync` action runs it (no shell; a path with `/`
-    /// resolves against the config file's directory), then checks the table again.
+    /// resolves against the config file's directory), then checks the table again. Like
+    /// a command plugin it gets only PATH, HOME, USER, LOGNAME, LANG, LC_ALL, TZ, TMPDIR
+    /// and SHELL from vitals' environment, never its secrets.
     #[serde(default)]
     pub force_sync: Option<Vec<String>>,
     /// How long the `force_sync` command may run before its process group is killed.
