@@ -340,3 +340,57 @@ mod tests {
         assert_eq!(d[2].value, 100.0);
     }
 }
+
+/// Property tests: any plugin output parses without a panic, and well-formed perfdata
+/// comes back as written.
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(20_000))]
+
+        #[test]
+        fn any_output_parses(out in any::<String>()) {
+            let parsed = parse_output(&out);
+            prop_assert!(!parsed.message.contains('\n'));
+            for p in &parsed.perfdata {
+                prop_assert!(!p.label.is_empty());
+            }
+        }
+
+        #[test]
+        fn output_shaped_text_parses(
+            out in r"(OK|WARNING|CRITICAL|UNKNOWN)( - [ -~]{0,30})?( \| ([ -~]{0,40}))?(\n[ -~|]{0,30}){0,3}"
+        ) {
+            let parsed = parse_output(&out);
+            prop_assert!(!parsed.message.contains('|'));
+        }
+
+        #[test]
+        fn well_formed_perfdata_comes_back_as_written(
+            label in "[a-z][a-z_ ]{0,12}",
+            value in -1.0e6f64..1.0e6,
+            unit in prop::sample::select(vec!["", "s", "ms", "%", "B", "KB", "c"]),
+            warn in prop::option::of(0u32..1000),
+            crit in prop::option::of(0u32..1000),
+        ) {
+            let quoted = format!("'{}'", label.replace('\'', "''"));
+            let text = format!(
+                "{quoted}={value}{unit};{};{}",
+                warn.map(|w| w.to_string()).unwrap_or_default(),
+                crit.map(|c| c.to_string()).unwrap_or_default(),
+            );
+            let items = parse_perfdata(&format!("x=1 {text}"));
+            prop_assert_eq!(items.len(), 2, "{}", text);
+            let p = &items[1];
+            prop_assert_eq!(&p.label, &label);
+            prop_assert_eq!(p.value, value);
+            prop_assert_eq!(&p.unit, unit);
+            prop_assert_eq!(p.warn.clone(), warn.map(|w| w.to_string()));
+            prop_assert_eq!(p.crit.clone(), crit.map(|c| c.to_string()));
+        }
+    }
+}

@@ -121,3 +121,49 @@ mod tests {
         );
     }
 }
+
+/// Property tests: any condition text compiles or is refused with a message, and a
+/// compiled condition evaluates any observation without a panic.
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::observation::{Reading, Status};
+
+    fn observation(status: Status, value: Option<f64>, label: String, detail: f64) -> Observation {
+        let mut r = Reading::new(status, "m")
+            .with_label(label)
+            .with_detail("age_s", detail);
+        r.value = value;
+        Observation::from_reading("c", "k", r, chrono::Utc::now(), Default::default())
+    }
+
+    fn status() -> impl Strategy<Value = Status> {
+        prop::sample::select(Status::ALL.to_vec())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(5_000))]
+
+        #[test]
+        fn any_text_compiles_or_is_refused(source in any::<String>()) {
+            if let Err(e) = Condition::compile(&source) {
+                prop_assert!(!e.is_empty());
+            }
+        }
+
+        #[test]
+        fn conditions_over_the_observation_evaluate(
+            source in r"(value|details\.age_s|status|label|1|'ok'|null)( (>|<|==|!=|&&|\|\|) (value|60|'critical'|label|true|details\.nope)){0,3}",
+            status in status(),
+            value in prop::option::of(any::<f64>()),
+            label in "[A-Z]{0,8}",
+            detail in any::<f64>(),
+        ) {
+            if let Ok(c) = Condition::compile(&source) {
+                let _ = c.eval(&observation(status, value, label, detail));
+            }
+        }
+    }
+}

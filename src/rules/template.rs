@@ -115,3 +115,44 @@ mod tests {
         );
     }
 }
+
+/// Property tests: any template is accepted or refused with a message, and rendering
+/// any template (even a refused one) never panics.
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::observation::{Reading, Status};
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(10_000))]
+
+        #[test]
+        fn any_template_validates_or_is_refused_and_renders(template in any::<String>()) {
+            if let Err(e) = validate_template(&template) {
+                prop_assert!(!e.is_empty());
+            }
+            let r = Reading::new(Status::Warning, "msg").with_value(1.5, "s").with_detail("k", "v");
+            let o = Observation::from_reading("c", "k", r, chrono::Utc::now(), Default::default());
+            let _ = render(&template, "rule", Severity::Warning, &o);
+        }
+
+        #[test]
+        fn a_valid_template_leaves_no_known_placeholder(
+            parts in prop::collection::vec(
+                prop::sample::select(vec!["{check}", "{rule}", "{value}", "{unit}", "{message}", "{details.k}", " is ", "é", "}"]),
+                0..8,
+            )
+        ) {
+            let template = parts.concat();
+            prop_assert!(validate_template(&template).is_ok(), "{}", template);
+            let r = Reading::new(Status::Warning, "msg").with_value(1.5, "s").with_detail("k", "v");
+            let o = Observation::from_reading("c", "k", r, chrono::Utc::now(), Default::default());
+            let out = render(&template, "rule", Severity::Warning, &o);
+            for p in ["{check}", "{rule}", "{value}", "{unit}", "{message}", "{details.k}"] {
+                prop_assert!(!out.contains(p), "{} -> {}", template, out);
+            }
+        }
+    }
+}
