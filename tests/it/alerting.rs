@@ -8,11 +8,11 @@ use nix::sys::signal::Signal;
 use vitals::daemon::Daemon;
 use vitals::registry::registry;
 
-use crate::email::SmtpServer;
 use crate::support::Daemonized;
 use crate::support::audit;
 use crate::support::delta::make;
 use crate::support::free_port;
+use crate::support::smtp::SmtpServer;
 use crate::support::write_config;
 
 fn config(flag: &std::path::Path, smtp_port: u16) -> String {

@@ -447,11 +447,16 @@ async fn reconnect_while_connected_starts_a_fresh_session() {
         2,
         "the old session was closed and a new one opened"
     );
+    // The new session reads CONNECTED once its first heartbeat is answered (until then
+    // it is unknown: neither up nor down).
     let o = until(&mut rx, "the new session", |o| {
-        label(o) == "CONNECTED" && o.details["connected_since"] != first.details["connected_since"]
+        label(o) == "CONNECTED"
+            && o.details["connected_since"] != first.details["connected_since"]
+            && o.status != Status::Unknown
     })
     .await;
     assert_eq!(o.status, Status::Ok);
+    assert!(o.value.is_some(), "its heartbeat round trip: {o:?}");
     daemon.shutdown().await;
 }
 

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::email::SmtpServer;
 use crate::support::alertmanager::Alertmanager;
+use crate::support::smtp::SmtpServer;
 use crate::support::{Daemonized, free_port, write_config};
 
 const TOKEN: &str = "quiet-test-token";

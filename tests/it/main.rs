@@ -13,6 +13,7 @@ mod delta_sink;
 mod dispatch;
 mod docs;
 mod email;
+mod faults;
 mod fuzz;
 mod hung;
 mod ib;

@@ -4,7 +4,12 @@ Usage: smtp_server.py PORT OUTDIR [CERT KEY USER PASSWORD]
 Each accepted message is written to OUTDIR as NNNN.json (subject, from, to, text
 and html parts decoded, whether TLS was on). With CERT/KEY/USER/PASSWORD the
 server requires STARTTLS and AUTH. Prints "ready" once it listens; stops when killed.
+
+Misbehaviour on cue: the file OUTDIR/mode, read at each message, may say "4xx"
+(answer 451, try later), "5xx" (answer 550, refused for good) or "slow" (wait 30 s
+before answering); anything else, or no file, accepts.
 """
+import asyncio
 import email
 import email.policy
 import json
@@ -21,6 +26,17 @@ lock = threading.Lock()
 
 class Handler:
     async def handle_DATA(self, server, session, envelope):
+        try:
+            with open(os.path.join(outdir, "mode")) as f:
+                mode = f.read().strip()
+        except OSError:
+            mode = "ok"
+        if mode == "4xx":
+            return "451 4.3.0 mailbox busy, try again later"
+        if mode == "5xx":
+            return "550 5.7.1 delivery refused"
+        if mode == "slow":
+            await asyncio.sleep(30)
         raw = envelope.original_content or envelope.content
         msg = email.message_from_bytes(raw, policy=email.policy.default)
         parts = {"text": None, "html": None}

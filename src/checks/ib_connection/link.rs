@@ -217,6 +217,16 @@ impl Shared {
                 ),
             );
         }
+        if link.last_heartbeat.is_none() {
+            // Connected, the first heartbeat (sent at once) not answered yet: neither
+            // healthy nor down. `unknown` resolves no alert, so a gateway that accepts
+            // connections but never answers does not page and resolve on every attempt.
+            return (
+                Status::Unknown,
+                "CONNECTED",
+                format!("connected to {addr}, waiting for the answer to the first heartbeat"),
+            );
+        }
         let mut worries = Vec::new();
         for (name, f) in &link.farms {
             if f.state == "broken" {

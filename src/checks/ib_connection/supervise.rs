@@ -114,6 +114,7 @@ pub(super) async fn supervise(shared: Arc<Shared>, cancel: CancellationToken) {
                     link.accounts = client.handshake_managed_accounts().to_vec();
                     link.ib_lost = None;
                     link.rtt = None;
+                    link.last_heartbeat = None;
                     link.farms.clear();
                 });
                 let end = session(&shared, &client, notices, &cancel).await;

@@ -197,6 +197,7 @@ impl SinkConfig for EmailConfig {
             prefix: self.subject_prefix.clone(),
             templates,
             host: crate::alert::hostname().to_owned(),
+            timeout: *self.timeout,
         }))
     }
 }
@@ -210,6 +211,8 @@ struct Email {
     prefix: String,
     templates: Environment<'static>,
     host: String,
+    /// The most one SMTP conversation may take, end to end.
+    timeout: Duration,
 }
 
 /// "CRITICAL gateway_down on gateway: …" for one event, counts for several.
@@ -316,12 +319,19 @@ impl Sink for Email {
         let message = message
             .multipart(MultiPart::alternative_plain_html(text, html))
             .map_err(|e| SinkError::permanent(format!("cannot build the email: {e}")))?;
-        match self.transport.send(message).await {
-            Ok(_) => Ok(()),
-            Err(e) if e.is_permanent() => Err(SinkError::permanent(format!(
+        // The transport's own timeout covers each read and write; a server that
+        // answers every line slowly (or holds the final answer) is cut off here, so one
+        // conversation never takes longer than `timeout`.
+        match tokio::time::timeout(self.timeout, self.transport.send(message)).await {
+            Err(_) => Err(SinkError::retry(format!(
+                "the SMTP server did not finish within {}: slow or hung",
+                crate::duration::format(self.timeout)
+            ))),
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) if e.is_permanent() => Err(SinkError::permanent(format!(
                 "SMTP server refused the email: {e}"
             ))),
-            Err(e) => Err(SinkError::retry(format!("SMTP delivery failed: {e}"))),
+            Ok(Err(e)) => Err(SinkError::retry(format!("SMTP delivery failed: {e}"))),
         }
     }
 }

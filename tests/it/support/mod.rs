@@ -4,6 +4,7 @@
 pub mod alertmanager;
 pub mod delta;
 pub mod gateway;
+pub mod smtp;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
