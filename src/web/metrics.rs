@@ -25,6 +25,22 @@ fn gauges(registry: &mut Registry, name: &str, help: &str) -> Gauges {
     family
 }
 
+/// A label value as the text format needs it: `\`, `"` and line feeds escaped (the
+/// encoder writes values as given, and a plugin's perfdata unit is anything it
+/// printed). Ids and kinds need none: they are letters, digits, `_` and `-`.
+fn label_value(v: &str) -> String {
+    let mut out = String::with_capacity(v.len());
+    for c in v.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 /// The exposition text for what `web` shows now.
 pub fn render(web: &Web) -> String {
     let mut registry = Registry::default();
@@ -85,7 +101,7 @@ pub fn render(web: &Web) -> String {
         status.get_or_create(&labels).set(code);
         if let Some(v) = o.value.filter(|v| v.is_finite()) {
             let mut with_unit = labels.clone();
-            with_unit.push(("unit".to_owned(), o.unit.clone()));
+            with_unit.push(("unit".to_owned(), label_value(&o.unit)));
             value.get_or_create(&with_unit).set(v);
         }
         duration.get_or_create(&labels).set(o.duration_ms / 1000.0);

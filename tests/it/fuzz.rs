@@ -3,6 +3,7 @@
 //! path, header and body with a 2xx, 3xx or 4xx — never a 5xx, never a panic.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::Request;
@@ -194,6 +195,78 @@ fn any_request_gets_an_answer_that_is_not_a_server_error() {
                 !response.status().is_server_error(),
                 "{method} {path} {headers:?}: {}",
                 response.status()
+            );
+            Ok(())
+        })
+        .unwrap();
+    runtime.block_on(daemon.shutdown());
+}
+
+/// `promtool check metrics` on the exposition text.
+fn promtool(body: &str) -> Result<(), String> {
+    use std::io::Write;
+    let mut p = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool (Debian prometheus; scripts/test.sh installs it)");
+    p.stdin.take().unwrap().write_all(body.as_bytes()).unwrap();
+    let out = p.wait_with_output().unwrap();
+    // Lint warnings (units in names and the like) are not parse errors.
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    if out.status.success() || !text.contains("error") {
+        Ok(())
+    } else {
+        Err(text)
+    }
+}
+
+/// Whatever a plugin prints as a perfdata unit, `/metrics` stays parseable.
+#[test]
+fn the_exposition_parses_whatever_units_plugins_print() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_config(dir.path(), "[server]\nstate_dir = \"state\"\n");
+    let daemon = runtime
+        .block_on(Daemon::start(&path, registry().unwrap()))
+        .unwrap();
+    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig::with_cases(150));
+    let units = prop::collection::vec(r#"[a-z%"\\\n\t{}=,# -]{0,8}"#, 1..6);
+    runner
+        .run(&units, |units| {
+            for (i, unit) in units.iter().enumerate() {
+                let reading = vitals::check::Reading::new(vitals::check::Status::Ok, "m")
+                    .with_value(i as f64, unit.clone());
+                daemon.board().publish(vitals::check::Observation::from_reading(
+                    &format!("c{i}"),
+                    "command",
+                    reading,
+                    chrono::Utc::now(),
+                    Duration::ZERO,
+                ));
+            }
+            // A fresh handler each time: its render cache is empty.
+            let router = vitals::web::router(daemon.web_with_token(None));
+            let req = Request::builder()
+                .uri("/metrics")
+                .header("host", "127.0.0.1:8686")
+                .body(Body::empty())
+                .unwrap();
+            let response = runtime.block_on(router.oneshot(req)).unwrap();
+            let bytes = runtime
+                .block_on(axum::body::to_bytes(response.into_body(), 1 << 20))
+                .unwrap();
+            let body = String::from_utf8_lossy(&bytes).into_owned();
+            prop_assert!(
+                promtool(&body).is_ok(),
+                "{units:?}\n{body}\n{:?}",
+                promtool(&body)
             );
             Ok(())
         })
