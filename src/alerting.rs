@@ -175,6 +175,7 @@ impl Alerting {
 
 /// One structured line per alert event in vitals' own log.
 pub fn log_alert(a: &AlertEvent) {
+    let message = crate::text::visible(&a.message);
     let what = match (a.state, a.reminder) {
         (AlertState::Firing, true) => "still firing",
         (state, _) => state.as_str(),
@@ -182,11 +183,11 @@ pub fn log_alert(a: &AlertEvent) {
     match a.state {
         AlertState::Firing => warn!(
             alert_id = %a.alert_id, rule = %a.rule, check = %a.check_id, severity = a.severity.as_str(),
-            "ALERT {what} [{}] {}: {}", a.severity.as_str(), a.rule, a.message
+            "ALERT {what} [{}] {}: {message}", a.severity.as_str(), a.rule
         ),
         _ => info!(
             alert_id = %a.alert_id, rule = %a.rule, check = %a.check_id, severity = a.severity.as_str(),
-            "ALERT {what} [{}] {}: {}", a.severity.as_str(), a.rule, a.message
+            "ALERT {what} [{}] {}: {message}", a.severity.as_str(), a.rule
         ),
     }
 }

@@ -256,7 +256,8 @@ impl Daemon {
 async fn log_changes(mut events: mpsc::UnboundedReceiver<BoardEvent>) {
     while let Some(e) = events.recv().await {
         let o = &e.observation;
-        debug!(check = %o.id, status = %o.status, value = ?o.value, "{}", o.message);
+        let message = crate::text::visible(&o.message);
+        debug!(check = %o.id, status = %o.status, value = ?o.value, "{message}");
         if !e.is_change() || o.is_pending() {
             continue;
         }
@@ -264,7 +265,7 @@ async fn log_changes(mut events: mpsc::UnboundedReceiver<BoardEvent>) {
             Some(s) if !e.was_pending => s.as_str(),
             _ => "(new)",
         };
-        info!(check = %o.id, status = %o.status, "{}: {from} -> {}: {}", o.id, o.status, o.message);
+        info!(check = %o.id, status = %o.status, "{}: {from} -> {}: {message}", o.id, o.status);
     }
 }
 

@@ -36,6 +36,7 @@ pub mod runner;
 pub mod schema;
 pub mod sinks;
 pub mod system;
+pub mod text;
 pub mod thresholds;
 pub mod web;
 

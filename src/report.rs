@@ -38,7 +38,7 @@ pub fn text(observations: &[Observation]) -> String {
         .map(|o| match (o.value, o.unit.as_str()) {
             (Some(v), "") => fmt_num(v),
             (Some(v), "%") => format!("{}%", fmt_num(v)),
-            (Some(v), u) => format!("{} {u}", fmt_num(v)),
+            (Some(v), u) => format!("{} {}", fmt_num(v), crate::text::visible(u)),
             (None, _) => "-".to_owned(),
         })
         .collect();
@@ -49,7 +49,8 @@ pub fn text(observations: &[Observation]) -> String {
         let label = o.label.as_deref().map(|l| format!("[{l}] ")).unwrap_or_default();
         out.push_str(&format!(
             "{status:<8} {:<id_width$}  {v:>value_width$}  {label}{}\n",
-            o.id, o.message
+            o.id,
+            crate::text::visible(&o.message)
         ));
     }
     out

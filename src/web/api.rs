@@ -88,7 +88,7 @@ pub(super) async fn run_now(State(web): State<Arc<Web>>, Path(id): Path<String>)
     };
     let o = i.run_once(tokio::time::Instant::now()).await;
     web.board.publish(o.clone());
-    info!(check = %id, status = %o.status, "run now (requested over HTTP): {}", o.message);
+    info!(check = %id, status = %o.status, "run now (requested over HTTP): {}", crate::text::visible(&o.message));
     web.alerting
         .lock()
         .unwrap_or_else(|e| e.into_inner())
@@ -133,7 +133,7 @@ pub(super) async fn action(
     };
     match result {
         Ok(outcome) => {
-            info!(check = %id, action = %name, ok = outcome.ok, "action: {}", outcome.message);
+            info!(check = %id, action = %name, ok = outcome.ok, "action: {}", crate::text::visible(&outcome.message));
             record(outcome.ok, &outcome.message);
             let code = if outcome.ok {
                 StatusCode::OK
@@ -145,7 +145,7 @@ pub(super) async fn action(
         Err(e @ ActionError::NoSuchAction { .. }) => error(StatusCode::NOT_FOUND, e.to_string()),
         Err(e) => {
             let message = e.to_string();
-            warn!(check = %id, action = %name, "action failed: {message}");
+            warn!(check = %id, action = %name, "action failed: {}", crate::text::visible(&message));
             record(false, &message);
             error(StatusCode::INTERNAL_SERVER_ERROR, message)
         }

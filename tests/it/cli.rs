@@ -227,3 +227,30 @@ fn plugins_lists_every_kind_with_its_keys() {
         );
     }
 }
+
+/// A plugin's control characters reach neither the terminal nor the text log raw:
+/// `down\rOK fine\e[K` must not display as "OK fine". The JSON output keeps them,
+/// escaped.
+#[test]
+fn plugin_control_characters_are_shown_not_obeyed() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_config(
+        dir.path(),
+        "[checks.sly]\nkind = \"command\"\ncommand = [\"/bin/sh\", \"-c\", \"printf 'CRITICAL down\\\\rOK fine\\\\033[K\\\\n'; exit 2\"]\n",
+    );
+    let out = vitals().args(["check", "-c"]).arg(&path).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("CRITICAL down\\rOK fine\\e[K"), "{text:?}");
+    assert!(!text.contains('\r') && !text.contains('\u{1b}'), "{text:?}");
+    let json = vitals()
+        .args(["check", "--format", "json", "-c"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(
+        v["checks"][0]["message"], "CRITICAL down\rOK fine\u{1b}[K",
+        "JSON stays exact"
+    );
+}
