@@ -224,7 +224,12 @@ async fn run(path: &Path, registry: &'static Registry) -> anyhow::Result<ExitCod
             return Ok(ExitCode::from(EXIT_CONFIG));
         }
     };
-    let web = vitals::web::spawn(&daemon.server().listen, daemon.web());
+    let server = daemon.server();
+    let limits = vitals::web::Limits {
+        max_connections: server.max_connections.max(1),
+        header_timeout: *server.header_timeout,
+    };
+    let web = vitals::web::spawn_with(&server.listen, limits, daemon.web());
     let (tx, rx) = mpsc::channel(8);
     tokio::spawn(async move {
         loop {

@@ -41,6 +41,12 @@ pub struct ServerConfig {
     /// forgets an alert) and each sink's outbox of undelivered events. Relative paths
     /// resolve against the config file's directory.
     pub state_dir: PathBuf,
+    /// Connections the web server serves at once; more are closed at once (refused,
+    /// not queued), so idle or slow clients cannot use up vitals' file descriptors.
+    pub max_connections: usize,
+    /// How long a client may take to send a request's headers, and how long a
+    /// keep-alive connection may stay idle: then the server closes it.
+    pub header_timeout: Span,
 }
 
 impl Default for ServerConfig {
@@ -49,6 +55,8 @@ impl Default for ServerConfig {
             listen: "127.0.0.1:8686".into(),
             token_env: "VITALS_TOKEN".into(),
             state_dir: PathBuf::from("state"),
+            max_connections: 512,
+            header_timeout: Span::secs(10),
         }
     }
 }
@@ -322,6 +330,26 @@ pub fn parse(path: &Path, src: &str, registry: &Registry) -> Result<Config, Diag
                                 "`{}` is not an address and port ({e}); expected e.g. \"127.0.0.1:8686\"",
                                 s.listen
                             ),
+                        );
+                    }
+                    let key_span = |key: &str| match value.get_ref() {
+                        DeValue::Table(t) => t.get(key).map(|v| v.span()),
+                        _ => None,
+                    };
+                    if s.max_connections == 0 {
+                        c.error(
+                            key_span("max_connections").or(Some(value.span())),
+                            Some("server"),
+                            Some("max_connections"),
+                            "must be at least 1",
+                        );
+                    }
+                    if s.header_timeout.is_zero() {
+                        c.error(
+                            key_span("header_timeout").or(Some(value.span())),
+                            Some("server"),
+                            Some("header_timeout"),
+                            "must be longer than 0s",
                         );
                     }
                     server = s;

@@ -11,7 +11,7 @@ mod page;
 mod server;
 
 pub use page::templates;
-pub use server::{Server, bind, serve, spawn};
+pub use server::{Limits, Server, bind, serve, spawn, spawn_with};
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

@@ -11,16 +11,79 @@ use tracing::{info, warn};
 
 use super::{Web, router};
 
-/// Serves `router` on `listener` until `stop` is cancelled (in-flight requests finish).
-pub async fn serve(listener: tokio::net::TcpListener, router: Router, stop: CancellationToken) {
+/// What one server accepts: connections are bounded so that idle or slow clients
+/// cannot exhaust vitals' file descriptors or tasks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Connections served at once; more are closed at once (refused, not queued).
+    pub max_connections: usize,
+    /// How long a client may take to send a request's headers, and how long a
+    /// keep-alive connection may sit idle before the next request: then it is closed.
+    pub header_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_connections: 512,
+            header_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Serves `router` on `listener` until `stop` is cancelled (in-flight requests finish),
+/// HTTP/1.1 only, within `limits`.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    stop: CancellationToken,
+    limits: Limits,
+) {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use hyper_util::service::TowerToHyperService;
+
     let addr = listener.local_addr().ok();
     info!(listen = ?addr, "status page on http://{}/", addr.map(|a| a.to_string()).unwrap_or_default());
-    let served = axum::serve(listener, router)
-        .with_graceful_shutdown(async move { stop.cancelled().await })
-        .await;
-    if let Err(e) = served {
-        warn!("the web server stopped: {e}");
+    let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout);
+    let mut at_limit_logged = false;
+    loop {
+        let (stream, _) = tokio::select! {
+            _ = stop.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait a little, do not spin.
+                    tracing::debug!("cannot accept a connection: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            if !at_limit_logged {
+                warn!(
+                    "{} connections are open: refusing more until some close",
+                    limits.max_connections
+                );
+                at_limit_logged = true;
+            }
+            drop(stream);
+            continue;
+        };
+        at_limit_logged = false;
+        let service = TowerToHyperService::new(router.clone());
+        let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+        tokio::spawn(async move {
+            let _ = connection.await;
+            drop(slot);
+        });
     }
+    // In-flight requests finish; idle connections are closed now.
+    graceful.shutdown().await;
 }
 
 /// A web server running on its own thread and runtime.
@@ -42,6 +105,11 @@ impl Server {
 /// a worker thread from the checks, and the kernel runs the checks' threads first. `None` (logged) when `listen` cannot be bound:
 /// the daemon keeps running without its page.
 pub fn spawn(listen: &str, web: Arc<Web>) -> Option<Server> {
+    spawn_with(listen, Limits::default(), web)
+}
+
+/// [`spawn`] with explicit connection limits.
+pub fn spawn_with(listen: &str, limits: Limits, web: Arc<Web>) -> Option<Server> {
     let stop = CancellationToken::new();
     let (bound_tx, bound) = std::sync::mpsc::channel();
     let (done_tx, done) = std::sync::mpsc::channel();
@@ -68,7 +136,7 @@ pub fn spawn(listen: &str, web: Arc<Web>) -> Option<Server> {
                     return;
                 };
                 let _ = bound_tx.send(true);
-                serve(listener, router(web), stopping).await;
+                serve(listener, router(web), stopping, limits).await;
             });
             let _ = done_tx.send(());
         });

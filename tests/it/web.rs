@@ -458,3 +458,87 @@ async fn every_configured_check_is_visible_from_the_first_second() {
     );
     daemon.shutdown().await;
 }
+
+/// Idle and half-sent connections cannot starve the server: 300 of them are held while
+/// `/healthz` answers and the checks keep their schedule; the server closes them after
+/// `header_timeout`; past `max_connections` a connection is closed at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_and_partial_connections_are_bounded() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = tempfile::tempdir().unwrap();
+    let port = crate::support::free_port();
+    let path = write_config(
+        dir.path(),
+        &format!(
+            "[server]\nlisten = \"127.0.0.1:{port}\"\nmax_connections = 310\nheader_timeout = \"2s\"\n\n\
+             [checks.tick]\nkind = \"command\"\ninterval = \"100ms\"\njitter = \"0s\"\n\
+             command = [\"/bin/sh\", \"-c\", \"echo OK - tick\"]\n"
+        ),
+    );
+    let vitals = crate::support::Daemonized::spawn(&path);
+    vitals.expect("status page on");
+    let addr = format!("127.0.0.1:{port}");
+    let mut held = Vec::new();
+    for i in 0..300 {
+        let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        if i % 2 == 0 {
+            // Half a request, never finished.
+            s.write_all(b"GET /api/status HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
+                .await
+                .unwrap();
+        }
+        held.push(s);
+    }
+    let healthz = format!("http://{addr}/healthz");
+    let status = format!("http://{addr}/api/status");
+    let observed_at = || async {
+        let v: Value = reqwest::get(&status).await.unwrap().json().await.unwrap();
+        v["checks"][0]["observed_at"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    };
+    assert!(reqwest::get(&healthz).await.unwrap().status().is_success());
+    let first = observed_at().await;
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_ne!(observed_at().await, first, "the check keeps its schedule");
+    // Past the cap: closed at once, no answer.
+    let mut extra: Vec<tokio::net::TcpStream> = Vec::new();
+    for _ in 0..20 {
+        extra.push(tokio::net::TcpStream::connect(&addr).await.unwrap());
+    }
+    let mut refused = 0;
+    for s in &mut extra {
+        let mut buf = [0u8; 1];
+        if let Ok(Ok(0)) = tokio::time::timeout(Duration::from_millis(500), s.read(&mut buf)).await {
+            refused += 1;
+        }
+    }
+    assert!(
+        refused >= 10,
+        "{refused} of 20 connections past the cap were closed at once"
+    );
+    drop(extra);
+    // The server closes the held ones after header_timeout (2 s).
+    let started = std::time::Instant::now();
+    for s in &mut held {
+        let mut buf = [0u8; 256];
+        let left = Duration::from_secs(6).saturating_sub(started.elapsed());
+        let closed = tokio::time::timeout(left, async {
+            loop {
+                match s.read(&mut buf).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => {} // a 408 for the half-sent request, then the close
+                }
+            }
+        })
+        .await;
+        assert!(
+            closed.is_ok(),
+            "a held connection was still open {:?} after",
+            started.elapsed()
+        );
+    }
+    assert!(reqwest::get(&healthz).await.unwrap().status().is_success());
+    vitals.signal(nix::sys::signal::Signal::SIGTERM);
+}
