@@ -143,14 +143,17 @@ impl Daemon {
 
     /// The web handlers with an explicit token (`None`: actions disabled).
     pub fn web_with_token(&self, token: Option<String>) -> Arc<crate::web::Web> {
-        Arc::new(crate::web::Web::new(
-            self.board().clone(),
-            self.runner.instances(),
-            self.alerting.clone(),
-            &self.registry.checks,
-            &self.server.token_env,
-            token,
-        ))
+        Arc::new(
+            crate::web::Web::new(
+                self.board().clone(),
+                self.runner.instances(),
+                self.alerting.clone(),
+                &self.registry.checks,
+                &self.server.token_env,
+                token,
+            )
+            .with_allowed_hosts(self.server.allowed_hosts()),
+        )
     }
 
     /// The status board.

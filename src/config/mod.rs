@@ -47,6 +47,34 @@ pub struct ServerConfig {
     /// How long a client may take to send a request's headers, and how long a
     /// keep-alive connection may stay idle: then the server closes it.
     pub header_timeout: Span,
+    /// Host names the web server answers to, besides `localhost`, `127.0.0.1`, `::1`
+    /// and the `listen` address: the name a reverse proxy or the desk's browsers use,
+    /// e.g. `["vitals.desk.example"]`. Any other `Host` gets 421 on every route, and a
+    /// `POST` must come from a page on one of these names (against DNS rebinding).
+    pub allowed_hosts: Vec<String>,
+}
+
+impl ServerConfig {
+    /// Every host name the web server answers to (lowercase, without ports).
+    pub fn allowed_hosts(&self) -> Vec<String> {
+        let mut hosts: Vec<String> = ["localhost", "127.0.0.1", "::1"].map(str::to_owned).to_vec();
+        if let Ok(addr) = self.listen.parse::<std::net::SocketAddr>()
+            && !addr.ip().is_unspecified()
+        {
+            hosts.push(addr.ip().to_string());
+        }
+        for h in &self.allowed_hosts {
+            let h = h
+                .trim()
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_ascii_lowercase();
+            if !h.is_empty() && !hosts.contains(&h) {
+                hosts.push(h);
+            }
+        }
+        hosts
+    }
 }
 
 impl Default for ServerConfig {
@@ -57,6 +85,7 @@ impl Default for ServerConfig {
             state_dir: PathBuf::from("state"),
             max_connections: 512,
             header_timeout: Span::secs(10),
+            allowed_hosts: Vec::new(),
         }
     }
 }

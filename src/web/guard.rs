@@ -11,8 +11,49 @@ use subtle::ConstantTimeEq;
 
 use super::{BODY_LIMIT, Refusal, Web, error};
 
-/// Security headers on every response; for `POST`: same-origin only, and the token.
+/// The host name of a `Host` header or an origin's authority (`name:port`,
+/// `[v6]:port`), lowercased, without the port.
+pub(super) fn host_name(authority: &str) -> String {
+    let a = authority.trim();
+    let name = if let Some(rest) = a.strip_prefix('[') {
+        rest.split(']').next().unwrap_or_default()
+    } else {
+        a.rsplit_once(':').map_or(a, |(h, port)| {
+            if port.chars().all(|c| c.is_ascii_digit()) {
+                h
+            } else {
+                a
+            }
+        })
+    };
+    name.to_ascii_lowercase()
+}
+
+/// Security headers on every response; `Host` must be one of `[server] allowed_hosts`
+/// (a page on another name — DNS rebinding — reads nothing); for `POST`: an origin on
+/// the allowed hosts only, and the token.
 pub(super) async fn guard(State(web): State<Arc<Web>>, request: Request, next: Next) -> Response {
+    // HTTP/1.1 requires Host; a request without one is refused too.
+    let host = request
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(host_name);
+    if !host
+        .as_deref()
+        .is_some_and(|h| web.allowed_hosts.iter().any(|a| a == h))
+    {
+        let mut r = error(
+            StatusCode::MISDIRECTED_REQUEST,
+            format!(
+                "this server answers to {}, not to `{}`: add the name to [server] allowed_hosts",
+                web.allowed_hosts.join(", "),
+                host.unwrap_or_default()
+            ),
+        );
+        secure(r.headers_mut());
+        return r;
+    }
     // No route reads a body; refuse big ones before anything else.
     let length = request
         .headers()
@@ -73,15 +114,17 @@ fn authorize(web: &Web, headers: &HeaderMap) -> Result<(), Refusal> {
         ));
     }
     if let Some(origin) = headers.get(header::ORIGIN) {
-        let host = headers
-            .get(header::HOST)
-            .map(HeaderValue::as_bytes)
-            .unwrap_or_default();
+        // The origin's host must be one of ours (never compared with the request's own
+        // Host, which a rebinding page chooses).
         let origin = origin.as_bytes();
-        let same = [&b"http://"[..], b"https://"]
+        let text = String::from_utf8_lossy(origin);
+        let allowed = ["http://", "https://"]
             .iter()
-            .any(|scheme| origin.strip_prefix(*scheme) == Some(host));
-        if !same {
+            .find_map(|scheme| text.strip_prefix(scheme))
+            .is_some_and(|authority| {
+                !authority.contains('/') && web.allowed_hosts.contains(&host_name(authority))
+            });
+        if !allowed {
             return Err(Refusal::new(
                 StatusCode::FORBIDDEN,
                 format!(
@@ -120,5 +163,18 @@ fn authorize(web: &Web, headers: &HeaderMap) -> Result<(), Refusal> {
             challenge: Some("Bearer error=\"invalid_token\""),
             ..Refusal::new(StatusCode::UNAUTHORIZED, "wrong token")
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::host_name;
+
+    #[test]
+    fn host_names_lose_their_port_and_case() {
+        assert_eq!(host_name("127.0.0.1:8686"), "127.0.0.1");
+        assert_eq!(host_name("Vitals.Desk.Example"), "vitals.desk.example");
+        assert_eq!(host_name("[::1]:8686"), "::1");
+        assert_eq!(host_name("evil.example:x"), "evil.example:x");
     }
 }

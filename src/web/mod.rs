@@ -55,6 +55,8 @@ pub struct Web {
     cache: Mutex<std::collections::HashMap<&'static str, cache::Rendered>>,
     /// The check kinds: their sections and partials.
     kinds: &'static Kinds<Checks>,
+    /// Host names this server answers to (lowercase, without ports).
+    allowed_hosts: Vec<String>,
     /// The page's templates (an error in a kind's partial is shown by `GET /`).
     templates: Result<minijinja::Environment<'static>, minijinja::Error>,
 }
@@ -84,8 +86,16 @@ impl Web {
             host: crate::alert::hostname().to_owned(),
             cache: Mutex::default(),
             kinds,
+            allowed_hosts: ["localhost", "127.0.0.1", "::1"].map(str::to_owned).to_vec(),
             templates: page::templates(kinds),
         }
+    }
+
+    /// The host names to answer to (see `[server] allowed_hosts`); the loopback names
+    /// by default.
+    pub fn with_allowed_hosts(mut self, hosts: Vec<String>) -> Web {
+        self.allowed_hosts = hosts;
+        self
     }
 
     fn actions_enabled(&self) -> bool {

@@ -542,3 +542,77 @@ async fn idle_and_partial_connections_are_bounded() {
     assert!(reqwest::get(&healthz).await.unwrap().status().is_success());
     vitals.signal(nix::sys::signal::Signal::SIGTERM);
 }
+
+/// DNS rebinding: a page on another name that resolves to vitals reads nothing and
+/// acts on nothing; behind a reverse proxy that rewrites `Host`, the desk's name in
+/// `[server] allowed_hosts` keeps the buttons working.
+#[tokio::test]
+async fn only_allowed_host_names_are_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_config(
+        dir.path(),
+        "[server]\nallowed_hosts = [\"Vitals.Desk.Example\"]\n\n\
+         [checks.c]\nkind = \"command\"\ninterval = \"1h\"\ncommand = [\"/bin/sh\", \"-c\", \"echo OK\"]\n",
+    );
+    let daemon = Daemon::start(&path, registry().unwrap()).await.unwrap();
+    let router = vitals::web::router(daemon.web_with_token(Some(TOKEN.into())));
+    let send = |method: &str, uri: &str, headers: &[(&str, &str)]| {
+        let mut req = Request::builder().method(method).uri(uri);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        router.clone().oneshot(req.body(Body::empty()).unwrap())
+    };
+    for route in ["/", "/api/status", "/metrics", "/healthz"] {
+        let r = send("GET", route, &[("host", "evil.example:8686")])
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::MISDIRECTED_REQUEST, "{route}");
+    }
+    let r = send("GET", "/api/status", &[]).await.unwrap();
+    assert_eq!(r.status(), StatusCode::MISDIRECTED_REQUEST, "no Host at all");
+    // A rebinding page's POST: its Host and Origin agree, and it has the token.
+    let r = send(
+        "POST",
+        "/api/checks/c/run",
+        &[
+            ("host", "evil.example:8686"),
+            ("origin", "http://evil.example:8686"),
+            bearer(),
+        ],
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), StatusCode::MISDIRECTED_REQUEST);
+    // An allowed Host with a foreign Origin: refused.
+    let r = send(
+        "POST",
+        "/api/checks/c/run",
+        &[
+            ("host", "127.0.0.1:8686"),
+            ("origin", "http://evil.example"),
+            bearer(),
+        ],
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    // Behind nginx: Host rewritten to 127.0.0.1, the page on the desk's name.
+    let r = send(
+        "POST",
+        "/api/checks/c/run",
+        &[
+            ("host", "127.0.0.1"),
+            ("origin", "https://vitals.desk.example"),
+            bearer(),
+        ],
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let r = send("GET", "/healthz", &[("host", "vitals.desk.example:443")])
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    daemon.shutdown().await;
+}
