@@ -152,7 +152,13 @@ impl Daemon {
                 &self.server.token_env,
                 token,
             )
-            .with_allowed_hosts(self.server.allowed_hosts()),
+            .with_allowed_hosts(self.server.allowed_hosts())
+            .with_read_token(
+                self.server
+                    .read_token_env
+                    .as_ref()
+                    .and_then(|v| std::env::var(v).ok()),
+            ),
         )
     }
 

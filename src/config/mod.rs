@@ -52,6 +52,11 @@ pub struct ServerConfig {
     /// e.g. `["vitals.desk.example"]`. Any other `Host` gets 421 on every route, and a
     /// `POST` must come from a page on one of these names (against DNS rebinding).
     pub allowed_hosts: Vec<String>,
+    /// Name of an environment variable holding a token that reading needs too: when it
+    /// is set and not empty, `/`, `/api/*` and `/metrics` ask for it (HTTP Basic with
+    /// any user name, or `Authorization: Bearer`); `/healthz` stays open. For a page
+    /// reached beyond loopback without a proxy in front. Unset by default.
+    pub read_token_env: Option<String>,
 }
 
 impl ServerConfig {
@@ -86,6 +91,7 @@ impl Default for ServerConfig {
             max_connections: 512,
             header_timeout: Span::secs(10),
             allowed_hosts: Vec::new(),
+            read_token_env: None,
         }
     }
 }

@@ -67,6 +67,22 @@ pub(super) async fn guard(State(web): State<Arc<Web>>, request: Request, next: N
         secure(r.headers_mut());
         return r;
     }
+    if request.method() != Method::POST
+        && request.uri().path() != "/healthz"
+        && let Some(read_token) = &web.read_token
+        && !may_read(read_token, request.headers())
+    {
+        let mut r = error(
+            StatusCode::UNAUTHORIZED,
+            "reading this server needs its read token",
+        );
+        r.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Basic realm=\"vitals\", charset=\"UTF-8\""),
+        );
+        secure(r.headers_mut());
+        return r;
+    }
     if request.method() == Method::POST
         && let Err(refused) = authorize(&web, request.headers())
     {
@@ -100,6 +116,29 @@ fn secure(h: &mut HeaderMap) {
     if !h.contains_key(header::CACHE_CONTROL) {
         set(h, "cache-control", "no-store");
     }
+}
+
+/// Whether the request carries the read token: `Bearer <token>`, or Basic with any
+/// user name and the token as password. Compared in constant time.
+fn may_read(token: &str, headers: &HeaderMap) -> bool {
+    use base64::Engine as _;
+    let Some(value) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    let given = if let Some(bearer) = value.strip_prefix("Bearer ") {
+        bearer.to_owned()
+    } else if let Some(basic) = value.strip_prefix("Basic ") {
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(basic.trim())
+            .unwrap_or_default();
+        let text = String::from_utf8_lossy(&decoded).into_owned();
+        text.split_once(':')
+            .map(|(_, p)| p.to_owned())
+            .unwrap_or_default()
+    } else {
+        return false;
+    };
+    bool::from(given.as_bytes().ct_eq(token.as_bytes()))
 }
 
 fn authorize(web: &Web, headers: &HeaderMap) -> Result<(), Refusal> {

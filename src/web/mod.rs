@@ -57,6 +57,8 @@ pub struct Web {
     kinds: &'static Kinds<Checks>,
     /// Host names this server answers to (lowercase, without ports).
     allowed_hosts: Vec<String>,
+    /// The token reading needs (`[server] read_token_env`); `None`: reading is open.
+    read_token: Option<String>,
     /// The page's templates (an error in a kind's partial is shown by `GET /`).
     templates: Result<minijinja::Environment<'static>, minijinja::Error>,
 }
@@ -87,8 +89,16 @@ impl Web {
             cache: Mutex::default(),
             kinds,
             allowed_hosts: ["localhost", "127.0.0.1", "::1"].map(str::to_owned).to_vec(),
+            read_token: None,
             templates: page::templates(kinds),
         }
+    }
+
+    /// Protects reading with `token` (see `[server] read_token_env`); `None` or empty:
+    /// reading is open.
+    pub fn with_read_token(mut self, token: Option<String>) -> Web {
+        self.read_token = token.filter(|t| !t.trim().is_empty());
+        self
     }
 
     /// The host names to answer to (see `[server] allowed_hosts`); the loopback names

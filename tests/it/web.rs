@@ -616,3 +616,56 @@ async fn only_allowed_host_names_are_served() {
     assert_eq!(r.status(), StatusCode::OK);
     daemon.shutdown().await;
 }
+
+/// `[server] read_token_env`: reading needs the token (Basic with any user, or Bearer);
+/// `/healthz` stays open.
+#[tokio::test]
+async fn a_read_token_protects_everything_but_healthz() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = crate::support::free_port();
+    let path = write_config(
+        dir.path(),
+        &format!(
+            "[server]\nlisten = \"127.0.0.1:{port}\"\nread_token_env = \"VITALS_READ_TOKEN\"\n\n\
+             [checks.c]\nkind = \"command\"\ninterval = \"1h\"\ncommand = [\"/bin/sh\", \"-c\", \"echo OK\"]\n"
+        ),
+    );
+    let vitals = crate::support::Daemonized::spawn_with_env(&path, &[("VITALS_READ_TOKEN", "r34d")]);
+    vitals.expect("status page on");
+    let client = reqwest::Client::new();
+    let base = format!("http://127.0.0.1:{port}");
+    for route in ["/", "/api/status", "/metrics"] {
+        let r = client.get(format!("{base}{route}")).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "{route}");
+        assert!(
+            r.headers()["www-authenticate"]
+                .to_str()
+                .unwrap()
+                .starts_with("Basic")
+        );
+        let wrong = client
+            .get(format!("{base}{route}"))
+            .basic_auth("desk", Some("nope"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED, "{route}");
+        let basic = client
+            .get(format!("{base}{route}"))
+            .basic_auth("desk", Some("r34d"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(basic.status(), StatusCode::OK, "{route}");
+        let bearer = client
+            .get(format!("{base}{route}"))
+            .bearer_auth("r34d")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(bearer.status(), StatusCode::OK, "{route}");
+    }
+    let r = client.get(format!("{base}/healthz")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    vitals.signal(nix::sys::signal::Signal::SIGTERM);
+}
