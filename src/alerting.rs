@@ -152,13 +152,8 @@ impl Alerting {
     /// Saves the engine state (atomically: a temporary file renamed over the old one).
     pub fn save(&self) {
         let write = || -> std::io::Result<()> {
-            if let Some(dir) = self.state_file.parent() {
-                std::fs::create_dir_all(dir)?;
-            }
-            let tmp = self.state_file.with_extension("json.tmp");
             let text = serde_json::to_string_pretty(&self.engine.state()).map_err(std::io::Error::other)?;
-            std::fs::write(&tmp, text)?;
-            std::fs::rename(&tmp, &self.state_file)
+            crate::files::write_atomic(&self.state_file, text.as_bytes())
         };
         if let Err(e) = write() {
             warn!(file = %self.state_file.display(), "cannot save the alert state ({e}); a restart would forget it");

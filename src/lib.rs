@@ -23,6 +23,7 @@ pub mod daemon;
 pub mod delta;
 pub mod dispatch;
 pub mod duration;
+pub mod files;
 pub mod observation;
 pub mod panel;
 pub mod plugin;

@@ -51,10 +51,7 @@ impl Outbox {
     }
 
     fn append_to(path: &Path, events: &[AlertEvent]) -> std::io::Result<()> {
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)?;
-        }
-        let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+        let mut f = crate::files::append(path)?;
         let mut text = String::new();
         for e in events {
             text.push_str(&serde_json::to_string(e).map_err(std::io::Error::other)?);
@@ -85,9 +82,7 @@ impl Outbox {
             if rest.is_empty() {
                 return std::fs::remove_file(&self.path);
             }
-            let tmp = self.path.with_extension("jsonl.tmp");
-            std::fs::write(&tmp, rest.join("\n") + "\n")?;
-            std::fs::rename(&tmp, &self.path)
+            crate::files::write_atomic(&self.path, (rest.join("\n") + "\n").as_bytes())
         };
         if let Err(e) = rewrite() {
             error!(outbox = %self.path.display(), "cannot update the outbox ({e}); delivered events may be sent again");

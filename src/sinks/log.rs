@@ -49,10 +49,7 @@ impl Sink for LogSink {
         tokio::task::spawn_blocking(move || -> std::io::Result<()> {
             match path {
                 Some(path) => {
-                    let mut f = std::fs::OpenOptions::new()
-                        .create(true)
-                        .append(true)
-                        .open(&path)?;
+                    let mut f = crate::files::append(&path)?;
                     f.write_all(text.as_bytes())?;
                     f.sync_data()
                 }

@@ -84,6 +84,16 @@ async fn no_secret_reaches_anything_vitals_writes_or_serves() {
         "the undelivered mail waits in its outbox: {:?}",
         written.iter().map(|(p, _)| p).collect::<Vec<_>>()
     );
+    // What vitals keeps for itself is its user's alone.
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&dir.path().join("state")), 0o700);
+        assert_eq!(mode(&dir.path().join("state/outbox")), 0o700);
+        assert_eq!(mode(&dir.path().join("state/alerts.json")), 0o600);
+        assert_eq!(mode(&dir.path().join("state/outbox/mail.jsonl")), 0o600);
+        assert_eq!(mode(&dir.path().join("audit.jsonl")), 0o600);
+    }
     let cli = |args: &[&str]| {
         let out = vitals().args(args).envs(secrets).output().unwrap();
         format!(

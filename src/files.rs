@@ -1,0 +1,90 @@
+//! Files vitals writes for itself — the alert state, each sink's outbox and dead
+//! letters, the audit log — are private to its user (files 0600, directories 0700) and
+//! never written through a symbolic link: a link planted where one of them goes is
+//! refused (ELOOP, naming the path) instead of followed.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::Path;
+
+/// Creates `dir` and its missing parents, 0700.
+pub fn create_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)
+}
+
+/// Opens `path` for appending (created 0600, its directory 0700), refusing a symlink.
+pub fn append(path: &Path) -> std::io::Result<File> {
+    if let Some(dir) = path.parent() {
+        create_dir(dir)?;
+    }
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .custom_flags(nix::libc::O_NOFOLLOW)
+        .open(path)
+        .map_err(|e| named(path, e))
+}
+
+/// Replaces `path` with `bytes` atomically (a private temporary file renamed over it;
+/// a rename replaces a link, it never writes through one).
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    if let Some(dir) = path.parent() {
+        create_dir(dir)?;
+    }
+    let tmp = path.with_extension("tmp");
+    let _ = std::fs::remove_file(&tmp);
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(nix::libc::O_NOFOLLOW)
+        .open(&tmp)
+        .map_err(|e| named(&tmp, e))?;
+    f.write_all(bytes)?;
+    f.sync_data()?;
+    std::fs::rename(&tmp, path)
+}
+
+fn named(path: &Path, e: std::io::Error) -> std::io::Error {
+    if e.raw_os_error() == Some(nix::libc::ELOOP) {
+        std::io::Error::other(format!(
+            "{} is a symbolic link: refusing to write through it",
+            path.display()
+        ))
+    } else {
+        e
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    #[test]
+    fn files_are_private_and_links_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state/outbox");
+        let mut f = append(&state.join("mail.jsonl")).unwrap();
+        f.write_all(b"x\n").unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&state.join("mail.jsonl")), 0o600);
+        assert_eq!(mode(&state), 0o700);
+        write_atomic(&dir.path().join("state/alerts.json"), b"{}").unwrap();
+        assert_eq!(mode(&dir.path().join("state/alerts.json")), 0o600);
+        // A link planted where a file goes: refused, the target untouched.
+        let target = dir.path().join("victim");
+        std::fs::write(&target, "keep").unwrap();
+        std::os::unix::fs::symlink(&target, state.join("am.jsonl")).unwrap();
+        let e = append(&state.join("am.jsonl")).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("is a symbolic link: refusing to write through it"),
+            "{e}"
+        );
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "keep");
+    }
+}
