@@ -60,18 +60,35 @@ async fn read_limited(mut r: impl AsyncRead + Unpin) -> Vec<u8> {
     buf
 }
 
-/// Runs `program args` with [`INHERITED`] and `env` as its whole environment, for at
-/// most `budget`. `Err` when it cannot be
+/// Whether a variable's name looks like it holds a secret: such a variable is never
+/// passed through to a program, even when listed.
+pub fn looks_secret(name: &str) -> bool {
+    let n = name.to_ascii_uppercase();
+    ["TOKEN", "PASSWORD", "PASSWD", "SECRET", "CREDENTIAL", "PRIVATE"]
+        .iter()
+        .any(|w| n.contains(w))
+        || n.ends_with("_KEY")
+        || n == "KEY"
+}
+
+/// Runs `program args` with [`INHERITED`], the `passthrough` variables (those of them
+/// that are set and do not [look secret](looks_secret)) and `env` as its whole
+/// environment, for at most `budget`. `Err` when it cannot be
 /// started (missing, not executable) or waited for.
 pub async fn run(
     program: &Path,
     args: &[String],
     env: &BTreeMap<String, String>,
+    passthrough: &[String],
     budget: Duration,
 ) -> std::io::Result<Finished> {
     let mut cmd = tokio::process::Command::new(program);
     cmd.env_clear();
-    for name in INHERITED {
+    let wanted = passthrough
+        .iter()
+        .map(String::as_str)
+        .filter(|n| !looks_secret(n));
+    for name in INHERITED.into_iter().chain(wanted) {
         if let Some(value) = std::env::var_os(name) {
             cmd.env(name, value);
         }

@@ -28,6 +28,13 @@ pub struct CommandConfig {
     /// LOGNAME, LANG, LC_ALL, TZ, TMPDIR and SHELL, plus these.
     #[serde(default)]
     pub env: std::collections::BTreeMap<String, String>,
+    /// Names of variables of vitals' own environment the plugin gets as they are (e.g.
+    /// `["KRB5CCNAME"]`). Names that look like secrets (…TOKEN…, …PASSWORD…,
+    /// …SECRET…, …CREDENTIAL…, …_KEY) and the variables other keys of the config name
+    /// (`token_env`, `password_env`, …) are refused: give a plugin a secret in `env`,
+    /// explicitly, if it truly needs one.
+    #[serde(default)]
+    pub env_passthrough: Vec<String>,
     /// Status reported when the plugin has not finished just before the check's
     /// `timeout` (its whole process group is then killed). A hung plugin is an outage of
     /// what it checks, so the default is `critical`.
@@ -45,14 +52,25 @@ impl CheckConfig for CommandConfig {
     const EXAMPLE: &'static str = "command = [\"/bin/sh\", \"-c\", \"echo 'OK - fine | load=0.5;1;2'\"]\n";
 
     fn validate(&self) -> Vec<KeyError> {
-        match self.command.first() {
+        let mut errors = match self.command.first() {
             None => vec![KeyError::new(
                 "command",
                 "must name a program: command = [\"/path/to/plugin\", \"arg\", ...]",
             )],
             Some(p) if p.trim().is_empty() => vec![KeyError::new("command", "the program name is empty")],
             Some(_) => Vec::new(),
+        };
+        for name in &self.env_passthrough {
+            if crate::process::looks_secret(name) {
+                errors.push(KeyError::new(
+                    "env_passthrough",
+                    format!(
+                        "`{name}` looks like a secret and is never passed through; give it in `env` if the plugin truly needs it"
+                    ),
+                ));
+            }
         }
+        errors
     }
 
     fn build(&self, cx: &BuildContext) -> Result<Arc<dyn Check>, BuildError> {
@@ -66,6 +84,7 @@ impl CheckConfig for CommandConfig {
             program,
             args: self.command[1..].to_vec(),
             env: self.env.clone(),
+            passthrough: self.env_passthrough.clone(),
             timeout_status: self.timeout_status,
         }))
     }
@@ -75,6 +94,7 @@ struct CommandCheck {
     program: PathBuf,
     args: Vec<String>,
     env: std::collections::BTreeMap<String, String>,
+    passthrough: Vec<String>,
     timeout_status: Status,
 }
 
@@ -82,7 +102,15 @@ struct CommandCheck {
 impl Check for CommandCheck {
     async fn run(&self, cx: &RunContext) -> Reading {
         let shown = self.program.display().to_string();
-        let finished = match crate::process::run(&self.program, &self.args, &self.env, cx.budget()).await {
+        let finished = match crate::process::run(
+            &self.program,
+            &self.args,
+            &self.env,
+            &self.passthrough,
+            cx.budget(),
+        )
+        .await
+        {
             Ok(f) => f,
             Err(e) => return Reading::unknown(format!("cannot run `{shown}`: {e}")),
         };

@@ -482,6 +482,7 @@ pub fn parse(path: &Path, src: &str, registry: &Registry) -> Result<Config, Diag
             sinks.push(spec);
         }
     }
+    refuse_secret_passthrough(&mut c, &server, &sinks, &checks, &check_tables);
     // Report in file order; problems without a place (none so far) first.
     c.out.sort_by_key(|d| d.position);
     if c.has_errors() {
@@ -496,6 +497,49 @@ pub fn parse(path: &Path, src: &str, registry: &Registry) -> Result<Config, Diag
         sinks,
         notes: c.out,
     })
+}
+
+/// No check may pass a plugin a variable that the config names as holding a secret:
+/// `[server] token_env`, `read_token_env`, and every sink key ending in `_env`
+/// (`password_env`…).
+fn refuse_secret_passthrough(
+    c: &mut Collector,
+    server: &ServerConfig,
+    sinks: &[SinkSpec],
+    checks: &[CheckSpec],
+    tables: &[(&Spanned<std::borrow::Cow<'_, str>>, &Spanned<DeValue<'_>>)],
+) {
+    let mut secrets = vec![server.token_env.clone()];
+    secrets.extend(server.read_token_env.clone());
+    for sink in sinks {
+        if let serde_json::Value::Object(keys) = sink.params.to_json() {
+            secrets.extend(
+                keys.iter()
+                    .filter(|(k, _)| k.ends_with("_env"))
+                    .filter_map(|(_, v)| v.as_str().map(str::to_owned)),
+            );
+        }
+    }
+    for check in checks {
+        let listed = check.params.to_json();
+        let Some(names) = listed.get("env_passthrough").and_then(|v| v.as_array()) else {
+            continue;
+        };
+        for name in names.iter().filter_map(|n| n.as_str()) {
+            if secrets.iter().any(|s| s == name) {
+                let span = tables
+                    .iter()
+                    .find(|(id, _)| id.get_ref().as_ref() == check.id)
+                    .and_then(|(_, t)| t.get_ref().as_table()?.get("env_passthrough").map(Spanned::span));
+                c.error(
+                    span,
+                    Some(&format!("checks.{}", check.id)),
+                    Some("env_passthrough"),
+                    format!("`{name}` holds a secret of vitals' (another key of this config names it): it is never passed to a plugin"),
+                );
+            }
+        }
+    }
 }
 
 fn validate_durations(c: &mut Collector, d: &Defaults) {

@@ -203,3 +203,25 @@ async fn tcp_reports_connect_time_and_refusal() {
     assert_eq!(o.status, Status::Critical, "{o:?}");
     assert!(o.message.contains("Connection refused"), "{}", o.message);
 }
+
+/// A plugin gets the allowlisted variables and what `env_passthrough` names, nothing
+/// else of vitals' environment.
+#[tokio::test]
+async fn env_passthrough_gives_a_plugin_the_variables_it_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = "[checks.p]\nkind = \"command\"\nenv_passthrough = [\"VITALS_TEST_PASS\"]\nenv = { GIVEN = \"yes\" }\n\
+                command = [\"/bin/sh\", \"-c\", \"echo \\\"OK - pass=${VITALS_TEST_PASS:-none} given=$GIVEN other=${VITALS_TEST_OTHER:-none} path=${PATH:+set}\\\"\"]\n";
+    // Set for this process: the plugin would inherit them without the scrubbing.
+    let out = crate::support::vitals()
+        .args(["check", "-c"])
+        .arg(crate::support::write_config(dir.path(), text))
+        .env("VITALS_TEST_PASS", "through")
+        .env("VITALS_TEST_OTHER", "leaked")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("OK - pass=through given=yes other=none path=set"),
+        "{stdout}"
+    );
+}

@@ -326,3 +326,34 @@ fn the_built_in_rule_name_is_reserved_and_unknown_after_takes_off() {
         "{e}"
     );
 }
+
+#[test]
+fn secrets_are_never_passed_through_to_plugins() {
+    let e = errors(
+        "[server]\ntoken_env = \"DESK_ACTIONS\"\n\n\
+         [checks.p]\nkind = \"command\"\ncommand = [\"/bin/true\"]\nenv_passthrough = [\"KRB5CCNAME\", \"DESK_ACTIONS\", \"SMTP_PW\"]\n\n\
+         [sinks.mail]\nkind = \"email\"\nhost = \"127.0.0.1\"\nusername = \"u\"\npassword_env = \"SMTP_PW\"\n\
+         from = \"a@b.c\"\nto = [\"d@e.f\"]\n",
+    );
+    assert_eq!(e.len(), 2, "{e:#?}");
+    assert!(
+        e.iter()
+            .any(|e| e.contains("`DESK_ACTIONS` holds a secret of vitals'")),
+        "{e:#?}"
+    );
+    assert!(
+        e.iter()
+            .any(|e| e.contains("`SMTP_PW` holds a secret of vitals'")),
+        "{e:#?}"
+    );
+    for line in &e {
+        assert!(line.contains("[checks.p] key `env_passthrough`"), "{line}");
+    }
+    let e = single(
+        "[checks.p]\nkind = \"command\"\ncommand = [\"/bin/true\"]\nenv_passthrough = [\"AWS_SECRET_ACCESS_KEY\"]\n",
+    );
+    assert!(
+        e.contains("`AWS_SECRET_ACCESS_KEY` looks like a secret and is never passed through"),
+        "{e}"
+    );
+}

@@ -171,7 +171,7 @@ impl Check for Freshness {
             });
         };
         let shown = program.display().to_string();
-        let finished = crate::process::run(program, args, &Default::default(), self.sync_timeout)
+        let finished = crate::process::run(program, args, &Default::default(), &[], self.sync_timeout)
             .await
             .map_err(|e| ActionError::Failed(format!("cannot run `{shown}`: {e}")))?;
         let mut details = serde_json::Map::new();
