@@ -540,6 +540,16 @@ async fn idle_and_partial_connections_are_bounded() {
         );
     }
     assert!(reqwest::get(&healthz).await.unwrap().status().is_success());
+    // HTTP/2 with prior knowledge (h2c) is not spoken: the answer is HTTP/1.1's.
+    let mut h2 = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    h2.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n").await.unwrap();
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), h2.read_to_end(&mut answer)).await;
+    assert!(
+        answer.is_empty() || answer.starts_with(b"HTTP/1.1 "),
+        "{:?}",
+        String::from_utf8_lossy(&answer)
+    );
     vitals.signal(nix::sys::signal::Signal::SIGTERM);
 }
 
@@ -593,6 +603,15 @@ async fn only_allowed_host_names_are_served() {
             ("origin", "http://evil.example"),
             bearer(),
         ],
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    // An empty origin (what an h2c request could carry) is no origin of ours.
+    let r = send(
+        "POST",
+        "/api/checks/c/run",
+        &[("host", "127.0.0.1:8686"), ("origin", "http://"), bearer()],
     )
     .await
     .unwrap();
