@@ -152,6 +152,9 @@ fn validate(path: &Path, registry: &'static Registry) -> ExitCode {
             for note in &config.notes {
                 eprintln!("{note}");
             }
+            for warning in config.warnings() {
+                eprintln!("{}", vitals::text::visible(&warning));
+            }
             println!("{}: valid ({} checks)", path.display(), config.checks.len());
             ExitCode::SUCCESS
         }

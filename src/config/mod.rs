@@ -282,6 +282,46 @@ impl Config {
         crate::plugin::resolve_path(&self.dir(), &self.server.state_dir)
     }
 
+    /// What `vitals validate` warns about beyond the file itself (loading reads nothing
+    /// else; this does, read-only): a sink's `path` outside the state directory that
+    /// names an existing file which is not a vitals alert log — the sink would append
+    /// to it.
+    pub fn warnings(&self) -> Vec<String> {
+        use std::io::{BufRead, Read};
+        let state = self.state_dir();
+        let mut out = Vec::new();
+        for sink in &self.sinks {
+            let params = sink.params.to_json();
+            let Some(path) = params.get("path").and_then(|p| p.as_str()) else {
+                continue;
+            };
+            let file = crate::plugin::resolve_path(&self.dir(), Path::new(path));
+            if file.starts_with(&state) || !file.is_file() {
+                continue;
+            }
+            let first = std::fs::File::open(&file).ok().and_then(|f| {
+                let mut line = String::new();
+                std::io::BufReader::new(f.take(64 * 1024))
+                    .read_line(&mut line)
+                    .ok()?;
+                Some(line)
+            });
+            let is_log = first.as_deref().is_none_or(|l| {
+                l.trim().is_empty()
+                    || serde_json::from_str::<serde_json::Value>(l).is_ok_and(|v| v.get("alert_id").is_some())
+            });
+            if !is_log {
+                out.push(format!(
+                    "{}: [sinks.{}] key `path`: warning: {} is an existing file that is not a vitals alert log; the sink would append alert events to it",
+                    self.path.display(),
+                    sink.id,
+                    file.display()
+                ));
+            }
+        }
+        out
+    }
+
     /// The check with this id.
     pub fn check(&self, id: &str) -> Option<&CheckSpec> {
         self.checks.iter().find(|c| c.id == id)

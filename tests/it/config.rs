@@ -357,3 +357,24 @@ fn secrets_are_never_passed_through_to_plugins() {
         "{e}"
     );
 }
+
+#[test]
+fn validate_warns_when_a_log_sink_would_append_to_a_file_that_is_not_its_log() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("notes.txt"), "the desk's own notes\n").unwrap();
+    std::fs::write(dir.path().join("alerts.jsonl"), "{\"alert_id\":\"r.c.1\"}\n").unwrap();
+    let path = write_config(
+        dir.path(),
+        "[checks.cpu]\nkind = \"cpu\"\n\n[sinks.oops]\nkind = \"log\"\npath = \"notes.txt\"\n\n\
+         [sinks.fine]\nkind = \"log\"\npath = \"alerts.jsonl\"\n",
+    );
+    let out = vitals().args(["validate", "-c"]).arg(&path).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "a warning, not an error");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("[sinks.oops] key `path`: warning:")
+            && stderr.contains("notes.txt is an existing file that is not a vitals alert log"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("[sinks.fine]"), "{stderr}");
+}
