@@ -59,10 +59,13 @@ pub struct ServerConfig {
     pub read_token_env: Option<String>,
 }
 
+/// The names the web server always answers to.
+pub const LOOPBACK_HOSTS: [&str; 3] = ["localhost", "127.0.0.1", "::1"];
+
 impl ServerConfig {
     /// Every host name the web server answers to (lowercase, without ports).
     pub fn allowed_hosts(&self) -> Vec<String> {
-        let mut hosts: Vec<String> = ["localhost", "127.0.0.1", "::1"].map(str::to_owned).to_vec();
+        let mut hosts: Vec<String> = LOOPBACK_HOSTS.map(str::to_owned).to_vec();
         if let Ok(addr) = self.listen.parse::<std::net::SocketAddr>()
             && !addr.ip().is_unspecified()
         {
@@ -392,13 +395,13 @@ pub fn parse(path: &Path, src: &str, registry: &Registry) -> Result<Config, Diag
         match name {
             "server" => {
                 if let Some(s) = walk::section::<ServerConfig>(&mut c, "server", value) {
+                    let key_span = |key: &str| match value.get_ref() {
+                        DeValue::Table(t) => t.get(key).map(|v| v.span()),
+                        _ => None,
+                    };
                     if let Err(e) = s.listen.parse::<std::net::SocketAddr>() {
-                        let span = match value.get_ref() {
-                            DeValue::Table(t) => t.get("listen").map(|v| v.span()),
-                            _ => None,
-                        };
                         c.error(
-                            span.or(Some(value.span())),
+                            key_span("listen").or(Some(value.span())),
                             Some("server"),
                             Some("listen"),
                             format!(
@@ -407,10 +410,6 @@ pub fn parse(path: &Path, src: &str, registry: &Registry) -> Result<Config, Diag
                             ),
                         );
                     }
-                    let key_span = |key: &str| match value.get_ref() {
-                        DeValue::Table(t) => t.get(key).map(|v| v.span()),
-                        _ => None,
-                    };
                     if s.max_connections == 0 {
                         c.error(
                             key_span("max_connections").or(Some(value.span())),

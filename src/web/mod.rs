@@ -88,7 +88,7 @@ impl Web {
             host: crate::alert::hostname().to_owned(),
             cache: Mutex::default(),
             kinds,
-            allowed_hosts: ["localhost", "127.0.0.1", "::1"].map(str::to_owned).to_vec(),
+            allowed_hosts: crate::config::LOOPBACK_HOSTS.map(str::to_owned).to_vec(),
             read_token: None,
             templates: page::templates(kinds),
         }

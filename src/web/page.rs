@@ -141,9 +141,10 @@ fn view(
     now: DateTime<Utc>,
 ) -> View {
     let (icon, class) = look(o.status);
-    let panel = web.kinds.get(&o.kind).and_then(|k| k.panel());
-    let template = match panel {
-        Some(p) if p.template.is_some() => web.kinds.get(&o.kind).map_or(CARD, |k| k.name),
+    let kind = web.kinds.get(&o.kind);
+    let panel = kind.and_then(|k| k.panel());
+    let template = match (kind, panel) {
+        (Some(k), Some(p)) if p.template.is_some() => k.name,
         _ => CARD,
     };
     View {

@@ -202,31 +202,6 @@ fn any_request_gets_an_answer_that_is_not_a_server_error() {
     runtime.block_on(daemon.shutdown());
 }
 
-/// `promtool check metrics` on the exposition text.
-fn promtool(body: &str) -> Result<(), String> {
-    use std::io::Write;
-    let mut p = std::process::Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("promtool (Debian prometheus; scripts/test.sh installs it)");
-    p.stdin.take().unwrap().write_all(body.as_bytes()).unwrap();
-    let out = p.wait_with_output().unwrap();
-    // Lint warnings (units in names and the like) are not parse errors.
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    if out.status.success() || !text.contains("error") {
-        Ok(())
-    } else {
-        Err(text)
-    }
-}
-
 /// Whatever a plugin prints as a perfdata unit, `/metrics` stays parseable.
 #[test]
 fn the_exposition_parses_whatever_units_plugins_print() {
@@ -264,9 +239,9 @@ fn the_exposition_parses_whatever_units_plugins_print() {
                 .unwrap();
             let body = String::from_utf8_lossy(&bytes).into_owned();
             prop_assert!(
-                promtool(&body).is_ok(),
+                crate::support::promtool(&body).is_ok(),
                 "{units:?}\n{body}\n{:?}",
-                promtool(&body)
+                crate::support::promtool(&body)
             );
             Ok(())
         })

@@ -402,22 +402,9 @@ async fn promtool_accepts_the_live_metrics() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(body.matches("vitals_check_status{").count(), 5, "{body}");
-    let mut promtool = std::process::Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("promtool (Debian prometheus; scripts/test.sh installs it)");
-    use std::io::Write;
-    promtool.stdin.take().unwrap().write_all(body.as_bytes()).unwrap();
-    let out = promtool.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "promtool: {}{}\n{body}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    if let Err(e) = crate::support::promtool(&body) {
+        panic!("promtool: {e}\n{body}");
+    }
     vitals.signal(nix::sys::signal::Signal::SIGTERM);
 }
 
@@ -581,54 +568,42 @@ async fn only_allowed_host_names_are_served() {
     }
     let r = send("GET", "/api/status", &[]).await.unwrap();
     assert_eq!(r.status(), StatusCode::MISDIRECTED_REQUEST, "no Host at all");
-    // A rebinding page's POST: its Host and Origin agree, and it has the token.
-    let r = send(
-        "POST",
-        "/api/checks/c/run",
-        &[
-            ("host", "evil.example:8686"),
-            ("origin", "http://evil.example:8686"),
-            bearer(),
-        ],
-    )
-    .await
-    .unwrap();
-    assert_eq!(r.status(), StatusCode::MISDIRECTED_REQUEST);
-    // An allowed Host with a foreign Origin: refused.
-    let r = send(
-        "POST",
-        "/api/checks/c/run",
-        &[
-            ("host", "127.0.0.1:8686"),
-            ("origin", "http://evil.example"),
-            bearer(),
-        ],
-    )
-    .await
-    .unwrap();
-    assert_eq!(r.status(), StatusCode::FORBIDDEN);
-    // An empty origin (what an h2c request could carry) is no origin of ours.
-    let r = send(
-        "POST",
-        "/api/checks/c/run",
-        &[("host", "127.0.0.1:8686"), ("origin", "http://"), bearer()],
-    )
-    .await
-    .unwrap();
-    assert_eq!(r.status(), StatusCode::FORBIDDEN);
-    // Behind nginx: Host rewritten to 127.0.0.1, the page on the desk's name.
-    let r = send(
-        "POST",
-        "/api/checks/c/run",
-        &[
-            ("host", "127.0.0.1"),
-            ("origin", "https://vitals.desk.example"),
-            bearer(),
-        ],
-    )
-    .await
-    .unwrap();
-    assert_eq!(r.status(), StatusCode::OK);
+    // POSTs with the token, by Host and Origin.
+    for (host, origin, expected, why) in [
+        (
+            "evil.example:8686",
+            "http://evil.example:8686",
+            StatusCode::MISDIRECTED_REQUEST,
+            "a rebinding page: its Host and Origin agree",
+        ),
+        (
+            "127.0.0.1:8686",
+            "http://evil.example",
+            StatusCode::FORBIDDEN,
+            "a foreign Origin",
+        ),
+        (
+            "127.0.0.1:8686",
+            "http://",
+            StatusCode::FORBIDDEN,
+            "an empty origin (as h2c could carry)",
+        ),
+        (
+            "127.0.0.1",
+            "https://vitals.desk.example",
+            StatusCode::OK,
+            "behind nginx: Host rewritten, the page on the desk's name",
+        ),
+    ] {
+        let r = send(
+            "POST",
+            "/api/checks/c/run",
+            &[("host", host), ("origin", origin), bearer()],
+        )
+        .await
+        .unwrap();
+        assert_eq!(r.status(), expected, "{why}");
+    }
     let r = send("GET", "/healthz", &[("host", "vitals.desk.example:443")])
         .await
         .unwrap();

@@ -90,6 +90,30 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// `promtool check metrics` (Debian `prometheus`) on an exposition text: `Err` with
+/// what it said unless it accepts it.
+pub fn promtool(body: &str) -> Result<(), String> {
+    use std::io::Write;
+    let mut p = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool (Debian prometheus; scripts/test.sh installs it)");
+    p.stdin.take().unwrap().write_all(body.as_bytes()).unwrap();
+    let out = p.wait_with_output().unwrap();
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ))
+    }
+}
+
 /// The kinds the `vitals` binary has: this test binary's registry less the kinds that
 /// live only in the tests (`tests/it/kinds/`).
 pub fn shipped_registry() -> Registry {
