@@ -86,6 +86,12 @@ impl Alerting {
         self.emit(&events);
     }
 
+    /// Runs the time-driven transitions due now (see [`Engine::advance`]).
+    pub fn tick(&mut self) {
+        let events = self.engine.advance(chrono::Utc::now());
+        self.emit(&events);
+    }
+
     fn emit(&mut self, events: &[AlertEvent]) {
         for e in events {
             log_alert(e);
@@ -130,6 +136,11 @@ impl Alerting {
     /// The alerts firing now.
     pub fn active(&self) -> Vec<ActiveAlert> {
         self.engine.active()
+    }
+
+    /// The market state of every calendar the checks use.
+    pub fn markets(&self) -> Vec<crate::rules::MarketView> {
+        self.engine.markets(chrono::Utc::now())
     }
 
     /// Conditions held back by a dependency.

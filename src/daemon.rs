@@ -45,6 +45,7 @@ pub fn split(config: Config) -> Parts {
             let meta = CheckMeta {
                 depends_on: c.depends_on.clone(),
                 windows: c.maintenance.clone(),
+                market: c.market.clone(),
             };
             (c.id.clone(), meta)
         })
@@ -266,7 +267,12 @@ async fn log_changes(mut events: mpsc::UnboundedReceiver<BoardEvent>) {
     while let Some(e) = events.recv().await {
         let o = &e.observation;
         let message = crate::text::visible(&o.message);
-        debug!(check = %o.id, status = %o.status, value = ?o.value, "{message}");
+        if tracing::enabled!(tracing::Level::DEBUG) {
+            // The whole observation, as `vitals replay` reads it: a week of these lines
+            // is a recording to backtest rules on (docs/market-hours.md).
+            let json = serde_json::to_string(o).unwrap_or_default();
+            debug!(check = %o.id, status = %o.status, value = ?o.value, observation = %json, "{message}");
+        }
         if !e.is_change() || o.is_pending() {
             continue;
         }
@@ -278,12 +284,21 @@ async fn log_changes(mut events: mpsc::UnboundedReceiver<BoardEvent>) {
     }
 }
 
-/// Feeds every observation to alerting.
+/// Feeds every observation to alerting, and once a second lets time-driven transitions
+/// happen between observations (`for` elapsing, a hold lifting, a reminder due).
 async fn evaluate_rules(mut events: mpsc::UnboundedReceiver<BoardEvent>, alerting: Arc<Mutex<Alerting>>) {
-    while let Some(e) = events.recv().await {
-        alerting
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .observe(&e.observation);
+    let mut tick = tokio::time::interval(TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            e = events.recv() => {
+                let Some(e) = e else { return };
+                alerting.lock().unwrap_or_else(|e| e.into_inner()).observe(&e.observation);
+            }
+            _ = tick.tick() => alerting.lock().unwrap_or_else(|e| e.into_inner()).tick(),
+        }
     }
 }
+
+/// How often alerting looks at the clock between observations.
+const TICK: Duration = Duration::from_secs(1);

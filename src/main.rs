@@ -28,6 +28,10 @@ const DEFAULT_LOG: &str = "warn,vitals=info,buoyant_kernel::snapshot::builder=of
 const EXIT_CONFIG: u8 = 78;
 /// EX_USAGE from sysexits.h.
 const EXIT_USAGE: u8 = 64;
+/// EX_DATAERR from sysexits.h: the input data is wrong.
+const EXIT_DATA: u8 = 65;
+/// EX_NOINPUT from sysexits.h: an input file cannot be read.
+const EXIT_NOINPUT: u8 = 66;
 
 #[derive(Parser)]
 #[command(
@@ -78,6 +82,23 @@ enum Command {
         #[command(flatten)]
         config: ConfigArg,
     },
+    /// Feed recorded observations (one JSON object a line, as in /api/status, in time
+    /// order) through the config's rules, depends_on, maintenance windows, market hours
+    /// and check_unknown, on virtual time. Every alert event goes to stdout as a JSON
+    /// line, a summary to stderr; nothing else is touched. Exit 65 on a bad line.
+    Replay {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// The observations file (`-` for standard input).
+        observations: PathBuf,
+    },
+    /// Run rule tests (observation series and the alerts expected of them, see
+    /// docs/market-hours.md). Exit 0 if all pass, 1 if one fails.
+    Test {
+        /// Test files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
     /// List the registered check kinds with their keys and defaults.
     Plugins {
         /// Output format.
@@ -100,6 +121,8 @@ fn main() -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Replay { config, observations } => Ok(replay(&config.config, &observations, registry)),
+        Command::Test { files } => Ok(rule_tests(&files, registry)),
         Command::Check { config, format, ids } => block_on(check(&config.config, registry, format, ids)),
         Command::Run { config } => block_on(run(&config.config, registry)),
     }
@@ -144,6 +167,82 @@ fn print_diagnostics(diags: &Diagnostics) {
     eprintln!("{diags}");
     let n = diags.errors().count();
     eprintln!("{n} error{} in the config", if n == 1 { "" } else { "s" });
+}
+
+fn replay(path: &Path, observations: &Path, registry: &'static Registry) -> ExitCode {
+    use std::io::{BufRead, BufReader, BufWriter};
+    let config = match config::load(path, registry) {
+        Ok(c) => c,
+        Err(d) => {
+            eprintln!("{d}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    let input: Box<dyn BufRead> = if observations == Path::new("-") {
+        Box::new(std::io::stdin().lock())
+    } else {
+        match std::fs::File::open(observations) {
+            Ok(f) => Box::new(BufReader::with_capacity(1 << 20, f)),
+            Err(e) => {
+                eprintln!("vitals replay: cannot read {}: {e}", observations.display());
+                return ExitCode::from(EXIT_NOINPUT);
+            }
+        }
+    };
+    let started = std::time::Instant::now();
+    let mut out = BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
+    match vitals::replay::replay(config, input, &mut out) {
+        Ok(summary) => {
+            eprint!("{summary}");
+            eprintln!("in {:.2} s", started.elapsed().as_secs_f64());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            let _ = std::io::Write::flush(&mut out);
+            eprintln!("vitals replay: {}: {e}", observations.display());
+            ExitCode::from(match e {
+                vitals::replay::ReplayError::Input { .. } => EXIT_DATA,
+                vitals::replay::ReplayError::Io(_) => EXIT_NOINPUT,
+            })
+        }
+    }
+}
+
+fn rule_tests(files: &[PathBuf], registry: &'static Registry) -> ExitCode {
+    let mut failed = 0;
+    let mut passed = 0;
+    for file in files {
+        match vitals::ruletest::run_file(file, registry) {
+            Ok(outcomes) => {
+                for o in outcomes {
+                    if o.diff.is_empty() {
+                        passed += 1;
+                        println!("ok    {}: {}", file.display(), o.name);
+                    } else {
+                        failed += 1;
+                        println!("FAIL  {}: {}", file.display(), o.name);
+                        for line in o.diff {
+                            println!("{line}");
+                        }
+                    }
+                }
+            }
+            Err(vitals::ruletest::TestFileError::Config(d)) => {
+                eprintln!("{d}");
+                return ExitCode::from(EXIT_CONFIG);
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                return ExitCode::from(EXIT_DATA);
+            }
+        }
+    }
+    println!("{passed} passed, {failed} failed");
+    if failed > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
 }
 
 fn validate(path: &Path, registry: &'static Registry) -> ExitCode {

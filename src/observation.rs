@@ -133,8 +133,10 @@ impl Reading {
 
 /// One check's result at one moment: the unit the board, the rules and every
 /// output (JSON, page, metrics) work with. Serializes to the observation JSON of
-/// `docs/reference.md`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// `docs/reference.md`, and reads it back (`vitals replay`): `id`, `kind`, `status`
+/// and `observed_at` are required, the rest default to empty, and other keys of
+/// `/api/status` are ignored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Observation {
     /// The check's id (`[checks.<id>]`).
     pub id: String,
@@ -143,19 +145,25 @@ pub struct Observation {
     /// ok / warning / critical / unknown.
     pub status: Status,
     /// Kind-specific state word, or null.
+    #[serde(default)]
     pub label: Option<String>,
     /// Headline value, or null.
+    #[serde(default)]
     pub value: Option<f64>,
     /// Unit of `value`.
+    #[serde(default)]
     pub unit: String,
     /// One line for a human.
+    #[serde(default)]
     pub message: String,
     /// When the run started (UTC, millisecond precision in JSON).
     #[serde(serialize_with = "serialize_millis")]
     pub observed_at: DateTime<Utc>,
     /// How long the run took, in milliseconds.
+    #[serde(default)]
     pub duration_ms: f64,
     /// Kind-specific details.
+    #[serde(default)]
     pub details: Map<String, Value>,
 }
 

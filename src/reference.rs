@@ -93,6 +93,14 @@ pub fn configuration_reference(registry: &Registry) -> String {
     out.push_str(&key_table(&keys_of::<ServerConfig>()));
     out.push_str("\n## `[defaults]`\n\n");
     out.push_str(&key_table(&keys_of::<Defaults>()));
+    out.push_str("\n## `[calendars.<name>]`: market calendars\n\n");
+    out.push_str(
+        "`market_hours` on a check or rule names a calendar: `nyse` (09:30–16:00 America/New_York, 13:00 on \
+         early-close days) and `nyse_extended` (04:00–20:00, 17:00 on early-close days) are built in, with NYSE's \
+         holidays and early closes. A section named like a built-in one adds to it; another name defines an \
+         exchange (docs/market-hours.md).\n\n",
+    );
+    out.push_str(&key_table(&keys_of::<crate::market::CalendarConfig>()));
     out.push_str("\n## `[checks.<id>]`: keys of every check\n\n");
     out.push_str(
         "The id is the table's name: letters, digits, `_` and `-`. Besides these keys, a check takes the keys of its kind.\n\n",

@@ -171,6 +171,7 @@ pub(super) fn parse_check(
     c: &mut Collector,
     registry: &Kinds<Checks>,
     defaults: &Defaults,
+    calendars: &super::Calendars,
     id_key: &Spanned<std::borrow::Cow<'_, str>>,
     value: &Spanned<DeValue<'_>>,
 ) -> Option<CheckSpec> {
@@ -197,6 +198,15 @@ pub(super) fn parse_check(
         }
     }
     let maintenance = compile_windows(c, &section, table, &settings.maintenance);
+    let market = super::calendars::resolve(
+        c,
+        calendars,
+        &section,
+        table,
+        settings.market_hours.as_deref(),
+        settings.market_grace,
+    );
+    let market = market.map_err(|()| ok = false).ok().flatten();
     (ok && maintenance.is_some()).then(|| CheckSpec {
         id,
         kind: kind.name,
@@ -206,6 +216,7 @@ pub(super) fn parse_check(
         depends_on: settings.depends_on,
         maintenance_config: settings.maintenance,
         maintenance: maintenance.unwrap_or_default(),
+        market,
         unknown_after: settings.unknown_after.unwrap_or(defaults.unknown_after).get(),
         unknown_severity: settings.unknown_severity.unwrap_or(defaults.unknown_severity),
         params,

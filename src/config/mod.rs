@@ -1,6 +1,7 @@
 //! Loading `vitals.toml`: every error at once, each with file, line, column, section
 //! and key. Loading is pure: it reads the one file and touches nothing else.
 
+mod calendars;
 mod components;
 pub mod diag;
 mod rules;
@@ -14,12 +15,14 @@ use serde::{Deserialize, Serialize};
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
+pub use calendars::Calendars;
 use diag::Collector;
 pub use diag::{Diagnostic, Diagnostics, Level};
 
 use crate::alert::Severity as AlertSeverity;
 use crate::check::ParsedCheck;
 use crate::duration::{Span, SpanOrOff};
+use crate::market::MarketHours;
 use crate::registry::Registry;
 use crate::rules::{Rule, Window, WindowConfig};
 use crate::sinks::ParsedSink;
@@ -157,6 +160,17 @@ pub struct CommonSettings {
     /// "62h", timezone = "America/New_York", reason = "market closed" }]`.
     #[serde(default)]
     pub maintenance: Vec<WindowConfig>,
+    /// A market calendar (`"nyse"`, `"nyse_extended"` or a `[calendars.<name>]`):
+    /// outside its session this check's alerts are held back the way maintenance holds
+    /// them, with the cause named ("market closed: Thanksgiving Day"), and fire
+    /// afterwards only if still true. The check keeps running and the page shows its
+    /// real status.
+    #[serde(default)]
+    pub market_hours: Option<String>,
+    /// How long after the session opens alerts are still held (data needs a few
+    /// minutes to catch up), e.g. `"5m"`; needs `market_hours`.
+    #[serde(default)]
+    pub market_grace: Option<Span>,
     /// How long this check may stay `unknown` before `check_unknown` pages (default:
     /// `[defaults] unknown_after`; `"off"` disables it for this check).
     #[serde(default)]
@@ -168,13 +182,15 @@ pub struct CommonSettings {
 }
 
 /// The common keys, as written in `[checks.<id>]`.
-pub const COMMON_KEYS: [&str; 8] = [
+pub const COMMON_KEYS: [&str; 10] = [
     "kind",
     "interval",
     "timeout",
     "jitter",
     "depends_on",
     "maintenance",
+    "market_hours",
+    "market_grace",
     "unknown_after",
     "unknown_severity",
 ];
@@ -217,6 +233,8 @@ pub struct CheckSpec {
     pub maintenance_config: Vec<WindowConfig>,
     /// Its maintenance windows, compiled.
     pub maintenance: Vec<Window>,
+    /// Its market hours.
+    pub market: Option<MarketHours>,
     /// How long it may stay `unknown` before `check_unknown` pages (`None`: never).
     pub unknown_after: Option<Duration>,
     /// The severity of its `check_unknown` alerts.
@@ -270,6 +288,8 @@ pub struct Config {
     pub rules: Vec<Rule>,
     /// `[sinks.*]`, in file order.
     pub sinks: Vec<SinkSpec>,
+    /// The market calendars: built-in and `[calendars.*]`.
+    pub calendars: Calendars,
     /// Notes (not errors) found while loading.
     pub notes: Vec<Diagnostic>,
 }
@@ -366,7 +386,7 @@ pub fn load_from(
     }]))
 }
 
-const TOP_LEVEL: [&str; 5] = ["server", "defaults", "checks", "rules", "sinks"];
+const TOP_LEVEL: [&str; 6] = ["server", "defaults", "calendars", "checks", "rules", "sinks"];
 
 /// Validates config text (`path` is only used in messages and for relative paths).
 pub fn parse(path: &Path, src: &str, registry: &Registry) -> Result<Config, Diagnostics> {
@@ -389,6 +409,7 @@ pub fn parse(path: &Path, src: &str, registry: &Registry) -> Result<Config, Diag
     let mut check_tables = Vec::new();
     let mut rule_tables = Vec::new();
     let mut sink_tables = Vec::new();
+    let mut calendar_table = None;
 
     for (key, value) in root.iter() {
         let name = key.get_ref().as_ref();
@@ -434,6 +455,7 @@ pub fn parse(path: &Path, src: &str, registry: &Registry) -> Result<Config, Diag
                     defaults = d;
                 }
             }
+            "calendars" => calendar_table = Some(value),
             "checks" => match value.get_ref() {
                 DeValue::Table(t) => check_tables.extend(t.iter()),
                 other => c.error(
@@ -479,10 +501,13 @@ pub fn parse(path: &Path, src: &str, registry: &Registry) -> Result<Config, Diag
         }
     }
     validate_durations(&mut c, &defaults);
+    let calendars = calendar_table.map_or_else(Calendars::default, |v| calendars::parse(&mut c, v));
 
     let mut checks = Vec::new();
     for &(id, table) in &check_tables {
-        if let Some(spec) = components::parse_check(&mut c, &registry.checks, &defaults, id, table) {
+        if let Some(spec) =
+            components::parse_check(&mut c, &registry.checks, &defaults, &calendars, id, table)
+        {
             checks.push(spec);
         }
     }
@@ -490,7 +515,8 @@ pub fn parse(path: &Path, src: &str, registry: &Registry) -> Result<Config, Diag
     let check_ids: Vec<&str> = check_tables.iter().map(|(k, _)| k.get_ref().as_ref()).collect();
     let mut rules: Vec<Rule> = Vec::new();
     for (index, value) in rule_tables.into_iter().enumerate() {
-        if let Some(rule) = rules::parse_rule(&mut c, &registry.checks, &check_ids, index, value) {
+        if let Some(rule) = rules::parse_rule(&mut c, &registry.checks, &calendars, &check_ids, index, value)
+        {
             if rules.iter().any(|r| r.config.name == rule.config.name) {
                 let span = value
                     .get_ref()
@@ -534,6 +560,7 @@ pub fn parse(path: &Path, src: &str, registry: &Registry) -> Result<Config, Diag
         checks,
         rules,
         sinks,
+        calendars,
         notes: c.out,
     })
 }

@@ -16,6 +16,7 @@ use crate::rules::{CHECK_UNKNOWN, Rule, RuleConfig};
 pub(super) fn parse_rule(
     c: &mut Collector,
     checks: &Kinds<Checks>,
+    calendars: &super::Calendars,
     check_ids: &[&str],
     index: usize,
     value: &Spanned<DeValue<'_>>,
@@ -71,8 +72,20 @@ pub(super) fn parse_rule(
             ok = false;
         }
     }
+    let market = super::calendars::resolve(
+        c,
+        calendars,
+        &section,
+        table,
+        config.market_hours.as_deref(),
+        config.market_grace,
+    );
+    let market = market.map_err(|()| ok = false).ok().flatten();
     match config.compile() {
-        Ok(rule) => ok.then_some(rule),
+        Ok(mut rule) => {
+            rule.market = market;
+            ok.then_some(rule)
+        }
         Err(errors) => {
             for e in errors {
                 // A rule that selects nothing has no key to point at: the whole rule.

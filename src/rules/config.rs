@@ -9,6 +9,7 @@ use super::template::validate_template;
 use super::{Condition, Window, WindowConfig};
 use crate::alert::Severity;
 use crate::duration::Span;
+use crate::market::MarketHours;
 use crate::plugin::{KeyError, valid_id};
 
 /// What a rule does with an `unknown` observation (the check could not tell).
@@ -67,6 +68,16 @@ pub struct RuleConfig {
     /// "America/New_York", reason = "IB Gateway nightly restart" }]`.
     #[serde(default)]
     pub maintenance: Vec<WindowConfig>,
+    /// A market calendar (`"nyse"`, `"nyse_extended"` or a `[calendars.<name>]`):
+    /// outside its session this rule's alerts are held back the way maintenance holds
+    /// them, with the cause named ("market closed: Thanksgiving Day"), and fire
+    /// afterwards only if still true.
+    #[serde(default)]
+    pub market_hours: Option<String>,
+    /// How long after the session opens alerts are still held (data needs a few
+    /// minutes to catch up), e.g. `"5m"`; needs `market_hours`.
+    #[serde(default)]
+    pub market_grace: Option<Span>,
 }
 
 fn default_message() -> String {
@@ -85,6 +96,8 @@ pub struct Rule {
     /// Whether it sees the pending placeholder of a check that has not run yet (only the
     /// built-in `check_unknown` does).
     pub sees_pending: bool,
+    /// Its market hours, set by the config loader (which knows the calendars).
+    pub market: Option<MarketHours>,
 }
 
 /// The name of the built-in rule that pages for a check stuck in `unknown`.
@@ -108,6 +121,8 @@ impl Rule {
             message: "vitals cannot see {check}: {message}".to_owned(),
             on_unknown: UnknownPolicy::Fire,
             maintenance: Vec::new(),
+            market_hours: None,
+            market_grace: None,
         };
         Rule {
             condition: Condition::compile(&config.when)
@@ -115,6 +130,7 @@ impl Rule {
             config,
             windows: Vec::new(),
             sees_pending: true,
+            market: None,
         }
     }
 }
@@ -175,6 +191,7 @@ impl RuleConfig {
             condition,
             windows,
             sees_pending: false,
+            market: None,
         })
     }
 }

@@ -3,8 +3,12 @@
 //! Each `[[rules]]` entry selects checks (by id or kind) and fires when its condition
 //! holds. For every (rule, check) pair the engine keeps a small state machine —
 //! inactive → pending (`for`) → firing → resolved — with `keep_firing_for` against
-//! flapping, `repeat` reminders, acknowledgement, and `depends_on` suppression. The
-//! engine is pure: it is fed observations and the time, and returns alert events.
+//! flapping, `repeat` reminders, acknowledgement, and holds (maintenance windows, market
+//! hours, `depends_on`). The engine is pure: it is fed observations and the time, and
+//! returns alert events. Time-driven transitions (`for` elapsing, a `keep_firing_for`
+//! resolve, a `repeat` reminder, a hold lifting) happen at their exact times, between
+//! two observations too: [`Engine::advance`] runs them, judged on the latest
+//! observation of the check.
 
 pub mod config;
 pub mod expr;
@@ -23,6 +27,8 @@ pub use expr::Condition;
 pub use template::{PLACEHOLDERS, render, validate_template};
 pub use window::{Window, WindowConfig};
 
+use crate::market::MarketHours;
+
 /// What the engine needs to know of each check.
 #[derive(Debug, Clone, Default)]
 pub struct CheckMeta {
@@ -30,6 +36,34 @@ pub struct CheckMeta {
     pub depends_on: Vec<String>,
     /// Its maintenance windows.
     pub windows: Vec<Window>,
+    /// Its market hours.
+    pub market: Option<MarketHours>,
+}
+
+/// A calendar's state now, for the page and `/api/status`.
+#[derive(Debug, Clone, Serialize)]
+pub struct MarketView {
+    /// The state.
+    #[serde(flatten)]
+    pub state: crate::market::MarketState,
+    /// One line for people.
+    pub text: String,
+    /// The checks whose alerts follow it.
+    pub checks: Vec<String>,
+}
+
+/// A condition held back: which pair, why, from when (for `vitals replay`'s summary).
+#[derive(Debug, Clone, PartialEq)]
+pub struct HoldRecord {
+    /// The rule's name.
+    pub rule: String,
+    /// The check's id.
+    pub check: String,
+    /// Why ("market closed: Thanksgiving Day", "in maintenance: …", "held back: ib is
+    /// critical").
+    pub cause: String,
+    /// When the hold began.
+    pub at: DateTime<Utc>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -43,6 +77,11 @@ enum Phase {
         since: DateTime<Utc>,
         cause: String,
         message: String,
+        /// When the cause of the hold ends by itself (a window closing, the market
+        /// opening, a closed day ending); none for a dependency, which lifts at an
+        /// observation.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        until: Option<DateTime<Utc>>,
     },
     Firing(Firing),
 }
@@ -55,6 +94,14 @@ struct Firing {
     last_sent: DateTime<Utc>,
     acknowledged: bool,
     message: String,
+    /// Whether the condition held at the latest observation (false: counting down
+    /// `keep_firing_for`).
+    #[serde(default = "yes")]
+    holding: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// The rule engine.
@@ -65,9 +112,20 @@ pub struct Engine {
     checks: HashMap<String, CheckMeta>,
     statuses: HashMap<String, Status>,
     phases: BTreeMap<(usize, String), Phase>,
+    /// The latest observation of each check: what time-driven transitions are judged on.
+    last: HashMap<String, Observation>,
     /// Set when a pair changes phase (or an event is emitted): the state should be saved.
     changed: bool,
+    /// Holds as they begin, when asked for ([`Engine::record_holds`]).
+    holds: Option<Vec<HoldRecord>>,
+    /// No pair is due before this (none: no pair is due at all): `advance` looks at
+    /// the pairs only once it is reached.
+    wake: Option<DateTime<Utc>>,
 }
+
+/// Why a pair is held back, and when the hold lifts by itself (none: at an
+/// observation).
+type Held = (String, Option<DateTime<Utc>>);
 
 impl Engine {
     /// An engine for `rules`, with what it needs to know of each check.
@@ -78,18 +136,66 @@ impl Engine {
             checks,
             statuses: HashMap::new(),
             phases: BTreeMap::new(),
+            last: HashMap::new(),
             changed: false,
+            holds: None,
+            wake: None,
         }
     }
 
+    /// The market state of every calendar the checks use, with the checks using it.
+    pub fn markets(&self, now: DateTime<Utc>) -> Vec<MarketView> {
+        let mut by_name: BTreeMap<&str, (&MarketHours, Vec<String>)> = BTreeMap::new();
+        for (id, meta) in &self.checks {
+            if let Some(m) = &meta.market {
+                by_name
+                    .entry(m.calendar.name())
+                    .or_insert((m, Vec::new()))
+                    .1
+                    .push(id.clone());
+            }
+        }
+        by_name
+            .into_values()
+            .map(|(m, mut checks)| {
+                checks.sort();
+                let state = m.calendar.state(now);
+                MarketView {
+                    text: state.describe(),
+                    state,
+                    checks,
+                }
+            })
+            .collect()
+    }
+
+    /// Keeps a record of every hold as it begins, for [`Engine::take_holds`].
+    pub fn record_holds(&mut self) {
+        self.holds = Some(Vec::new());
+    }
+
+    /// The holds that began since the last call (empty unless recording).
+    pub fn take_holds(&mut self) -> Vec<HoldRecord> {
+        self.holds.as_mut().map(std::mem::take).unwrap_or_default()
+    }
+
     /// Why alerts of `rule` on `check` are held back at `now`: a maintenance window of
-    /// the rule or the check, or a dependency that is not ok (or not yet seen).
-    fn suppression(&self, rule: &Rule, check: &str, now: DateTime<Utc>) -> Option<String> {
+    /// the rule or the check, the market hours of the rule or the check, or a
+    /// dependency that is not ok (or not yet seen).
+    fn suppression(&self, rule: &Rule, check: &str, now: DateTime<Utc>) -> Option<Held> {
         let meta = self.checks.get(check);
-        if let Some(cause) = window::open_window(&rule.windows, now)
+        if let Some((cause, until)) = window::open_window(&rule.windows, now)
             .or_else(|| meta.and_then(|m| window::open_window(&m.windows, now)))
         {
-            return Some(cause);
+            return Some((cause, Some(until)));
+        }
+        if let Some(hold) = rule
+            .market
+            .as_ref()
+            .and_then(|m| m.hold(now))
+            .or_else(|| meta.and_then(|m| m.market.as_ref()?.hold(now)))
+        {
+            return Some((hold.cause, Some(hold.until)));
         }
         let deps = &meta?.depends_on;
         let causes: Vec<String> = deps
@@ -100,16 +206,105 @@ impl Engine {
                 None => Some(format!("{d} has not reported yet")),
             })
             .collect();
-        (!causes.is_empty()).then(|| format!("held back: {}", causes.join(", ")))
+        (!causes.is_empty()).then(|| (format!("held back: {}", causes.join(", ")), None))
+    }
+
+    /// When the pair next changes by itself, without an observation.
+    fn due(&self, (index, check): &(usize, String), phase: &Phase) -> Option<DateTime<Utc>> {
+        if !self.last.contains_key(check) {
+            return None;
+        }
+        let rule = &self.rules[*index].config;
+        let span = |d: std::time::Duration| chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX);
+        match phase {
+            Phase::Inactive => None,
+            Phase::Pending { since } => since.checked_add_signed(span(*rule.for_)),
+            Phase::Suppressed { until, .. } => *until,
+            Phase::Firing(f) if f.holding => {
+                let repeat = rule.repeat.filter(|r| !r.is_zero())?;
+                (!f.acknowledged).then(|| f.last_sent.checked_add_signed(span(*repeat)))?
+            }
+            Phase::Firing(f) => f.last_true.checked_add_signed(span(*rule.keep_firing_for)),
+        }
+    }
+
+    /// Runs every time-driven transition due before `now`, each at its own time and in
+    /// time order: `for` elapsing, a `keep_firing_for` resolve, a `repeat` reminder, a
+    /// window closing or the market opening. Returns the events. A step due exactly at
+    /// `now` waits: an observation at that same moment comes first (it is the truth
+    /// at that moment), and the step runs at the next later time.
+    pub fn advance(&mut self, now: DateTime<Utc>) -> Vec<AlertEvent> {
+        let mut events = Vec::new();
+        // Each transition moves a pair's due time forward; the bound only guards
+        // against a mistake looping forever.
+        for _ in 0..1_000_000 {
+            if self.wake.is_none_or(|w| w >= now) {
+                break;
+            }
+            let next = self
+                .phases
+                .iter()
+                .filter_map(|(key, phase)| Some((self.due(key, phase)?, key)))
+                .min_by_key(|(due, _)| *due)
+                .map(|(due, key)| (due, key.clone()));
+            self.wake = next.as_ref().map(|(due, _)| *due);
+            let Some((at, key)) = next.filter(|(due, _)| *due < now) else {
+                break;
+            };
+            let (Some(phase), Some(o)) = (self.phases.get(&key).cloned(), self.last.get(&key.1)) else {
+                break;
+            };
+            let o = o.clone();
+            let holds = match &phase {
+                Phase::Firing(f) => f.holding,
+                _ => true,
+            };
+            let next = self.step(key.0, phase.clone(), holds, &o, at, &mut events);
+            self.apply(key, &phase, next, at);
+        }
+        self.changed |= !events.is_empty();
+        events
+    }
+
+    /// Stores a pair's next phase, noting a change and a hold that begins.
+    fn apply(&mut self, key: (usize, String), before: &Phase, next: Phase, now: DateTime<Utc>) {
+        self.changed |= std::mem::discriminant(before) != std::mem::discriminant(&next);
+        if let Some(due) = self.due(&key, &next) {
+            self.wake = Some(self.wake.map_or(due, |w| w.min(due)));
+        }
+        if let (Some(holds), Phase::Suppressed { cause, .. }) = (self.holds.as_mut(), &next) {
+            let same = matches!(before, Phase::Suppressed { cause: was, .. } if was == cause);
+            if !same {
+                holds.push(HoldRecord {
+                    rule: self.rules[key.0].config.name.clone(),
+                    check: key.1.clone(),
+                    cause: cause.clone(),
+                    at: now,
+                });
+            }
+        }
+        self.phases.insert(key, next);
     }
 
     /// Feeds one observation; returns the alert events it causes.
     pub fn observe(&mut self, o: &Observation, now: DateTime<Utc>) -> Vec<AlertEvent> {
+        let mut events = self.advance(now);
         let pending = o.is_pending();
         if !pending {
-            self.statuses.insert(o.id.clone(), o.status);
+            match self.statuses.get_mut(&o.id) {
+                Some(s) => *s = o.status,
+                None => {
+                    self.statuses.insert(o.id.clone(), o.status);
+                }
+            }
         }
-        let mut events = Vec::new();
+        // Reusing the previous observation's allocations.
+        match self.last.get_mut(&o.id) {
+            Some(last) => last.clone_from(o),
+            None => {
+                self.last.insert(o.id.clone(), o.clone());
+            }
+        }
         for index in 0..self.rules.len() {
             let rule = &self.rules[index];
             if !rule.selects(&o.id, &o.kind) || (pending && !rule.sees_pending) {
@@ -133,10 +328,8 @@ impl Engine {
             let Some(holds) = holds else { continue };
             let key = (index, o.id.clone());
             let phase = self.phases.get(&key).cloned().unwrap_or(Phase::Inactive);
-            let before = std::mem::discriminant(&phase);
-            let next = self.step(index, phase, holds, o, now, &mut events);
-            self.changed |= before != std::mem::discriminant(&next);
-            self.phases.insert(key, next);
+            let next = self.step(index, phase.clone(), holds, o, now, &mut events);
+            self.apply(key, &phase, next, now);
         }
         self.changed |= !events.is_empty();
         events
@@ -157,14 +350,16 @@ impl Engine {
         events: &mut Vec<AlertEvent>,
     ) -> Phase {
         let rule = &self.rules[index].config;
-        let message = render(&rule.message, &rule.name, rule.severity, o);
-        let event = |f: &Firing, state: AlertState, reminder: bool| AlertEvent {
+        // Rendered only when an event or a stored phase needs it (most observations
+        // change nothing).
+        let message = || render(&rule.message, &rule.name, rule.severity, o);
+        let event = |f: &Firing, state: AlertState, reminder: bool, message: String| AlertEvent {
             alert_id: f.alert_id.clone(),
             rule: rule.name.clone(),
             check_id: o.id.clone(),
             severity: rule.severity,
             state,
-            message: message.clone(),
+            message,
             value: o.value,
             started_at: f.started_at,
             event_at: now,
@@ -176,47 +371,68 @@ impl Engine {
             if now - since < for_ {
                 return Phase::Pending { since };
             }
-            if let Some(cause) = self.suppression(&self.rules[index], &o.id, now) {
+            if let Some((cause, until)) = self.suppression(&self.rules[index], &o.id, now) {
                 return Phase::Suppressed {
                     since,
                     cause,
-                    message: message.clone(),
+                    message: message(),
+                    until,
                 };
             }
+            let text = message();
             let f = Firing {
                 alert_id: format!("{}.{}.{}", rule.name, o.id, now.timestamp_millis()),
                 started_at: now,
                 last_true: now,
                 last_sent: now,
                 acknowledged: false,
-                message: message.clone(),
+                message: text.clone(),
+                holding: true,
             };
-            events.push(event(&f, AlertState::Firing, false));
+            events.push(event(&f, AlertState::Firing, false, text));
             Phase::Firing(f)
         };
         match (phase, holds) {
             (Phase::Inactive, true) => fire_or_hold(now, events),
+            // A hold that lifts by itself at `until` (a window, the market) stands until
+            // then: the cause is not looked up again at every observation.
+            (
+                Phase::Suppressed {
+                    since,
+                    cause,
+                    until: Some(until),
+                    ..
+                },
+                true,
+            ) if now < until => Phase::Suppressed {
+                since,
+                cause,
+                message: message(),
+                until: Some(until),
+            },
             (Phase::Pending { since } | Phase::Suppressed { since, .. }, true) => fire_or_hold(since, events),
             (Phase::Inactive | Phase::Pending { .. } | Phase::Suppressed { .. }, false) => Phase::Inactive,
             (Phase::Firing(mut f), true) => {
                 f.last_true = now;
-                f.message = message.clone();
+                f.holding = true;
+                f.message = message();
                 if let Some(repeat) = rule.repeat
                     && !f.acknowledged
-                    && self.suppression(&self.rules[index], &o.id, now).is_none()
                     && now - f.last_sent >= chrono::Duration::from_std(*repeat).unwrap_or_default()
+                    && self.suppression(&self.rules[index], &o.id, now).is_none()
                 {
                     f.last_sent = now;
-                    events.push(event(&f, AlertState::Firing, true));
+                    events.push(event(&f, AlertState::Firing, true, f.message.clone()));
                 }
                 Phase::Firing(f)
             }
-            (Phase::Firing(f), false) => {
+            (Phase::Firing(mut f), false) => {
                 let keep = chrono::Duration::from_std(*rule.keep_firing_for).unwrap_or_default();
                 if now - f.last_true >= keep {
-                    events.push(event(&f, AlertState::Resolved, false));
+                    events.push(event(&f, AlertState::Resolved, false, message()));
                     Phase::Inactive
                 } else {
+                    f.holding = false;
                     Phase::Firing(f)
                 }
             }
@@ -288,6 +504,7 @@ impl Engine {
                     since,
                     cause,
                     message,
+                    ..
                 } => {
                     let rule = &self.rules[*index].config;
                     Some(SuppressedAlert {
@@ -444,10 +661,81 @@ mod tests {
     }
 
     #[test]
+    fn time_driven_transitions_happen_at_their_exact_times_between_observations() {
+        let mut e = Engine::new(
+            vec![rule(
+                "slow",
+                "value > 10",
+                "for = \"30s\"\nkeep_firing_for = \"20s\"\nrepeat = \"10s\"",
+            )],
+            HashMap::new(),
+        );
+        assert!(e.observe(&obs("db", Status::Ok, 20.0, 0), at(0)).is_empty());
+        // The next observation comes at 55 s: `for` elapsed at 30, reminders at 40, 50.
+        let events = e.observe(&obs("db", Status::Ok, 20.0, 55), at(55));
+        let times: Vec<_> = events.iter().map(|e| (e.event_at, e.reminder)).collect();
+        assert_eq!(times, [(at(30), false), (at(40), true), (at(50), true)]);
+        assert_eq!(events[0].started_at, at(30));
+        // Cleared at 58; keep_firing_for resolves at 55 + 20 = 75 (the last time it
+        // held), with no reminder while clearing.
+        assert!(e.observe(&obs("db", Status::Ok, 1.0, 58), at(58)).is_empty());
+        let events = e.advance(at(200));
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].state, AlertState::Resolved);
+        assert_eq!(events[0].event_at, at(75));
+        assert!(e.advance(at(400)).is_empty());
+    }
+
+    #[test]
+    fn market_hours_hold_alerts_until_the_open_plus_grace_and_name_the_cause() {
+        use crate::market::{Calendar, MarketHours};
+        let nyse = std::sync::Arc::new(Calendar::built_in("nyse").unwrap());
+        let meta = CheckMeta {
+            market: Some(MarketHours::new(nyse, crate::duration::Span::secs(300))),
+            ..Default::default()
+        };
+        let mut e = Engine::new(
+            vec![rule("stale", "value > 60", "")],
+            HashMap::from([("db".to_owned(), meta)]),
+        );
+        e.record_holds();
+        let ny = |d: u32, h: u32, m: u32| {
+            chrono_tz::America::New_York
+                .with_ymd_and_hms(2026, 11, d, h, m, 0)
+                .unwrap()
+                .with_timezone(&Utc)
+        };
+        let stale = |t: DateTime<Utc>| {
+            let r = Reading::new(Status::Warning, "old").with_value(500.0, "s");
+            Observation::from_reading("db", "test", r, t, Default::default())
+        };
+        // Stale from Wednesday's close through Thanksgiving: nothing fires.
+        assert!(e.observe(&stale(ny(25, 16, 30)), ny(25, 16, 30)).is_empty());
+        assert!(e.observe(&stale(ny(26, 12, 0)), ny(26, 12, 0)).is_empty());
+        assert_eq!(e.suppressed()[0].cause, "market closed: Thanksgiving Day");
+        // Still stale at Friday's open: it fires when the grace ends, 09:35, exactly.
+        assert!(e.observe(&stale(ny(27, 9, 31)), ny(27, 9, 31)).is_empty());
+        let fired = e.advance(ny(27, 10, 0));
+        assert_eq!(fired.len(), 1);
+        assert_eq!(fired[0].event_at, ny(27, 9, 35));
+        let causes: Vec<String> = e.take_holds().into_iter().map(|h| h.cause).collect();
+        assert_eq!(
+            causes,
+            [
+                "market closed: after the close 16:00",
+                "market closed: Thanksgiving Day",
+                "market closed: opens at 09:30",
+                "market opening: grace until 09:35"
+            ]
+        );
+    }
+
+    #[test]
     fn a_dependency_not_yet_seen_holds_alerts_back() {
         let meta = CheckMeta {
             depends_on: vec!["ib".into()],
             windows: Vec::new(),
+            market: None,
         };
         let mut e = Engine::new(
             vec![rule("slow", "value > 10", "")],

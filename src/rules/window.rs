@@ -83,11 +83,15 @@ impl Window {
 
     /// Whether the window is open at `t`.
     pub fn contains(&self, t: DateTime<Utc>) -> bool {
+        self.open_until(t).is_some()
+    }
+
+    /// When the window closes, if it is open at `t`.
+    pub fn open_until(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
         let local = t.with_timezone(&self.tz);
-        match self.cron.find_previous_occurrence(&local, true) {
-            Ok(start) => t - start.with_timezone(&Utc) < self.duration,
-            Err(_) => false,
-        }
+        let start = self.cron.find_previous_occurrence(&local, true).ok()?;
+        let end = start.with_timezone(&Utc) + self.duration;
+        (t < end).then_some(end)
     }
 
     /// For messages: "IB nightly restart (45 23 * * * America/New_York, 30m)".
@@ -96,12 +100,13 @@ impl Window {
     }
 }
 
-/// The first of `windows` open at `t`, as a cause ("in maintenance: …").
-pub fn open_window(windows: &[Window], t: DateTime<Utc>) -> Option<String> {
-    windows
-        .iter()
-        .find(|w| w.contains(t))
-        .map(|w| format!("in maintenance: {}", w.label()))
+/// The first of `windows` open at `t`, as a cause ("in maintenance: …") and when it
+/// closes.
+pub fn open_window(windows: &[Window], t: DateTime<Utc>) -> Option<(String, DateTime<Utc>)> {
+    windows.iter().find_map(|w| {
+        let until = w.open_until(t)?;
+        Some((format!("in maintenance: {}", w.label()), until))
+    })
 }
 
 #[cfg(test)]

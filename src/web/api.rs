@@ -37,11 +37,12 @@ fn status_json(web: &Web) -> Value {
             o
         })
         .collect();
-    let (alerts, suppressed) = {
+    let (alerts, suppressed, markets) = {
         let a = web.alerting.lock().unwrap_or_else(|e| e.into_inner());
-        (a.active(), a.suppressed())
+        (a.active(), a.suppressed(), a.markets())
     };
     json!({
+        "markets": markets,
         "generated_at": Utc::now(),
         "host": web.host,
         "checks": checks,

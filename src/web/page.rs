@@ -21,6 +21,7 @@ use crate::board::Sample;
 use crate::check::{ActionSpec, Checks, Observation, Status};
 use crate::panel::{Layout, Section};
 use crate::plugin::Kinds;
+use crate::rules::MarketView;
 
 /// The generic panel of a kind that declares a section but no partial.
 const CARD: &str = "card.html";
@@ -196,7 +197,11 @@ pub fn render(web: &Web) -> Result<String, minijinja::Error> {
         })
         .collect();
     views.sort_by(|a, b| a.id.cmp(&b.id));
-    let sections = sections(web.kinds, &views);
+    let (mut alerts, suppressed, markets) = {
+        let a = web.alerting.lock().unwrap_or_else(|e| e.into_inner());
+        (a.active(), a.suppressed(), a.markets())
+    };
+    let sections = sections(web.kinds, &views, &markets);
     let counts = |s: Status| views.iter().filter(|v| v.status == s.as_str()).count();
     let worst = views
         .iter()
@@ -209,10 +214,6 @@ pub fn render(web: &Web) -> Result<String, minijinja::Error> {
         .max_by_key(|s| s.severity_rank())
         .unwrap_or(Status::Unknown);
     let (icon, class) = look(worst);
-    let (mut alerts, suppressed) = {
-        let a = web.alerting.lock().unwrap_or_else(|e| e.into_inner());
-        (a.active(), a.suppressed())
-    };
     alerts.sort_by(|a, b| b.severity.cmp(&a.severity).then(a.started_at.cmp(&b.started_at)));
     let alerts: Vec<Value> = alerts
         .iter()
@@ -265,12 +266,14 @@ struct SectionView<'v> {
     placeholder: Option<&'static str>,
     head: &'static str,
     checks: Vec<&'v View>,
+    /// The market calendars its checks follow.
+    markets: Vec<&'v MarketView>,
 }
 
 /// The sections the registered kinds declare, in their order, each with its checks
 /// (by panel rank, then id). A section without checks shows its placeholder, or is
 /// left out when it has none.
-fn sections<'v>(kinds: &Kinds<Checks>, views: &'v [View]) -> Vec<SectionView<'v>> {
+fn sections<'v>(kinds: &Kinds<Checks>, views: &'v [View], markets: &'v [MarketView]) -> Vec<SectionView<'v>> {
     let mut declared: Vec<&'static Section> = Vec::new();
     for kind in kinds.kinds() {
         if let Some(p) = kind.panel()
@@ -296,7 +299,12 @@ fn sections<'v>(kinds: &Kinds<Checks>, views: &'v [View]) -> Vec<SectionView<'v>
                 Layout::Grid => ("grid", &[][..]),
                 Layout::Table { columns } => ("table", columns),
             };
+            let markets = markets
+                .iter()
+                .filter(|m| checks.iter().any(|v| m.checks.contains(&v.id)))
+                .collect();
             Some(SectionView {
+                markets,
                 id: s.id,
                 title: s.title,
                 layout,

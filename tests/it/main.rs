@@ -22,6 +22,7 @@ mod logs;
 mod panels;
 mod registry;
 mod reload;
+mod replay;
 mod rules;
 mod runner;
 mod secrets;

@@ -40,10 +40,14 @@ fn feed(e: &mut Engine, start: i64, values: &[f64]) -> Vec<(i64, AlertEvent)> {
     let mut out = Vec::new();
     for (i, v) in values.iter().enumerate() {
         let at = start + 5 * i as i64;
-        e.observe(&obs("ib", Status::Ok, Some(1.0), t(at)), t(at));
-        for ev in e.observe(&obs("positions", Status::Ok, Some(*v), t(at)), t(at)) {
-            out.push((at, ev));
-        }
+        let mut events = e.observe(&obs("ib", Status::Ok, Some(1.0), t(at)), t(at));
+        events.extend(e.observe(&obs("positions", Status::Ok, Some(*v), t(at)), t(at)));
+        // Each event at its own time (a time-driven one may fall between two readings).
+        out.extend(
+            events
+                .into_iter()
+                .map(|ev| ((ev.event_at - t(0)).num_seconds(), ev)),
+        );
     }
     out
 }
@@ -80,13 +84,13 @@ fn for_delays_firing_and_a_break_resets_it() {
 fn keep_firing_for_rides_out_flapping() {
     let mut e = engine(&STALE.replace("severity", "keep_firing_for = \"12s\"\nseverity"));
     // Flaps every 5 s: one alert, never resolved while it flaps; resolves 12 s after
-    // the last true reading.
+    // the last true reading (20 s), at 32 s: between two readings.
     let values = [70.0, 10.0, 70.0, 10.0, 70.0, 10.0, 10.0, 10.0, 10.0];
     let events = feed(&mut e, 0, &values);
     let states: Vec<(i64, AlertState)> = events.iter().map(|(at, e)| (*at, e.state)).collect();
     assert_eq!(
         states,
-        [(0, AlertState::Firing), (35, AlertState::Resolved)],
+        [(0, AlertState::Firing), (32, AlertState::Resolved)],
         "{events:#?}"
     );
 }
@@ -262,8 +266,9 @@ fn a_rule_maintenance_window_across_midnight_in_new_york_holds_alerts_back() {
     );
     let mut e = engine(&rule);
     let at = |t: DateTime<Utc>, e: &mut Engine, v: f64| {
-        e.observe(&obs("ib", Status::Ok, Some(1.0), t), t);
-        e.observe(&obs("positions", Status::Ok, Some(v), t), t)
+        let mut events = e.observe(&obs("ib", Status::Ok, Some(1.0), t), t);
+        events.extend(e.observe(&obs("positions", Status::Ok, Some(v), t), t));
+        events
     };
     // Stale from 23:50 to 00:20: held back in the window, fires once it closes.
     assert!(at(new_york(27, 23, 50), &mut e, 70.0).is_empty());
@@ -283,6 +288,7 @@ fn a_rule_maintenance_window_across_midnight_in_new_york_holds_alerts_back() {
     let fired = at(new_york(28, 0, 16), &mut e, 80.0);
     assert_eq!(fired.len(), 1);
     assert_eq!(fired[0].state, AlertState::Firing);
+    assert_eq!(fired[0].event_at, new_york(28, 0, 15), "when the window closed");
 
     // Stale only inside the window: never paged.
     let mut e = engine(&rule);

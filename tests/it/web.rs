@@ -31,7 +31,8 @@ async fn daemon(dir: &Path) -> Daemon {
          [checks.gateway]\nkind = \"command\"\ninterval = \"100ms\"\n\
          command = [\"/bin/sh\", \"-c\", \"if [ -e {f} ]; then echo 'CRITICAL - gateway down'; exit 2; fi; echo 'OK - up'\"]\n\n\
          [checks.queue]\nkind = \"queue_backlog\"\ntable = \"queue\"\n\n\
-         [checks.positions]\nkind = \"delta_freshness\"\ntable = \"positions\"\nforce_sync = [\"/bin/true\"]\n\n\
+         [checks.positions]\nkind = \"delta_freshness\"\ntable = \"positions\"\nforce_sync = [\"/bin/true\"]\n\
+         market_hours = \"nyse\"\nmarket_grace = \"5m\"\n\n\
          [[rules]]\nname = \"gateway_down\"\nchecks = [\"gateway\"]\nwhen = \"status == 'critical'\"\nseverity = \"CRITICAL\"\n\n\
          [sinks.audit]\nkind = \"log\"\npath = \"alerts.jsonl\"\n\n\
          [sinks.alerts_table]\nkind = \"delta\"\ntable = \"alerts\"\nflush_interval = \"100ms\"\n",
@@ -118,6 +119,17 @@ async fn every_get_route_answers_with_security_headers() {
     );
     assert!(page.contains(">Clear</button>"), "Clear button");
     assert!(page.contains("data-confirm="), "clear asks first");
+    // The market status next to the freshness section, as the calendar says now.
+    let nyse = vitals::market::Calendar::built_in("nyse").unwrap();
+    let market = nyse.state(chrono::Utc::now());
+    let freshness = &page[page.find("id=\"freshness\"").expect("freshness section")..];
+    let line = &freshness[freshness.find("data-calendar=\"nyse\"").expect("market line")..];
+    let expected = if market.open {
+        "Market nyse open until"
+    } else {
+        "Market nyse closed until"
+    };
+    assert!(line[..300].contains(expected), "{}", &line[..300]);
     assert!(
         h["content-security-policy"]
             .to_str()
@@ -128,6 +140,9 @@ async fn every_get_route_answers_with_security_headers() {
     assert_eq!(h["x-content-type-options"], "nosniff");
 
     let (code, status, _) = call(&router, "GET", "/api/status", &[]).await;
+    assert_eq!(status["markets"][0]["calendar"], "nyse");
+    assert_eq!(status["markets"][0]["checks"], serde_json::json!(["positions"]));
+    assert_eq!(status["markets"][0]["open"], market.open);
     assert_eq!(code, StatusCode::OK);
     assert!(status["generated_at"].is_string());
     let checks = status["checks"].as_array().unwrap();

@@ -139,6 +139,8 @@ pub fn action_cx(id: &str) -> RunContext {
 pub struct Daemonized {
     pub child: Child,
     lines: std_mpsc::Receiver<String>,
+    /// Every line logged so far.
+    all: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl Daemonized {
@@ -159,12 +161,20 @@ impl Daemonized {
             .unwrap();
         let stderr = child.stderr.take().unwrap();
         let (tx, lines) = std_mpsc::channel();
+        let all = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let keep = all.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                keep.lock().unwrap().push(line.clone());
                 let _ = tx.send(line);
             }
         });
-        Daemonized { child, lines }
+        Daemonized { child, lines, all }
+    }
+
+    /// Every line logged so far, in order.
+    pub fn log(&self) -> Vec<String> {
+        self.all.lock().unwrap().clone()
     }
 
     pub fn expect(&self, needle: &str) -> String {
