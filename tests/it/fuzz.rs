@@ -59,6 +59,14 @@ fn config_text() -> impl Strategy<Value = String> {
         "url",
         "limit",
         "filter_column",
+        "market_hours",
+        "market_grace",
+        "timezone",
+        "open",
+        "close",
+        "closed",
+        "early_closes",
+        "based_on",
     ]);
     let value = prop::sample::select(vec![
         "\"cpu\"",
@@ -88,11 +96,63 @@ fn config_text() -> impl Strategy<Value = String> {
         "\"s3://x/y\"",
         "\"\"",
         "\"é\"",
+        "\"nyse\"",
+        "\"lse\"",
+        "\"09:30\"",
+        "\"25:00\"",
+        "\"Europe/London\"",
+        "[{ date = \"2026-12-31\", reason = \"closure\" }]",
+        "[{ date = \"2026-13-01\" }]",
     ]);
     let line = (key, value).prop_map(|(k, v)| format!("{k} = {v}\n"));
     let block = (section, prop::collection::vec(line, 0..6))
         .prop_map(|(s, lines)| format!("{s}\n{}", lines.concat()));
     prop::collection::vec(block, 0..6).prop_map(|blocks| blocks.concat())
+}
+
+/// Lines a recording could hold: observations with any field missing, mistyped or out
+/// of order, and garbage.
+fn replay_line() -> impl Strategy<Value = String> {
+    let id = prop::sample::select(vec!["\"cpu\"", "\"ib\"", "\"nope\"", "5", "null"]);
+    let kind = prop::sample::select(vec!["\"cpu\"", "\"tcp\"", "\"disk\"", "[]"]);
+    let status = prop::sample::select(vec!["\"ok\"", "\"critical\"", "\"unknown\"", "\"OK\"", "1"]);
+    let value = prop::sample::select(vec!["95", "null", "\"95\"", "1e308", "-0"]);
+    let at = prop::sample::select(vec![
+        "\"2026-11-27T14:30:00Z\"",
+        "\"2026-11-27T14:29:00Z\"",
+        "\"2026-11-27T14:31:00.500+01:00\"",
+        "\"yesterday\"",
+        "0",
+    ]);
+    prop_oneof![
+        (id, kind, status, value, at).prop_map(|(i, k, s, v, a)| {
+            format!(
+                r#"{{"id":{i},"kind":{k},"status":{s},"value":{v},"observed_at":{a},"details":{{"x":1}}}}"#
+            )
+        }),
+        any::<String>(),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2_000))]
+
+    #[test]
+    fn any_recording_replays_or_is_refused_at_a_line(lines in prop::collection::vec(replay_line(), 0..12)) {
+        let text = "[checks.cpu]\nkind = \"cpu\"\n[checks.ib]\nkind = \"tcp\"\nhost = \"127.0.0.1\"\nport = 4002\n\
+                    [[rules]]\nname = \"hot\"\nkinds = [\"cpu\"]\nwhen = \"value > 90\"\nseverity = \"WARNING\"\nfor = \"1s\"\n\
+                    market_hours = \"nyse\"\n";
+        let config = parse("fuzz.toml".as_ref(), text, registry().unwrap()).unwrap();
+        let input = lines.join("\n");
+        let mut out = Vec::new();
+        match vitals::replay::replay(config, input.as_bytes(), &mut out) {
+            Ok(summary) => prop_assert!(summary.observations as usize <= lines.len()),
+            Err(vitals::replay::ReplayError::Input { line, message }) => {
+                prop_assert!(line >= 1 && !message.is_empty());
+            }
+            Err(e) => prop_assert!(false, "{e}"),
+        }
+    }
 }
 
 proptest! {
