@@ -8,8 +8,9 @@ cd "$(dirname "$0")/.."
 # Debian packages the tests use: openssl makes the certificates of the STARTTLS test,
 # prometheus-alertmanager is the real Alertmanager the alertmanager sink is tested on,
 # prometheus brings promtool (checks /metrics), chromium and chromium-driver are the
-# real browser the status page is tested in.
-APT_PACKAGES=(openssl prometheus-alertmanager prometheus chromium chromium-driver)
+# real browser the status page is tested in, nginx the real reverse proxy (with TLS) in
+# front of it, systemd brings systemd-analyze (verifies the unit).
+APT_PACKAGES=(openssl prometheus-alertmanager prometheus chromium chromium-driver nginx systemd)
 # Python packages the tests use, installed into ./.venv: aiosmtpd is the real SMTP
 # server of the email tests; deltalake, pandas and pyarrow read and write Delta tables
 # the way the trading system does.

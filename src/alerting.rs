@@ -27,6 +27,8 @@ pub struct AlertingConfig {
     pub state_dir: PathBuf,
     /// The config file's directory (relative paths of sinks resolve against it).
     pub config_dir: PathBuf,
+    /// The daemon's health, for the sinks that say "alive".
+    pub health: crate::health::Health,
 }
 
 /// How long sinks get to deliver what they hold when vitals stops or reloads.
@@ -57,9 +59,13 @@ fn load_state(path: &Path) -> Option<EngineState> {
     }
 }
 
-fn start_dispatcher(sinks: &[SinkSpec], config_dir: &Path, state_dir: &Path) -> Dispatcher {
-    let built = sinks.iter().map(|s| SinkInstance::build(s, config_dir)).collect();
-    Dispatcher::start(built, state_dir)
+fn start_dispatcher(config: &AlertingConfig) -> Dispatcher {
+    let built = config
+        .sinks
+        .iter()
+        .map(|s| SinkInstance::build_with(s, &config.config_dir, config.health.clone()))
+        .collect();
+    Dispatcher::start(built, &config.state_dir)
 }
 
 impl Alerting {
@@ -67,7 +73,7 @@ impl Alerting {
     /// starts the sinks.
     pub fn start(config: AlertingConfig) -> Alerting {
         let state_file = config.state_dir.join("alerts.json");
-        let dispatcher = start_dispatcher(&config.sinks, &config.config_dir, &config.state_dir);
+        let dispatcher = start_dispatcher(&config);
         let mut engine = Engine::new(config.rules, config.checks);
         if let Some(state) = load_state(&state_file) {
             let n = engine.restore(state);
@@ -152,11 +158,11 @@ impl Alerting {
     /// sinks start. Returns the old sinks, to be shut down (flushed) by the caller.
     pub fn replace(&mut self, config: AlertingConfig) -> Dispatcher {
         let state = self.engine.state();
+        let sinks = start_dispatcher(&config);
         self.engine = Engine::new(config.rules, config.checks);
         self.engine.restore(state);
         self.state_file = config.state_dir.join("alerts.json");
         self.save();
-        let sinks = start_dispatcher(&config.sinks, &config.config_dir, &config.state_dir);
         std::mem::replace(&mut self.dispatcher, sinks)
     }
 

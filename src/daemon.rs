@@ -65,6 +65,7 @@ pub fn split(config: Config) -> Parts {
             sinks: config.sinks,
             state_dir,
             config_dir: config_dir.clone(),
+            health: crate::health::Health::always(),
         },
         config_dir,
     }
@@ -94,6 +95,8 @@ pub struct Daemon {
     evaluating: tokio::task::JoinHandle<()>,
     /// `[server]` as started (the listener is not moved by a reload).
     server: ServerConfig,
+    /// The runner's latest liveness, for the sinks that say "alive".
+    health: crate::health::Health,
 }
 
 impl Daemon {
@@ -105,12 +108,18 @@ impl Daemon {
         for note in &config.notes {
             info!("{note}");
         }
-        let parts = split(config);
+        for warning in config.warnings() {
+            warn!("{}", crate::text::visible(&warning));
+        }
+        let mut parts = split(config);
         let board = Board::new();
         tokio::spawn(log_changes(board.follow()));
+        let (health_tx, health) = crate::health::Health::channel();
+        parts.alerting.health = health.clone();
         let alerting = Arc::new(Mutex::new(Alerting::start(parts.alerting)));
         let evaluating = tokio::spawn(evaluate_rules(board.follow(), alerting.clone()));
-        let mut runner = Runner::new(board, Arc::new(Resources::default()));
+        let mut runner = Runner::new(board.clone(), Arc::new(Resources::default()));
+        tokio::spawn(watch_liveness(runner.instances(), board, health_tx));
         let server = parts.server;
         let report = runner.apply(parts.checks, &parts.config_dir).await;
         info!(
@@ -128,6 +137,7 @@ impl Daemon {
             alerting,
             evaluating,
             server,
+            health,
         })
     }
 
@@ -200,7 +210,8 @@ impl Daemon {
         for note in &config.notes {
             info!("{note}");
         }
-        let parts = split(config);
+        let mut parts = split(config);
+        parts.alerting.health = self.health.clone();
         if parts.server != self.server {
             warn!("[server] changed: the listener and token stay as started until vitals restarts");
         }
@@ -224,7 +235,14 @@ impl Daemon {
 
     /// Serves until `Control::Shutdown` (or the sender is dropped), reloading on
     /// `Control::Reload` and when the file's content changes.
+    /// Tells systemd (when it started vitals with `Type=notify`) that vitals is ready,
+    /// and says so again after each reload.
     pub async fn serve(mut self, mut control: mpsc::Receiver<Control>) {
+        let checks = self.runner.ids().len();
+        notify(&[
+            sd_notify::NotifyState::Ready,
+            sd_notify::NotifyState::Status(&format!("running {checks} checks")),
+        ]);
         let mut watch = tokio::time::interval(WATCH_INTERVAL);
         watch.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -232,7 +250,9 @@ impl Daemon {
                 c = control.recv() => match c {
                     Some(Control::Reload) => {
                         info!("reload requested");
+                        reloading();
                         let _ = self.reload().await;
+                        notify(&[sd_notify::NotifyState::Ready]);
                     }
                     Some(Control::Shutdown) | None => break,
                 },
@@ -240,7 +260,9 @@ impl Daemon {
                     let read = std::fs::read(&self.path);
                     if read.as_ref().ok() != self.seen.as_ref() {
                         info!(config = %self.path.display(), "config file changed");
+                        reloading();
                         let _ = self.reload_from(read).await;
+                        notify(&[sd_notify::NotifyState::Ready]);
                     }
                 }
             }
@@ -251,6 +273,7 @@ impl Daemon {
     /// Stops every check.
     pub async fn shutdown(mut self) {
         info!("shutting down");
+        notify(&[sd_notify::NotifyState::Stopping]);
         self.runner.shutdown().await;
         // Every observation made before the stop still goes through the rules.
         self.runner.board().close_followers();
@@ -258,6 +281,66 @@ impl Daemon {
         let sinks = self.alerting.lock().unwrap_or_else(|e| e.into_inner()).stop();
         sinks.shutdown(crate::alerting::FLUSH_GRACE).await;
         info!("vitals stopped");
+    }
+}
+
+/// Sends a state to systemd's notify socket, if vitals was started with one
+/// (`NOTIFY_SOCKET`); does nothing otherwise.
+fn notify(state: &[sd_notify::NotifyState<'_>]) {
+    if let Err(e) = sd_notify::notify(false, state) {
+        warn!("cannot tell systemd {state:?}: {e}");
+    }
+}
+
+/// `RELOADING=1` with the monotonic time systemd asks for.
+fn reloading() {
+    match sd_notify::NotifyState::monotonic_usec_now() {
+        Ok(now) => notify(&[sd_notify::NotifyState::Reloading, now]),
+        Err(_) => notify(&[sd_notify::NotifyState::Reloading]),
+    }
+}
+
+/// Every second: is the runner keeping its schedule? The answer goes to the sinks that
+/// say "alive", and, while it is yes, `WATCHDOG=1` goes to systemd (when its unit has
+/// `WatchdogSec=`): a wedged runtime or a stalled scheduler stops the pings and systemd
+/// restarts vitals.
+async fn watch_liveness(
+    instances: crate::runner::Instances,
+    board: Board,
+    health: tokio::sync::watch::Sender<crate::health::Liveness>,
+) {
+    let mut usec = 0;
+    let watchdog = sd_notify::watchdog_enabled(false, &mut usec);
+    if watchdog {
+        info!(
+            "systemd watchdog on: pinging every second while every check keeps its schedule (WatchdogSec={}s)",
+            usec / 1_000_000
+        );
+    }
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let now = crate::health::assess(&instances, &board, chrono::Utc::now());
+        let before = health.send_replace(now.clone());
+        match (&before, &now) {
+            (crate::health::Liveness::Healthy, crate::health::Liveness::Late(ids)) => {
+                error!(
+                    "vitals is not keeping its schedule: overdue checks {}; the watchdog, heartbeat and VitalsWatchdog stop saying it is alive",
+                    ids.join(", ")
+                );
+            }
+            (crate::health::Liveness::Late(_), crate::health::Liveness::Healthy) => {
+                info!("every check keeps its schedule again");
+            }
+            _ => {}
+        }
+        if watchdog && now.is_healthy() {
+            notify(&[sd_notify::NotifyState::Watchdog]);
+        }
+        if health.is_closed() && !watchdog {
+            return;
+        }
     }
 }
 

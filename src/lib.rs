@@ -24,6 +24,7 @@ pub mod delta;
 pub mod dispatch;
 pub mod duration;
 pub mod files;
+pub mod health;
 pub mod market;
 pub mod observation;
 pub mod panel;

@@ -42,8 +42,10 @@ pub struct ServerConfig {
     pub token_env: String,
     /// Directory for vitals' own state: alert state (so a restart neither re-sends nor
     /// forgets an alert) and each sink's outbox of undelivered events. Relative paths
-    /// resolve against the config file's directory.
-    pub state_dir: PathBuf,
+    /// resolve against the config file's directory. Unset: `$STATE_DIRECTORY` (set by
+    /// systemd's `StateDirectory=`: `/var/lib/vitals` with dist/systemd/vitals.service),
+    /// else `state` beside the config file.
+    pub state_dir: Option<PathBuf>,
     /// Connections the web server serves at once; more are closed at once (refused,
     /// not queued), so idle or slow clients cannot use up vitals' file descriptors.
     pub max_connections: usize,
@@ -60,6 +62,11 @@ pub struct ServerConfig {
     /// any user name, or `Authorization: Bearer`); `/healthz` stays open. For a page
     /// reached beyond loopback without a proxy in front. Unset by default.
     pub read_token_env: Option<String>,
+    /// The URL people reach the page at through a reverse proxy, e.g.
+    /// `"https://vitals.desk.example/"`: its host name is answered to like
+    /// `allowed_hosts`, and the page's buttons work from it (their `Origin`). A proxy
+    /// that rewrites `Host` (nginx's default `proxy_pass`) needs nothing else.
+    pub public_url: Option<String>,
 }
 
 /// The names the web server always answers to.
@@ -74,7 +81,8 @@ impl ServerConfig {
         {
             hosts.push(addr.ip().to_string());
         }
-        for h in &self.allowed_hosts {
+        let public = self.public_url.as_deref().and_then(public_host);
+        for h in self.allowed_hosts.iter().chain(public.as_ref()) {
             let h = h
                 .trim()
                 .trim_start_matches('[')
@@ -93,11 +101,12 @@ impl Default for ServerConfig {
         ServerConfig {
             listen: "127.0.0.1:8686".into(),
             token_env: "VITALS_TOKEN".into(),
-            state_dir: PathBuf::from("state"),
+            state_dir: None,
             max_connections: 512,
             header_timeout: Span::secs(10),
             allowed_hosts: Vec::new(),
             read_token_env: None,
+            public_url: None,
         }
     }
 }
@@ -300,9 +309,18 @@ impl Config {
         config_dir(&self.path)
     }
 
-    /// The state directory, resolved.
+    /// The state directory, resolved: `[server] state_dir`, else `$STATE_DIRECTORY`
+    /// (its first entry), else `state` beside the config file.
     pub fn state_dir(&self) -> PathBuf {
-        crate::plugin::resolve_path(&self.dir(), &self.server.state_dir)
+        let from_systemd = || {
+            let dirs = std::env::var_os("STATE_DIRECTORY")?;
+            let first = dirs.to_str()?.split(':').next()?.to_owned();
+            (!first.is_empty()).then(|| PathBuf::from(first))
+        };
+        match &self.server.state_dir {
+            Some(dir) => crate::plugin::resolve_path(&self.dir(), dir),
+            None => from_systemd().unwrap_or_else(|| self.dir().join("state")),
+        }
     }
 
     /// What `vitals validate` warns about beyond the file itself (loading reads nothing
@@ -313,12 +331,28 @@ impl Config {
         use std::io::{BufRead, Read};
         let state = self.state_dir();
         let mut out = Vec::new();
+        if let Some(why) = not_for_data(&state) {
+            out.push(format!(
+                "{}: [server] key `state_dir`: warning: vitals' state would go to {}, {why}; set `state_dir = \"/var/lib/vitals\"`, or leave it unset under systemd (StateDirectory=vitals)",
+                self.path.display(),
+                state.display()
+            ));
+        }
         for sink in &self.sinks {
             let params = sink.params.to_json();
             let Some(path) = params.get("path").and_then(|p| p.as_str()) else {
                 continue;
             };
             let file = crate::plugin::resolve_path(&self.dir(), Path::new(path));
+            if let Some(why) = not_for_data(&file) {
+                out.push(format!(
+                    "{}: [sinks.{}] key `path`: warning: the sink would write {}, {why}; use an absolute path under /var/lib or /var/log",
+                    self.path.display(),
+                    sink.id,
+                    file.display()
+                ));
+                continue;
+            }
             if file.starts_with(&state) || !file.is_file() {
                 continue;
             }
@@ -349,6 +383,38 @@ impl Config {
     pub fn check(&self, id: &str) -> Option<&CheckSpec> {
         self.checks.iter().find(|c| c.id == id)
     }
+}
+
+/// The host name of a `public_url` (`https://name:port/path` → `name`).
+fn public_host(url: &str) -> Option<String> {
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))?;
+    let authority = rest.split(['/', '?', '#']).next()?;
+    let authority = authority.rsplit('@').next()?;
+    let name = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next()?,
+        None => authority.split(':').next()?,
+    };
+    (!name.is_empty()).then(|| name.to_ascii_lowercase())
+}
+
+/// Why vitals should not write under `path`: a system directory (read-only for a
+/// hardened service, `ProtectSystem=strict`), or a place this user cannot write.
+fn not_for_data(path: &Path) -> Option<String> {
+    const SYSTEM: [&str; 8] = ["/etc", "/usr", "/boot", "/bin", "/sbin", "/lib", "/proc", "/sys"];
+    if let Some(dir) = SYSTEM.iter().find(|d| path.starts_with(d)) {
+        return Some(format!(
+            "under {dir}: read-only for the service (ProtectSystem=strict) and no place for data"
+        ));
+    }
+    let mut existing = path;
+    while !existing.exists() {
+        existing = existing.parent()?;
+    }
+    nix::unistd::access(existing, nix::unistd::AccessFlags::W_OK)
+        .err()
+        .map(|_| format!("and {} is not writable by this user", existing.display()))
 }
 
 /// The directory of a config file (`.` for a bare file name).
@@ -437,6 +503,16 @@ pub fn parse(path: &Path, src: &str, registry: &Registry) -> Result<Config, Diag
                             Some("server"),
                             Some("max_connections"),
                             "must be at least 1",
+                        );
+                    }
+                    if let Some(url) = &s.public_url
+                        && public_host(url).is_none()
+                    {
+                        c.error(
+                            key_span("public_url").or(Some(value.span())),
+                            Some("server"),
+                            Some("public_url"),
+                            format!("`{url}` is not a URL: write e.g. \"https://vitals.desk.example/\""),
                         );
                     }
                     if s.header_timeout.is_zero() {

@@ -44,11 +44,18 @@ pub struct SinkInstance {
 }
 
 impl SinkInstance {
-    /// Builds a configured sink (a build error is kept and reported on each attempt).
+    /// Builds a configured sink (a build error is kept and reported on each attempt),
+    /// outside a daemon: vitals counts as always healthy.
     pub fn build(spec: &SinkSpec, config_dir: &Path) -> SinkInstance {
+        Self::build_with(spec, config_dir, crate::health::Health::always())
+    }
+
+    /// Builds a configured sink that can see the daemon's health.
+    pub fn build_with(spec: &SinkSpec, config_dir: &Path, health: crate::health::Health) -> SinkInstance {
         let cx = SinkContext {
             id: spec.id.clone(),
             config_dir: config_dir.to_owned(),
+            health,
         };
         SinkInstance {
             id: spec.id.clone(),

@@ -1,7 +1,10 @@
 //! `alertmanager`: posts alerts to a Prometheus Alertmanager (`/api/v2/alerts`), so
 //! teams that already route pages through Alertmanager get vitals' alerts there.
 //! Alertmanager expires an alert that is not re-sent (its `resolve_timeout`), so firing
-//! alerts are posted again every `resend_interval` until they resolve.
+//! alerts are posted again every `resend_interval` until they resolve. With `watchdog`,
+//! an always-firing `VitalsWatchdog` alert says vitals is alive, as kube-prometheus'
+//! `Watchdog` does: it expires when vitals stops re-posting it, so a dead-man's-switch
+//! route in Alertmanager learns that vitals is dead or wedged.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, Weak};
@@ -34,7 +37,17 @@ pub struct AlertmanagerConfig {
     /// How long one request may take before it is retried.
     #[serde(default = "crate::duration::secs::<10>")]
     pub timeout: Span,
+    /// Also post an always-firing `VitalsWatchdog` alert (severity `none`) every
+    /// `resend_interval` while every check keeps its schedule. It expires three
+    /// intervals after the last post, so Alertmanager resolves it once vitals is dead
+    /// or wedged: route `alertname="VitalsWatchdog"` to a dead-man's-switch receiver
+    /// (docs/operating.md).
+    #[serde(default)]
+    pub watchdog: bool,
 }
+
+/// The name of the always-firing liveness alert.
+pub const WATCHDOG_ALERT: &str = "VitalsWatchdog";
 
 impl SinkConfig for AlertmanagerConfig {
     const KIND: &'static str = "alertmanager";
@@ -55,7 +68,7 @@ impl SinkConfig for AlertmanagerConfig {
         errors
     }
 
-    fn build(&self, _cx: &SinkContext) -> Result<Arc<dyn Sink>, BuildError> {
+    fn build(&self, cx: &SinkContext) -> Result<Arc<dyn Sink>, BuildError> {
         let client = reqwest::Client::builder()
             .timeout(*self.timeout)
             .build()
@@ -69,6 +82,7 @@ impl SinkConfig for AlertmanagerConfig {
             page_url: self.page_url.clone(),
             host: crate::alert::hostname().to_owned(),
             active: Mutex::new(BTreeMap::new()),
+            watchdog: self.watchdog.then(|| (cx.health.clone(), chrono::Utc::now())),
         });
         tokio::spawn(resend(Arc::downgrade(&inner), *self.resend_interval));
         Ok(Arc::new(Alertmanager(inner)))
@@ -82,11 +96,37 @@ struct Inner {
     host: String,
     /// Firing alerts delivered, by id, to re-send.
     active: Mutex<BTreeMap<String, AlertEvent>>,
+    /// With `watchdog`: vitals' health, and when the watchdog alert started.
+    watchdog: Option<(crate::health::Health, chrono::DateTime<chrono::Utc>)>,
 }
 
 struct Alertmanager(Arc<Inner>);
 
 impl Inner {
+    /// The `VitalsWatchdog` alert, valid for three intervals, while vitals keeps its
+    /// schedule.
+    fn watchdog(&self, every: Duration) -> Option<Value> {
+        let (health, since) = self.watchdog.as_ref()?;
+        if !health.is_healthy() {
+            return None;
+        }
+        let ends =
+            chrono::Utc::now() + chrono::Duration::from_std(every * 3).unwrap_or(chrono::Duration::MAX);
+        Some(json!({
+            "labels": {
+                "alertname": WATCHDOG_ALERT,
+                "severity": "none",
+                "instance": self.host,
+                "source": "vitals",
+            },
+            "annotations": {
+                "summary": format!("vitals on {} is alive: this alert always fires, and stops when vitals is dead or wedged", self.host),
+            },
+            "startsAt": since.to_rfc3339(),
+            "endsAt": ends.to_rfc3339(),
+        }))
+    }
+
     fn to_json(&self, e: &AlertEvent) -> Value {
         let mut alert = json!({
             "labels": {
@@ -136,14 +176,19 @@ impl Inner {
 async fn resend(inner: Weak<Inner>, every: Duration) {
     let mut ticks = tokio::time::interval(every);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    ticks.tick().await;
+    let mut first = true;
     loop {
         ticks.tick().await;
         let Some(inner) = inner.upgrade() else { return };
-        let alerts: Vec<Value> = {
+        let mut alerts: Vec<Value> = if first {
+            // The firing alerts were just delivered; only the watchdog goes now.
+            Vec::new()
+        } else {
             let active = inner.active.lock().unwrap_or_else(|e| e.into_inner());
             active.values().map(|e| inner.to_json(e)).collect()
         };
+        first = false;
+        alerts.extend(inner.watchdog(every));
         if let Err(e) = inner.post(alerts).await {
             tracing::warn!("re-sending firing alerts to Alertmanager failed (next try in {every:?}): {e}");
         }

@@ -6,6 +6,7 @@
 mod alertmanager;
 mod delta;
 mod email;
+mod heartbeat;
 mod log;
 
 use std::path::PathBuf;
@@ -70,6 +71,9 @@ pub struct SinkContext {
     pub id: String,
     /// The config file's directory (relative paths resolve against it).
     pub config_dir: PathBuf,
+    /// Whether vitals keeps its schedule (for sinks that say "alive": `heartbeat`,
+    /// Alertmanager's `VitalsWatchdog`).
+    pub health: crate::health::Health,
 }
 
 impl SinkContext {

@@ -48,18 +48,32 @@ impl ChromeDriver {
     }
 
     async fn browser(&self, profile: &Path) -> Client {
+        self.browser_with(profile, &[]).await
+    }
+
+    /// A browser with extra command-line switches.
+    async fn browser_with(&self, profile: &Path, extra: &[String]) -> Client {
+        let mut args = vec![
+            "--headless=new".to_owned(),
+            "--no-sandbox".into(),
+            "--disable-gpu".into(),
+            "--disable-dev-shm-usage".into(),
+            "--disable-quic".into(),
+            "--no-first-run".into(),
+            "--disable-background-networking".into(),
+            "--disable-component-update".into(),
+            "--disable-sync".into(),
+            "--window-size=1280,1000".into(),
+            format!("--user-data-dir={}", profile.display()),
+        ];
+        args.extend(extra.iter().cloned());
         let caps = json!({
             "browserName": "chrome",
             // Dialogs stay open until the test answers them.
             "unhandledPromptBehavior": "ignore",
             "goog:chromeOptions": {
                 "binary": "/usr/bin/chromium",
-                "args": [
-                    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                    "--disable-quic", "--no-first-run", "--disable-background-networking",
-                    "--disable-component-update", "--disable-sync", "--window-size=1280,1000",
-                    format!("--user-data-dir={}", profile.display()),
-                ],
+                "args": args,
             },
         });
         let Value::Object(caps) = caps else { unreachable!() };
@@ -479,4 +493,170 @@ async fn a_kind_from_outside_the_crate_brings_its_panel_and_action() {
     c.close().await.unwrap();
     server.stop(Duration::from_secs(2));
     daemon.shutdown().await;
+}
+
+/// The real nginx (Debian), with a self-signed TLS certificate, in front of a daemon:
+/// proxied with nginx's defaults (it rewrites `Host` to the upstream's address).
+struct Nginx {
+    child: Child,
+}
+
+impl Nginx {
+    fn start(dir: &Path, port: u16, upstream: u16) -> Nginx {
+        let cert = dir.join("cert.pem");
+        let key = dir.join("key.pem");
+        let ok = Command::new("openssl")
+            .args([
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-days",
+                "1",
+                "-subj",
+                "/CN=vitals.desk.example",
+            ])
+            .args(["-addext", "subjectAltName=DNS:vitals.desk.example"])
+            .arg("-keyout")
+            .arg(&key)
+            .arg("-out")
+            .arg(&cert)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("openssl");
+        assert!(ok.success());
+        let d = dir.display();
+        let conf = dir.join("nginx.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "daemon off;\nworker_processes 1;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\n\
+                 events {{ worker_connections 64; }}\n\
+                 http {{\n  access_log off;\n  client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n\
+                   fastcgi_temp_path {d}/fastcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n\
+                   server {{\n    listen 127.0.0.1:{port} ssl;\n    server_name vitals.desk.example;\n\
+                     ssl_certificate {cert};\n    ssl_certificate_key {key};\n\
+                     location / {{ proxy_pass http://127.0.0.1:{upstream}; }}\n  }}\n}}\n",
+                cert = cert.display(),
+                key = key.display(),
+            ),
+        )
+        .unwrap();
+        let child = Command::new("nginx")
+            .arg("-e")
+            .arg(dir.join("error.log"))
+            .arg("-p")
+            .arg(dir)
+            .arg("-c")
+            .arg(&conf)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("nginx (Debian nginx; scripts/test.sh installs it)");
+        let nginx = Nginx { child };
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return nginx;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!(
+            "nginx did not listen on {port}: {}",
+            std::fs::read_to_string(dir.join("error.log")).unwrap_or_default()
+        );
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Behind nginx with TLS, on the desk's name (`[server] public_url`): the page loads,
+/// its button works; a POST from another origin is still refused through the proxy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_nginx_with_tls_the_buttons_work_and_other_origins_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let level = d.join("level");
+    std::fs::write(&level, "90").unwrap();
+    let (port, proxy) = (free_port(), free_port());
+    let public = format!("https://vitals.desk.example:{proxy}");
+    let path = write_config(
+        d,
+        &format!(
+            "[server]\nlisten = \"127.0.0.1:{port}\"\npublic_url = \"{public}/\"\n\n[checks.tank]\nkind = \"test_gauge\"\n\
+             interval = \"200ms\"\nfile = \"level\"\nwarn = 50\ncrit = 80\n"
+        ),
+    );
+    let daemon = Daemon::start(&path, registry().unwrap())
+        .await
+        .expect("a valid config");
+    let server = vitals::web::spawn(
+        &format!("127.0.0.1:{port}"),
+        daemon.web_with_token(Some(TOKEN.into())),
+    )
+    .expect("the page is served");
+    let _nginx = Nginx::start(d, proxy, port);
+
+    let driver = ChromeDriver::start().await;
+    let c = driver
+        .browser_with(
+            &d.join("chromium-profile"),
+            &[
+                // The desk's name resolves to loopback, for this browser only.
+                "--host-resolver-rules=MAP vitals.desk.example 127.0.0.1".into(),
+                // The certificate is self-signed.
+                "--ignore-certificate-errors".into(),
+            ],
+        )
+        .await;
+    c.goto(&format!("{public}/")).await.unwrap();
+    until(
+        &c,
+        "the gauge through nginx",
+        "return location.protocol === 'https:' && !!document.querySelector('#gauges .badge')",
+    )
+    .await;
+    click(&c, "#gauges button.action").await;
+    wait_for_dialog(&c).await;
+    c.send_alert_text(TOKEN).await.unwrap();
+    c.accept_alert().await.unwrap();
+    until(
+        &c,
+        "the action's result through nginx",
+        "return document.querySelector('#toast').textContent.includes('✔ the gauge reads 0 now')",
+    )
+    .await;
+    assert_eq!(std::fs::read_to_string(&level).unwrap(), "0");
+    c.close().await.unwrap();
+
+    // Through the same proxy, with the token: the desk's origin is let in, another is not.
+    let client = reqwest::Client::builder()
+        .tls_danger_accept_invalid_certs(true)
+        .resolve("vitals.desk.example", ([127, 0, 0, 1], proxy).into())
+        .build()
+        .unwrap();
+    let post = |origin: &str| {
+        client
+            .post(format!("{public}/api/checks/tank/run"))
+            .header("origin", origin)
+            .header("authorization", format!("Bearer {TOKEN}"))
+            .send()
+    };
+    assert_eq!(post(&public).await.unwrap().status(), 200);
+    let refused = post("https://evil.example").await.unwrap();
+    assert_eq!(refused.status(), 403);
+    assert!(
+        refused
+            .text()
+            .await
+            .unwrap()
+            .contains("origin https://evil.example is not this server")
+    );
+    server.stop(Duration::from_secs(2));
 }

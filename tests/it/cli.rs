@@ -78,7 +78,8 @@ fn json_has_exactly_the_spec_shape() {
     let config = format!(
         "{}{}",
         nagios("plugin", 1, "WARNING - slow | time=45.2s;30;60;0"),
-        "[checks.disk]\nkind = \"disk\"\npath = \"/\"\n"
+        // Thresholds out of reach: the exit code is the plugin's, whatever the disk holds.
+        "[checks.disk]\nkind = \"disk\"\npath = \"/\"\nwarn = 99.98\ncrit = 99.99\n"
     );
     let (code, stdout, stderr) = run_check(&config, &["--format", "json"]);
     assert_eq!(code, Some(1), "{stderr}");

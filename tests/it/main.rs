@@ -26,5 +26,6 @@ mod replay;
 mod rules;
 mod runner;
 mod secrets;
+mod service;
 mod support;
 mod web;

@@ -151,10 +151,14 @@ impl Daemonized {
 
     /// Starts `vitals run -c path` with extra environment variables.
     pub fn spawn_with_env(path: &std::path::Path, env: &[(&str, &str)]) -> Daemonized {
-        let mut child = vitals()
-            .args(["run", "-c"])
-            .arg(path)
-            .envs(env.iter().copied())
+        let mut command = vitals();
+        command.args(["run", "-c"]).arg(path).envs(env.iter().copied());
+        Self::spawn_command(command)
+    }
+
+    /// Starts a command that runs the daemon (through a shell, say), following its log.
+    pub fn spawn_command(mut command: Command) -> Daemonized {
+        let mut child = command
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
