@@ -319,10 +319,19 @@ fn public_url_is_answered_to_and_a_bad_one_is_refused_at_its_key() {
         registry,
     )
     .unwrap_or_else(|d| panic!("{d}"));
-    assert!(config.server.allowed_hosts().contains(&"vitals.desk.example".to_owned()));
-    let e = vitals::config::parse("v.toml".as_ref(), "[server]\npublic_url = \"vitals.desk\"\n", registry)
-        .unwrap_err()
-        .to_string();
+    assert!(
+        config
+            .server
+            .allowed_hosts()
+            .contains(&"vitals.desk.example".to_owned())
+    );
+    let e = vitals::config::parse(
+        "v.toml".as_ref(),
+        "[server]\npublic_url = \"vitals.desk\"\n",
+        registry,
+    )
+    .unwrap_err()
+    .to_string();
     assert!(
         e.contains("v.toml:2:14: [server] key `public_url`: `vitals.desk` is not a URL"),
         "{e}"
