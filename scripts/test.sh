@@ -13,8 +13,9 @@ cd "$(dirname "$0")/.."
 APT_PACKAGES=(openssl prometheus-alertmanager prometheus chromium chromium-driver nginx systemd)
 # Python packages the tests use, installed into ./.venv: aiosmtpd is the real SMTP
 # server of the email tests; deltalake, pandas and pyarrow read and write Delta tables
-# the way the trading system does.
-PY_PACKAGES=(aiosmtpd==1.4.6 deltalake==1.6.6 pandas==3.1.1 pyarrow==26.0.1)
+# the way the trading system does; moto[server] is the local S3 server the object-storage
+# tests (the `s3` feature) run against.
+PY_PACKAGES=(aiosmtpd==1.4.6 deltalake==1.6.6 pandas==3.1.1 pyarrow==26.0.1 "moto[server]==5.1.20")
 
 if ((${#APT_PACKAGES[@]})); then
     missing=()
@@ -39,7 +40,9 @@ fi
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
-echo "== cargo clippy --all-targets -- -D warnings"
+# The default build, and with the `s3` feature (object storage), whose tests need it.
+echo "== cargo clippy --all-targets -- -D warnings (default features, then --features s3)"
 cargo clippy --all-targets --quiet -- -D warnings
-echo "== cargo test"
-cargo test
+cargo clippy --all-targets --quiet --features s3 -- -D warnings
+echo "== cargo test --features s3"
+cargo test --features s3

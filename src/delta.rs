@@ -15,7 +15,52 @@ use deltalake::{DeltaTable, DeltaTableError, ObjectStore};
 use tokio_util::bytes::Bytes;
 
 /// The URI schemes this build reads and writes Delta tables with (besides plain paths).
-pub const SCHEMES: [&str; 1] = ["file"];
+#[cfg(not(feature = "s3"))]
+pub const SCHEMES: &[&str] = &["file"];
+/// The URI schemes this build reads and writes Delta tables with (besides plain paths):
+/// with the `s3` feature, S3 and S3-compatible stores.
+#[cfg(feature = "s3")]
+pub const SCHEMES: &[&str] = &["file", "s3", "s3a"];
+
+/// Options of a table's object store (`storage_options`): endpoint, region, path style…
+/// as deltalake and object_store name them (`AWS_ENDPOINT_URL`, `AWS_REGION`,
+/// `AWS_ALLOW_HTTP`, `AWS_VIRTUAL_HOSTED_STYLE_REQUEST`…). Credentials come from the
+/// usual `AWS_*` environment variables, not from the config.
+pub type StorageOptions = std::collections::BTreeMap<String, String>;
+
+/// The `storage_options` keys that hold credentials: refused in the config (it is not a
+/// place for secrets); the environment (`AWS_ACCESS_KEY_ID`…) is.
+const SECRET_OPTIONS: [&str; 4] = [
+    "aws_secret_access_key",
+    "aws_session_token",
+    "secret_access_key",
+    "session_token",
+];
+
+/// Checks `storage_options` at load time: no credentials, and only for a URI.
+pub fn storage_options_key(table: &str, options: &StorageOptions) -> Option<crate::plugin::KeyError> {
+    let error = |m: String| Some(crate::plugin::KeyError::new("storage_options", m));
+    if options.is_empty() {
+        return None;
+    }
+    if !table.contains("://") {
+        return error("only tables given as a URI (s3://bucket/path) have storage options".into());
+    }
+    if let Some(k) = options
+        .keys()
+        .find(|k| SECRET_OPTIONS.contains(&k.to_ascii_lowercase().as_str()))
+    {
+        return error(format!(
+            "`{k}` is a credential: the config is no place for it; set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in vitals' environment (the service's EnvironmentFile)"
+        ));
+    }
+    None
+}
+
+/// The options as deltalake takes them.
+pub fn options_map(options: &StorageOptions) -> std::collections::HashMap<String, String> {
+    options.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+}
 
 /// Checks a table's `table` key at load time: `what` names the table ("the alerts
 /// table"). Empty, or a URI whose scheme this build cannot read, is an error at the
@@ -31,9 +76,13 @@ pub fn table_key(table: &str, what: &str) -> Option<crate::plugin::KeyError> {
     }
     error(format!(
         "this build cannot read `{scheme}://` tables: it reads local paths and {} URIs. \
-         Object storage (s3://, gs://, az://) needs a build with object-storage support; \
-         until then, give a local path (or a mounted one)",
-        SCHEMES.map(|s| format!("{s}://")).join(", ")
+         S3 and S3-compatible stores need a build with `--features s3`; \
+         otherwise give a local path (or a mounted one)",
+        SCHEMES
+            .iter()
+            .map(|s| format!("{s}://"))
+            .collect::<Vec<_>>()
+            .join(", ")
     ))
 }
 
@@ -73,7 +122,7 @@ pub enum OpenError {
 }
 
 /// Opens a table that must already exist (never creates a folder for a missing one).
-pub async fn open_existing(location: &str) -> Result<DeltaTable, OpenError> {
+pub async fn open_existing(location: &str, options: &StorageOptions) -> Result<DeltaTable, OpenError> {
     let path = Path::new(location);
     if !location.contains("://") && !path.join("_delta_log").exists() {
         let what = if path.exists() {
@@ -85,10 +134,12 @@ pub async fn open_existing(location: &str) -> Result<DeltaTable, OpenError> {
     }
     let url = deltalake::table::builder::ensure_table_uri(location)
         .map_err(|e| OpenError::Other(format!("bad table location {location}: {}", error_line(&e))))?;
-    deltalake::open_table(url).await.map_err(|e| match e {
-        DeltaTableError::NotATable(_) => OpenError::Missing(format!("{location} is not a Delta table")),
-        e => OpenError::Other(format!("cannot open {location}: {}", error_line(&e))),
-    })
+    deltalake::open_table_with_storage_options(url, options_map(options))
+        .await
+        .map_err(|e| match e {
+            DeltaTableError::NotATable(_) => OpenError::Missing(format!("{location} is not a Delta table")),
+            e => OpenError::Other(format!("cannot open {location}: {}", error_line(&e))),
+        })
 }
 
 /// Reads `columns` of every live row of an existing table, only those columns, from its
@@ -101,13 +152,13 @@ pub type Columns = Result<Vec<RecordBatch>, OpenError>;
 
 /// [`read_columns`] with owned arguments: a future that can run as a task of its own
 /// (see [`crate::bounded::OneAtATime`]).
-pub async fn read_columns_owned(location: String, columns: Vec<String>) -> Columns {
+pub async fn read_columns_owned(location: String, options: StorageOptions, columns: Vec<String>) -> Columns {
     let columns: Vec<&str> = columns.iter().map(String::as_str).collect();
-    read_columns(&location, &columns).await
+    read_columns(&location, &options, &columns).await
 }
 
-pub async fn read_columns(location: &str, columns: &[&str]) -> Columns {
-    let table = open_existing(location).await?;
+pub async fn read_columns(location: &str, options: &StorageOptions, columns: &[&str]) -> Columns {
+    let table = open_existing(location, options).await?;
     let other =
         |what: &str, e: &DeltaTableError| OpenError::Other(format!("{what} {location}: {}", error_line(e)));
     let state = table
@@ -260,17 +311,44 @@ mod tests {
         for ok in ["data/positions", "/srv/t", "file:///srv/t", "FILE:///srv/t"] {
             assert_eq!(table_key(ok, "the table"), None, "{ok}");
         }
-        let e = table_key("s3://desk/positions", "the table").unwrap();
+        let e = table_key("gs://desk/positions", "the table").unwrap();
         assert_eq!(e.key, "table");
         assert!(
             e.message
-                .starts_with("this build cannot read `s3://` tables: it reads local paths and file:// URIs"),
+                .starts_with("this build cannot read `gs://` tables: it reads local paths and file://"),
             "{}",
             e.message
+        );
+        // s3:// with the `s3` feature only.
+        assert_eq!(
+            table_key("s3://desk/positions", "the table").is_none(),
+            cfg!(feature = "s3")
         );
         assert_eq!(
             table_key(" ", "the alerts table").unwrap().message,
             "must name the alerts table's path or URI"
         );
+    }
+
+    #[test]
+    fn storage_options_take_no_credentials_and_need_a_uri() {
+        let options = |pairs: &[(&str, &str)]| -> StorageOptions {
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect()
+        };
+        let endpoint = options(&[("AWS_ENDPOINT_URL", "http://127.0.0.1:9000")]);
+        assert_eq!(storage_options_key("s3://desk/t", &endpoint), None);
+        assert_eq!(storage_options_key("data/t", &StorageOptions::new()), None);
+        let e = storage_options_key("data/t", &endpoint).unwrap();
+        assert!(
+            e.message.starts_with("only tables given as a URI"),
+            "{}",
+            e.message
+        );
+        let e = storage_options_key("s3://desk/t", &options(&[("AWS_SECRET_ACCESS_KEY", "x")])).unwrap();
+        assert_eq!(e.key, "storage_options");
+        assert!(e.message.contains("is a credential"), "{}", e.message);
     }
 }

@@ -21,8 +21,11 @@ use vitals::{reference, report};
 /// dependencies at warn. The Delta kernel's snapshot builder is silenced: it logs an
 /// ERROR for a table that has no commit yet (every new alerts table, at its creation),
 /// and every error it meets also comes back to vitals as a result, which vitals reports
-/// in its own words.
-const DEFAULT_LOG: &str = "warn,vitals=info,buoyant_kernel::snapshot::builder=off";
+/// in its own words. deltalake's "table updated during transaction" warning is how a
+/// commit that lost a race to another writer (two vitals appending to one alerts table)
+/// starts its retry: normal, and the retry's outcome comes back to vitals.
+const DEFAULT_LOG: &str =
+    "warn,vitals=info,buoyant_kernel::snapshot::builder=off,deltalake_core::kernel::transaction=error";
 
 /// EX_CONFIG from sysexits.h: the configuration is invalid.
 const EXIT_CONFIG: u8 = 78;

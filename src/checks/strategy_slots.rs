@@ -22,10 +22,16 @@ use crate::thresholds::{Thresholds, fmt_num};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StrategySlotsConfig {
-    /// Path of the strategy registry table, or a `file://` URI (`validate` refuses
+    /// Path of the strategy registry table, or a `file://` URI, or with the `s3` feature an `s3://` URI (`validate` refuses
     /// schemes this build cannot read). Relative paths resolve against the config
     /// file's directory.
     pub table: String,
+    /// Options of the table's object store, for an `s3://` table (a build with the `s3`
+    /// feature): e.g. `{ AWS_ENDPOINT_URL = "http://127.0.0.1:9000", AWS_REGION =
+    /// "us-east-1", AWS_ALLOW_HTTP = "true" }` for an S3-compatible store. Credentials
+    /// come from the usual `AWS_*` environment variables, never from here.
+    #[serde(default)]
+    pub storage_options: crate::delta::StorageOptions,
     /// Streaming slots the account has (IB's market data lines for this system).
     #[serde(default = "crate::plugin::num::<100, u32>")]
     pub limit: u32,
@@ -110,12 +116,17 @@ impl CheckConfig for StrategySlotsConfig {
             ));
         }
         errors.extend(crate::delta::table_key(&self.table, "the registry table"));
+        errors.extend(crate::delta::storage_options_key(
+            &self.table,
+            &self.storage_options,
+        ));
         errors
     }
 
     fn build(&self, cx: &BuildContext) -> Result<Arc<dyn Check>, BuildError> {
         Ok(Arc::new(Slots {
             location: crate::delta::location(&self.table, &cx.config_dir),
+            options: self.storage_options.clone(),
             config: self.clone(),
             thresholds: Thresholds::higher_is_worse(self.warn.into(), self.crit.into()),
             reads: Default::default(),
@@ -125,6 +136,7 @@ impl CheckConfig for StrategySlotsConfig {
 
 struct Slots {
     location: String,
+    options: crate::delta::StorageOptions,
     config: StrategySlotsConfig,
     thresholds: Thresholds,
     /// Reads of the table, one at a time (a hung one is reported, not repeated).
@@ -145,6 +157,7 @@ impl Slots {
         }
         let read = crate::delta::read_columns_owned(
             self.location.clone(),
+            self.options.clone(),
             wanted.iter().map(|s| s.to_string()).collect(),
         );
         let batches = self

@@ -170,12 +170,15 @@ async fn run_sink(
             if closed {
                 return;
             }
+            // Events already queued go first: a shutdown delivers them within its
+            // grace rather than leaving them to the next start.
             tokio::select! {
-                _ = cancel.cancelled() => return,
+                biased;
                 e = rx.recv() => match e {
                     Some(e) => pending.push(e),
                     None => return,
                 },
+                _ = cancel.cancelled() => return,
             }
             // Group a burst.
             let wait = sink.as_ref().map_or(Duration::ZERO, |s| s.group_wait());
@@ -247,9 +250,6 @@ async fn run_sink(
                     }
                 }
             }
-        }
-        if cancel.is_cancelled() && pending.is_empty() {
-            return;
         }
     }
 }

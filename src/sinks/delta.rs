@@ -28,10 +28,17 @@ pub const REOPEN_EVERY: u32 = 100;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DeltaSinkConfig {
-    /// Path of the alerts table, or a `file://` URI (`validate` refuses schemes this
+    /// Path of the alerts table, or a `file://` URI, or with the `s3` feature an `s3://` URI (`validate` refuses schemes this
     /// build cannot write); created with the alerts schema if missing. Relative paths
     /// resolve against the config file's directory.
     pub table: String,
+    /// Options of the table's object store, for an `s3://` table (a build with the `s3`
+    /// feature), e.g. `{ AWS_ENDPOINT_URL = "http://127.0.0.1:9000", AWS_REGION =
+    /// "us-east-1", AWS_ALLOW_HTTP = "true" }`. Credentials come from the usual `AWS_*`
+    /// environment variables. Several vitals may append to one table on S3: each commit
+    /// is a conditional put, and a lost race is retried.
+    #[serde(default)]
+    pub storage_options: crate::delta::StorageOptions,
     /// Events arriving within this window after the first are written in one commit
     /// (fewer commits keep the table fast to read).
     #[serde(default = "crate::duration::secs::<1>")]
@@ -46,6 +53,10 @@ impl SinkConfig for DeltaSinkConfig {
     fn validate(&self) -> Vec<KeyError> {
         crate::delta::table_key(&self.table, "the alerts table")
             .into_iter()
+            .chain(crate::delta::storage_options_key(
+                &self.table,
+                &self.storage_options,
+            ))
             .collect()
     }
 
@@ -59,6 +70,7 @@ impl SinkConfig for DeltaSinkConfig {
         };
         Ok(Arc::new(DeltaSink {
             location,
+            options: crate::delta::options_map(&self.storage_options),
             flush_interval: *self.flush_interval,
             table: Mutex::new(None),
         }))
@@ -67,6 +79,7 @@ impl SinkConfig for DeltaSinkConfig {
 
 struct DeltaSink {
     location: String,
+    options: std::collections::HashMap<String, String>,
     flush_interval: Duration,
     /// The open table and how many commits went through it.
     table: Mutex<Option<(DeltaTable, u32)>>,
@@ -144,12 +157,12 @@ impl DeltaSink {
             .read_dir()
             .is_ok_and(|mut entries| entries.next().is_some());
         if has_log || self.location.contains("://") {
-            match deltalake::open_table(url.clone()).await {
+            match deltalake::open_table_with_storage_options(url.clone(), self.options.clone()).await {
                 Err(DeltaTableError::NotATable(_)) => {}
                 other => return other,
             }
         }
-        let created = DeltaTable::try_from_url(url.clone())
+        let created = DeltaTable::try_from_url_with_storage_options(url.clone(), self.options.clone())
             .await?
             .create()
             .with_table_name("alerts")
@@ -159,7 +172,7 @@ impl DeltaSink {
         match created {
             Ok(t) => Ok(t),
             // Another writer created it meanwhile.
-            Err(_) => deltalake::open_table(url).await,
+            Err(_) => deltalake::open_table_with_storage_options(url, self.options.clone()).await,
         }
     }
 }

@@ -37,6 +37,8 @@ struct Recorder {
     failures: AtomicUsize,
     permanent: bool,
     group_wait: Duration,
+    /// How long each delivery takes.
+    delay: Duration,
     attempts: Mutex<Vec<Instant>>,
     delivered: Mutex<Vec<Vec<String>>>,
 }
@@ -48,6 +50,7 @@ impl Sink for Recorder {
     }
     async fn deliver(&self, events: &[AlertEvent]) -> Result<(), SinkError> {
         self.attempts.lock().unwrap().push(Instant::now());
+        tokio::time::sleep(self.delay).await;
         if self.failures.load(Ordering::SeqCst) > 0 {
             self.failures.fetch_sub(1, Ordering::SeqCst);
             return Err(if self.permanent {
@@ -192,6 +195,32 @@ async fn a_hung_sink_delays_no_other_sink() {
     // The hung sink's events are kept for it.
     assert_eq!(outbox_lines(dir.path(), "hung"), 3);
     d.shutdown(Duration::from_secs(1)).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_shutdown_delivers_what_was_queued_during_a_delivery() {
+    let dir = tempfile::tempdir().unwrap();
+    let table = Arc::new(Recorder {
+        delay: Duration::from_millis(300),
+        ..Default::default()
+    });
+    let d = Dispatcher::start(vec![target("alerts", table.clone(), Severity::Info)], dir.path());
+    d.send(&event(0, Severity::Warning));
+    until("the first delivery started", || {
+        !table.attempts.lock().unwrap().is_empty()
+    })
+    .await;
+    // Queued while the first delivery runs, then the stop.
+    for n in 1..5 {
+        d.send(&event(n, Severity::Warning));
+    }
+    d.shutdown(Duration::from_secs(5)).await;
+    let delivered: usize = table.delivered.lock().unwrap().iter().map(Vec::len).sum();
+    assert_eq!(
+        delivered, 5,
+        "everything queued before the stop is delivered within the grace"
+    );
+    assert_eq!(outbox_lines(dir.path(), "alerts"), 0);
 }
 
 #[tokio::test(start_paused = true)]

@@ -25,6 +25,8 @@ mod reload;
 mod replay;
 mod rules;
 mod runner;
+#[cfg(feature = "s3")]
+mod s3;
 mod secrets;
 mod service;
 mod support;

@@ -11,6 +11,12 @@
   make_table.py statuses TABLE [VERSION]       status counts (at a version) and the last operation
   make_table.py checkpoint TABLE               writes a checkpoint
   make_table.py optimize TABLE                 compacts the files (removes and re-adds)
+  make_table.py bucket NAME                    creates an S3 bucket (DELTA_STORAGE_OPTIONS' endpoint)
+  make_table.py count TABLE                    the number of rows
+  make_table.py events TABLE                   an alerts table's rows: "alert_id state event_at_ms"
+
+With DELTA_STORAGE_OPTIONS set (JSON), every table is read and written with those
+storage options (s3:// tables on a local S3 server).
 """
 import os
 import sys
@@ -19,6 +25,14 @@ from datetime import datetime, timedelta, timezone
 import pandas as pd
 from deltalake import DeltaTable, write_deltalake
 
+import functools
+import json
+
+_OPTIONS = json.loads(os.environ.get("DELTA_STORAGE_OPTIONS") or "null")
+if _OPTIONS:
+    write_deltalake = functools.partial(write_deltalake, storage_options=_OPTIONS)
+    DeltaTable = functools.partial(DeltaTable, storage_options=_OPTIONS)
+
 
 def finish():
     """Leaves without the interpreter's teardown: deltalake's background threads can
@@ -26,6 +40,28 @@ def finish():
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(0)
+
+if sys.argv[1] == "bucket":
+    import boto3
+    boto3.client(
+        "s3",
+        endpoint_url=_OPTIONS["AWS_ENDPOINT_URL"],
+        region_name=_OPTIONS["AWS_REGION"],
+        aws_access_key_id=_OPTIONS["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=_OPTIONS["AWS_SECRET_ACCESS_KEY"],
+    ).create_bucket(Bucket=sys.argv[2])
+    finish()
+
+if sys.argv[1] == "count":
+    print(len(DeltaTable(sys.argv[2]).to_pandas()))
+    finish()
+
+if sys.argv[1] == "events":
+    # events TABLE: one line per alerts-table row, "alert_id state event_at(ms)", sorted
+    df = DeltaTable(sys.argv[2]).to_pandas()
+    for r in sorted(f"{a} {s} {int(pd.Timestamp(t).timestamp() * 1000)}" for a, s, t in zip(df.alert_id, df.state, df.event_at)):
+        print(r)
+    finish()
 
 if sys.argv[1] == "registry":
     # registry TABLE ACTIVE STOPPED: a strategy registry with ACTIVE and STOPPED rows,

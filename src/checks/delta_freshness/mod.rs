@@ -34,9 +34,15 @@ use crate::bounded::OneAtATime;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DeltaFreshnessConfig {
-    /// Path of the Delta table, or a `file://` URI (`validate` refuses schemes this
+    /// Path of the Delta table, or a `file://` URI, or with the `s3` feature an `s3://` URI (`validate` refuses schemes this
     /// build cannot read). Relative paths resolve against the config file's directory.
     pub table: String,
+    /// Options of the table's object store, for an `s3://` table (a build with the `s3`
+    /// feature): e.g. `{ AWS_ENDPOINT_URL = "http://127.0.0.1:9000", AWS_REGION =
+    /// "us-east-1", AWS_ALLOW_HTTP = "true" }` for an S3-compatible store. Credentials
+    /// come from the usual `AWS_*` environment variables, never from here.
+    #[serde(default)]
+    pub storage_options: crate::delta::StorageOptions,
     /// A timestamp column (`timestamp` or `timestamp_ntz`, read as UTC) whose largest
     /// value is the time of the newest data. Absent: the time of the latest commit.
     #[serde(default)]
@@ -96,6 +102,10 @@ impl CheckConfig for DeltaFreshnessConfig {
     fn validate(&self) -> Vec<KeyError> {
         let mut errors = self.thresholds().validate(("warn", "crit"), "data age", None);
         errors.extend(crate::delta::table_key(&self.table, "the table"));
+        errors.extend(crate::delta::storage_options_key(
+            &self.table,
+            &self.storage_options,
+        ));
         if self
             .force_sync
             .as_ref()
@@ -128,6 +138,7 @@ impl CheckConfig for DeltaFreshnessConfig {
             publisher: cx.publisher(),
             table: Arc::new(Table {
                 location: crate::delta::location(&self.table, &cx.config_dir),
+                options: self.storage_options.clone(),
                 column: self.column.clone(),
                 state: Mutex::new(None),
             }),

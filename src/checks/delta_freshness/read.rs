@@ -22,6 +22,8 @@ use crate::delta::{OpenError, error_line};
 pub(super) struct Table {
     /// Where it is.
     pub(super) location: String,
+    /// Its object store's options.
+    pub(super) options: crate::delta::StorageOptions,
     /// The timestamp column whose max is the newest data, if any.
     pub(super) column: Option<String>,
     /// The open table (none before the first read and after a failed one).
@@ -88,7 +90,7 @@ impl Table {
     }
 
     async fn open(&self) -> Result<Open, Failure> {
-        let table = crate::delta::open_existing(&self.location)
+        let table = crate::delta::open_existing(&self.location, &self.options)
             .await
             .map_err(|e| match e {
                 OpenError::Missing(m) => Failure::Missing(m),

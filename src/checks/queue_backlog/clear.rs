@@ -54,14 +54,14 @@ impl Backlog {
     /// rewriting only the files that hold pending rows.
     async fn try_clear(&self, before_commit: impl AsyncFnOnce()) -> Result<(u64, usize, u64), String> {
         let c = &self.config;
-        let table = crate::delta::open_existing(&self.location)
+        let table = crate::delta::open_existing(&self.location, &self.options)
             .await
             .map_err(|e| match e {
                 OpenError::Missing(m) | OpenError::Other(m) => m,
             })?;
         let state = table.snapshot().map_err(|e| error_line(&e))?;
         // Refuse what a plain Parquet rewrite would get wrong.
-        crate::delta::read_columns(&self.location, &[c.status_column.as_str()])
+        crate::delta::read_columns(&self.location, &self.options, &[c.status_column.as_str()])
             .await
             .map_err(|e| match e {
                 OpenError::Missing(m) | OpenError::Other(m) => m,
@@ -246,6 +246,7 @@ mod tests {
         .unwrap();
         Backlog {
             location: location.to_owned(),
+            options: Default::default(),
             count: Thresholds::higher_is_worse(config.warn as f64, config.crit as f64),
             age: config.age_thresholds(),
             config,
@@ -254,7 +255,9 @@ mod tests {
     }
 
     async fn statuses(location: &str) -> Vec<String> {
-        let batches = crate::delta::read_columns(location, &["status"]).await.unwrap();
+        let batches = crate::delta::read_columns(location, &Default::default(), &["status"])
+            .await
+            .unwrap();
         let mut all: Vec<String> = batches
             .iter()
             .flat_map(|b| {

@@ -27,9 +27,15 @@ use crate::thresholds::{Thresholds, fmt_num};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct QueueBacklogConfig {
-    /// Path of the queue table, or a `file://` URI (`validate` refuses schemes this
+    /// Path of the queue table, or a `file://` URI, or with the `s3` feature an `s3://` URI (`validate` refuses schemes this
     /// build cannot read). Relative paths resolve against the config file's directory.
     pub table: String,
+    /// Options of the table's object store, for an `s3://` table (a build with the `s3`
+    /// feature): e.g. `{ AWS_ENDPOINT_URL = "http://127.0.0.1:9000", AWS_REGION =
+    /// "us-east-1", AWS_ALLOW_HTTP = "true" }` for an S3-compatible store. Credentials
+    /// come from the usual `AWS_*` environment variables, never from here.
+    #[serde(default)]
+    pub storage_options: crate::delta::StorageOptions,
     /// Column holding each row's state.
     #[serde(default = "default_status_column")]
     pub status_column: String,
@@ -123,12 +129,17 @@ impl CheckConfig for QueueBacklogConfig {
             ));
         }
         errors.extend(crate::delta::table_key(&self.table, "the queue table"));
+        errors.extend(crate::delta::storage_options_key(
+            &self.table,
+            &self.storage_options,
+        ));
         errors
     }
 
     fn build(&self, cx: &BuildContext) -> Result<Arc<dyn Check>, BuildError> {
         Ok(Arc::new(Backlog {
             location: crate::delta::location(&self.table, &cx.config_dir),
+            options: self.storage_options.clone(),
             count: Thresholds::higher_is_worse(self.warn as f64, self.crit as f64),
             age: self.age_thresholds(),
             config: self.clone(),
@@ -139,6 +150,7 @@ impl CheckConfig for QueueBacklogConfig {
 
 struct Backlog {
     location: String,
+    options: crate::delta::StorageOptions,
     config: QueueBacklogConfig,
     count: Thresholds,
     age: Option<Thresholds>,
@@ -193,7 +205,7 @@ impl Check for Backlog {
     async fn run(&self, cx: &RunContext) -> Reading {
         let c = &self.config;
         let columns = vec![c.status_column.clone(), c.created_column.clone()];
-        let read = crate::delta::read_columns_owned(self.location.clone(), columns);
+        let read = crate::delta::read_columns_owned(self.location.clone(), self.options.clone(), columns);
         let batches = match self.reads.run(cx.budget(), read).await {
             Err(hung) => return hung.reading(&self.location),
             Ok(Ok(b)) => b,
