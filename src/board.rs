@@ -178,6 +178,23 @@ impl Board {
             .unwrap_or_default()
     }
 
+    /// Puts a check's history from before a restart (from the history table) in front
+    /// of what it has observed since: only samples older than its own, thinned and
+    /// bounded like its own.
+    pub fn seed_history(&self, id: &str, samples: Vec<Sample>) {
+        let mut entries = self.inner.entries.write().unwrap_or_else(|e| e.into_inner());
+        let Some(entry) = entries.get_mut(id) else { return };
+        let first_own = entry.history.front().map(|s| s.at);
+        let mut merged = VecDeque::new();
+        for sample in samples.into_iter().filter(|s| first_own.is_none_or(|f| s.at < f)) {
+            push_sample(&mut merged, sample);
+        }
+        for sample in entry.history.drain(..) {
+            push_sample(&mut merged, sample);
+        }
+        entry.history = merged;
+    }
+
     /// Forgets checks that are no longer configured.
     pub fn retain(&self, keep: impl Fn(&str) -> bool) {
         let mut entries = self.inner.entries.write().unwrap_or_else(|e| e.into_inner());

@@ -30,6 +30,8 @@ pub struct Parts {
     pub config_dir: PathBuf,
     /// Rules, sinks and what they need to know of the checks, for alerting.
     pub alerting: AlertingConfig,
+    /// `[history]`: where the health history goes, if kept.
+    pub history: Option<crate::history::HistoryTable>,
 }
 
 /// Takes a loaded config apart: the runner gets the checks, alerting the rules (the
@@ -38,6 +40,16 @@ pub struct Parts {
 pub fn split(config: Config) -> Parts {
     let config_dir = config.dir();
     let state_dir = config.state_dir();
+    let history = config.history.as_ref().map(|h| crate::history::HistoryTable {
+        location: match &h.table {
+            Some(t) => crate::delta::location(t, &config_dir),
+            None => state_dir.join("history").display().to_string(),
+        },
+        options: h.storage_options.clone(),
+        resolution: *h.resolution,
+        retention: *h.retention,
+        pending: Arc::new(Mutex::new(crate::history::Rollup::new(*h.resolution))),
+    });
     let meta = config
         .checks
         .iter()
@@ -68,6 +80,7 @@ pub fn split(config: Config) -> Parts {
             health: crate::health::Health::always(),
         },
         config_dir,
+        history,
     }
 }
 
@@ -97,6 +110,8 @@ pub struct Daemon {
     server: ServerConfig,
     /// The runner's latest liveness, for the sinks that say "alive".
     health: crate::health::Health,
+    /// The history table and its writer, when `[history]` is set (as started).
+    history: Option<(crate::history::HistoryTable, tokio::task::JoinHandle<()>)>,
 }
 
 impl Daemon {
@@ -118,10 +133,23 @@ impl Daemon {
         parts.alerting.health = health.clone();
         let alerting = Arc::new(Mutex::new(Alerting::start(parts.alerting)));
         let evaluating = tokio::spawn(evaluate_rules(board.follow(), alerting.clone()));
+        let history = parts.history.map(|h| {
+            info!(table = %h.location, "keeping the health history in {}", h.location);
+            let writer = tokio::spawn(crate::history::run(h.clone(), board.follow()));
+            (h, writer)
+        });
         let mut runner = Runner::new(board.clone(), Arc::new(Resources::default()));
         tokio::spawn(watch_liveness(runner.instances(), board, health_tx));
         let server = parts.server;
         let report = runner.apply(parts.checks, &parts.config_dir).await;
+        if let Some((table, _)) = &history {
+            // The board's last hour from before the restart, without delaying the start.
+            tokio::spawn(reload_last_hour(
+                table.clone(),
+                runner.board().clone(),
+                report.added.clone(),
+            ));
+        }
         info!(
             config = %path.display(),
             checks = report.added.len(),
@@ -138,6 +166,7 @@ impl Daemon {
             evaluating,
             server,
             health,
+            history,
         })
     }
 
@@ -164,6 +193,7 @@ impl Daemon {
                 token,
             )
             .with_allowed_hosts(self.server.allowed_hosts())
+            .with_history(self.history.as_ref().map(|(h, _)| h.clone()))
             .with_read_token(
                 self.server
                     .read_token_env
@@ -278,10 +308,51 @@ impl Daemon {
         // Every observation made before the stop still goes through the rules.
         self.runner.board().close_followers();
         let _ = self.evaluating.await;
+        if let Some((_, writer)) = self.history.take() {
+            // It writes what it has not written yet, then ends.
+            if tokio::time::timeout(crate::alerting::FLUSH_GRACE, writer)
+                .await
+                .is_err()
+            {
+                warn!(
+                    "the history's last buckets were not written within {:?}",
+                    crate::alerting::FLUSH_GRACE
+                );
+            }
+        }
         let sinks = self.alerting.lock().unwrap_or_else(|e| e.into_inner()).stop();
         sinks.shutdown(crate::alerting::FLUSH_GRACE).await;
         info!("vitals stopped");
     }
+}
+
+/// Seeds each check's board history (sparklines, the page's last hour) from the
+/// history table, so a restart does not reset them.
+async fn reload_last_hour(table: crate::history::HistoryTable, board: Board, ids: Vec<String>) {
+    let to = chrono::Utc::now();
+    let from = to - chrono::Duration::from_std(crate::board::HISTORY_WINDOW).unwrap_or_default();
+    let step = table.resolution;
+    let mut seeded = 0;
+    for id in ids {
+        match crate::history::query(&table, &id, from, to, step).await {
+            Ok(points) => {
+                let samples: Vec<crate::board::Sample> = points
+                    .iter()
+                    .map(|p| crate::board::Sample {
+                        at: p.t,
+                        status: p.values.status,
+                        value: p.values.value_last,
+                    })
+                    .collect();
+                seeded += samples.len();
+                board.seed_history(&id, samples);
+            }
+            Err(e) => {
+                warn!(table = %table.location, "cannot reload the last hour of {id} from the history: {e}");
+            }
+        }
+    }
+    debug!("reloaded {seeded} history points from {}", table.location);
 }
 
 /// Sends a state to systemd's notify socket, if vitals was started with one
@@ -321,7 +392,13 @@ async fn watch_liveness(
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        let now = crate::health::assess(&instances, &board, chrono::Utc::now());
+        let schedules: Vec<crate::health::Schedule> = instances
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .map(|i| (i.id.clone(), i.interval + i.timeout + i.jitter))
+            .collect();
+        let now = crate::health::assess(&schedules, &board, chrono::Utc::now());
         let before = health.send_replace(now.clone());
         match (&before, &now) {
             (crate::health::Liveness::Healthy, crate::health::Liveness::Late(ids)) => {

@@ -11,7 +11,6 @@ use chrono::{DateTime, Utc};
 use tokio::sync::watch;
 
 use crate::board::Board;
-use crate::runner::Instances;
 
 /// How late a check's latest observation may be beyond its interval + timeout + jitter
 /// before the runner counts as not keeping its schedule.
@@ -33,19 +32,21 @@ impl Liveness {
     }
 }
 
-/// Assesses the runner: each instance's latest observation against its schedule.
-pub fn assess(instances: &Instances, board: &Board, now: DateTime<Utc>) -> Liveness {
-    let instances = instances.read().unwrap_or_else(|e| e.into_inner());
-    let late: Vec<String> = instances
-        .values()
-        .filter(|i| {
-            let allowed = i.interval + i.timeout + i.jitter + SLACK;
-            let allowed = chrono::Duration::from_std(allowed).unwrap_or(chrono::Duration::MAX);
+/// One running check's schedule: its id and its interval + timeout + jitter, the
+/// longest a run may take to come after the one before.
+pub type Schedule = (String, Duration);
+
+/// Assesses the runner: each check's latest observation against its schedule.
+pub fn assess(schedules: &[Schedule], board: &Board, now: DateTime<Utc>) -> Liveness {
+    let late: Vec<String> = schedules
+        .iter()
+        .filter(|(id, every)| {
+            let allowed = chrono::Duration::from_std(*every + SLACK).unwrap_or(chrono::Duration::MAX);
             board
-                .get(&i.id)
+                .get(id)
                 .is_some_and(|e| now.signed_duration_since(e.latest.observed_at) > allowed)
         })
-        .map(|i| i.id.clone())
+        .map(|(id, _)| id.clone())
         .collect();
     if late.is_empty() {
         Liveness::Healthy
@@ -84,41 +85,18 @@ impl Health {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
     use super::*;
-    use crate::check::{Check, RunContext};
     use crate::observation::{Observation, Reading};
-    use crate::runner::Instance;
-
-    struct Idle;
-
-    #[async_trait::async_trait]
-    impl Check for Idle {
-        async fn run(&self, _cx: &RunContext) -> Reading {
-            Reading::unknown("never run here")
-        }
-    }
 
     #[test]
     fn a_check_overdue_beyond_interval_timeout_jitter_and_slack_is_late() {
         let now = Utc::now();
-        let instances: Instances = Arc::default();
         let board = Board::new();
-        let every = |id: &str, secs: u64| {
-            Arc::new(Instance::new(
-                id,
-                "test",
-                Duration::from_secs(secs),
-                Duration::from_secs(3),
-                Arc::new(Idle),
-            ))
-        };
-        {
-            let mut map = instances.write().unwrap();
-            map.insert("fast".into(), every("fast", 5));
-            map.insert("slow".into(), every("slow", 3600));
-        }
+        // interval + timeout (+ no jitter).
+        let instances: Vec<Schedule> = vec![
+            ("fast".into(), Duration::from_secs(5 + 3)),
+            ("slow".into(), Duration::from_secs(3600 + 3)),
+        ];
         let seen = |id: &str, ago: i64| {
             let r = Reading::new(crate::observation::Status::Ok, "ok");
             board.publish(Observation::from_reading(

@@ -25,6 +25,7 @@ pub mod dispatch;
 pub mod duration;
 pub mod files;
 pub mod health;
+pub mod history;
 pub mod market;
 pub mod observation;
 pub mod panel;

@@ -93,6 +93,12 @@ pub fn configuration_reference(registry: &Registry) -> String {
     out.push_str(&key_table(&keys_of::<ServerConfig>()));
     out.push_str("\n## `[defaults]`\n\n");
     out.push_str(&key_table(&keys_of::<Defaults>()));
+    out.push_str("\n## `[history]`: the health history table\n\n");
+    out.push_str(
+        "Present: every check is rolled up per `resolution` bucket into a Delta table (schema in \
+         docs/reference.md), read by `GET /api/history` and reloaded into the board at start.\n\n",
+    );
+    out.push_str(&key_table(&keys_of::<crate::history::HistoryConfig>()));
     out.push_str("\n## `[calendars.<name>]`: market calendars\n\n");
     out.push_str(
         "`market_hours` on a check or rule names a calendar: `nyse` (09:30–16:00 America/New_York, 13:00 on \

@@ -299,6 +299,8 @@ pub struct Config {
     pub sinks: Vec<SinkSpec>,
     /// The market calendars: built-in and `[calendars.*]`.
     pub calendars: Calendars,
+    /// `[history]`, when the health history is kept.
+    pub history: Option<crate::history::HistoryConfig>,
     /// Notes (not errors) found while loading.
     pub notes: Vec<Diagnostic>,
 }
@@ -452,7 +454,15 @@ pub fn load_from(
     }]))
 }
 
-const TOP_LEVEL: [&str; 6] = ["server", "defaults", "calendars", "checks", "rules", "sinks"];
+const TOP_LEVEL: [&str; 7] = [
+    "server",
+    "defaults",
+    "history",
+    "calendars",
+    "checks",
+    "rules",
+    "sinks",
+];
 
 /// Validates config text (`path` is only used in messages and for relative paths).
 pub fn parse(path: &Path, src: &str, registry: &Registry) -> Result<Config, Diagnostics> {
@@ -476,6 +486,7 @@ pub fn parse(path: &Path, src: &str, registry: &Registry) -> Result<Config, Diag
     let mut rule_tables = Vec::new();
     let mut sink_tables = Vec::new();
     let mut calendar_table = None;
+    let mut history = None;
 
     for (key, value) in root.iter() {
         let name = key.get_ref().as_ref();
@@ -532,6 +543,37 @@ pub fn parse(path: &Path, src: &str, registry: &Registry) -> Result<Config, Diag
                 }
             }
             "calendars" => calendar_table = Some(value),
+            "history" => {
+                if let Some(h) = walk::section::<crate::history::HistoryConfig>(&mut c, "history", value) {
+                    let key_span = |key: &str| match value.get_ref() {
+                        DeValue::Table(t) => t.get(key).map(|v| v.span()),
+                        _ => None,
+                    };
+                    let mut problems = Vec::new();
+                    if *h.resolution < Duration::from_secs(1) {
+                        problems.push(crate::plugin::KeyError::new("resolution", "must be at least 1s"));
+                    }
+                    if *h.retention <= *h.resolution {
+                        problems.push(crate::plugin::KeyError::new(
+                            "retention",
+                            "must be longer than the resolution",
+                        ));
+                    }
+                    if let Some(table) = &h.table {
+                        problems.extend(crate::delta::table_key(table, "the history table"));
+                        problems.extend(crate::delta::storage_options_key(table, &h.storage_options));
+                    }
+                    for e in problems {
+                        c.error(
+                            key_span(&e.key).or(Some(value.span())),
+                            Some("history"),
+                            Some(&e.key),
+                            e.message,
+                        );
+                    }
+                    history = Some(h);
+                }
+            }
             "checks" => match value.get_ref() {
                 DeValue::Table(t) => check_tables.extend(t.iter()),
                 other => c.error(
@@ -637,6 +679,7 @@ pub fn parse(path: &Path, src: &str, registry: &Registry) -> Result<Config, Diag
         rules,
         sinks,
         calendars,
+        history,
         notes: c.out,
     })
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 use tracing::{info, warn};
 
@@ -51,6 +51,56 @@ fn status_json(web: &Web) -> Value {
         "actions_enabled": web.actions_enabled(),
         "actions": web.actions(),
     })
+}
+
+/// The parameters of `GET /api/history`.
+#[derive(Debug, serde::Deserialize)]
+pub(super) struct HistoryQuery {
+    check: String,
+    from: Option<DateTime<Utc>>,
+    to: Option<DateTime<Utc>>,
+}
+
+/// At most about this many points per answer.
+const MAX_POINTS: i64 = 2000;
+
+/// `GET /api/history?check=ID&from=T&to=T`: a check's history (RFC 3339 times; default
+/// the last hour), at the table's resolution or a coarser step keeping the answer under
+/// ~2,000 points.
+pub(super) async fn history(
+    State(web): State<Arc<Web>>,
+    axum::extract::Query(q): axum::extract::Query<HistoryQuery>,
+) -> Response {
+    let Some(table) = &web.history else {
+        return error(
+            StatusCode::NOT_FOUND,
+            "the health history is off: add a [history] section to the config",
+        );
+    };
+    if web.board.get(&q.check).is_none() {
+        return error(StatusCode::NOT_FOUND, format!("no check `{}`", q.check));
+    }
+    let to = q.to.unwrap_or_else(Utc::now);
+    let from = q.from.unwrap_or(to - chrono::Duration::hours(1));
+    if from >= to {
+        return error(StatusCode::BAD_REQUEST, "`from` must be before `to`");
+    }
+    let step = crate::history::step_for(table.resolution, from, to, MAX_POINTS);
+    match crate::history::query(table, &q.check, from, to, step).await {
+        Ok(points) => axum::Json(json!({
+            "check": q.check,
+            "from": from,
+            "to": to,
+            "resolution_s": table.resolution.as_secs_f64(),
+            "step_s": step.as_secs_f64(),
+            "points": points,
+        }))
+        .into_response(),
+        Err(e) => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("cannot read the history table {}: {e}", table.location),
+        ),
+    }
 }
 
 /// `GET /healthz`: vitals itself is alive and serving.

@@ -61,6 +61,8 @@ pub struct Web {
     read_token: Option<String>,
     /// The page's templates (an error in a kind's partial is shown by `GET /`).
     templates: Result<minijinja::Environment<'static>, minijinja::Error>,
+    /// The health history, when kept (`[history]`).
+    history: Option<crate::history::HistoryTable>,
 }
 
 impl Web {
@@ -91,6 +93,7 @@ impl Web {
             allowed_hosts: crate::config::LOOPBACK_HOSTS.map(str::to_owned).to_vec(),
             read_token: None,
             templates: page::templates(kinds),
+            history: None,
         }
     }
 
@@ -98,6 +101,12 @@ impl Web {
     /// reading is open.
     pub fn with_read_token(mut self, token: Option<String>) -> Web {
         self.read_token = token.filter(|t| !t.trim().is_empty());
+        self
+    }
+
+    /// Serves `/api/history` from this table.
+    pub fn with_history(mut self, history: Option<crate::history::HistoryTable>) -> Web {
+        self.history = history;
         self
     }
 
@@ -129,6 +138,7 @@ pub fn router(web: Arc<Web>) -> Router {
         .route("/static/page.css", get(page::css))
         .route("/static/page.js", get(page::js))
         .route("/api/status", get(api::status))
+        .route("/api/history", get(api::history))
         .route("/healthz", get(api::healthz))
         .route("/metrics", get(metrics::metrics))
         .route("/api/checks/{id}/run", post(api::run_now))

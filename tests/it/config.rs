@@ -160,7 +160,7 @@ fn sinks_are_parsed_and_checked_like_checks() {
         "{e}"
     );
     assert!(
-        e.contains("registered kinds: alertmanager, delta, email, log"),
+        e.contains("registered kinds: alertmanager, delta, email, heartbeat, log"),
         "{e}"
     );
     let e = errors(

@@ -15,6 +15,7 @@ mod docs;
 mod email;
 mod faults;
 mod fuzz;
+mod history;
 mod hung;
 mod ib;
 mod kinds;

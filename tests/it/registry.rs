@@ -96,7 +96,10 @@ fn two_kinds_with_one_name_are_an_error_naming_both() {
 #[test]
 fn every_sink_kind_example_parses_validates_and_is_documented() {
     let sinks = &registry().expect("no duplicate kinds").sinks;
-    assert_eq!(sinks.names(), ["alertmanager", "delta", "email", "log"]);
+    assert_eq!(
+        sinks.names(),
+        ["alertmanager", "delta", "email", "heartbeat", "log"]
+    );
     for kind in sinks.kinds() {
         let text = format!("[sinks.example]\nkind = \"{}\"\n{}", kind.name, kind.example);
         let config = parse("example.toml".as_ref(), &text, registry().unwrap())

@@ -406,6 +406,9 @@ fn a_debug_log_is_a_recording_replay_reads() {
     daemon.expect("ALERT firing");
     std::fs::remove_file(&flag).unwrap();
     daemon.expect("ALERT resolved");
+    // The observation that resolved it is logged by another task: wait for an OK line
+    // logged after the resolve.
+    daemon.expect("OK - up");
     let log = daemon.log();
     drop(daemon);
     // What docs/market-hours.md says to do with the log (with jq there): keep the
