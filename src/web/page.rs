@@ -214,6 +214,15 @@ pub fn render(web: &Web) -> Result<String, minijinja::Error> {
         .max_by_key(|s| s.severity_rank())
         .unwrap_or(Status::Unknown);
     let (icon, class) = look(worst);
+    // With the history on: a chart per check.
+    let trends: Vec<Value> = if web.history.is_some() {
+        views
+            .iter()
+            .map(|v| json!({"id": v.id, "kind": v.kind, "unit": v.unit}))
+            .collect()
+    } else {
+        Vec::new()
+    };
     alerts.sort_by(|a, b| b.severity.cmp(&a.severity).then(a.started_at.cmp(&b.started_at)));
     let alerts: Vec<Value> = alerts
         .iter()
@@ -245,6 +254,7 @@ pub fn render(web: &Web) -> Result<String, minijinja::Error> {
         others => views.iter().filter(|v| v.place.is_none()).collect::<Vec<_>>(),
         alerts => alerts,
         suppressed => suppressed,
+        trends => trends,
     };
     let env = web.templates.as_ref().map_err(|e| {
         minijinja::Error::new(
@@ -336,6 +346,36 @@ pub async fn css() -> Response {
         include_str!("page.css"),
     )
         .into_response()
+}
+
+/// A static file with its type, cached for 5 minutes.
+fn asset(kind: &'static str, body: &'static str) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, kind),
+            (header::CACHE_CONTROL, "max-age=300"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+pub async fn trends_js() -> Response {
+    asset("text/javascript; charset=utf-8", include_str!("trends.js"))
+}
+
+pub async fn uplot_js() -> Response {
+    asset(
+        "text/javascript; charset=utf-8",
+        include_str!("vendor/uplot/uPlot.iife.min.js"),
+    )
+}
+
+pub async fn uplot_css() -> Response {
+    asset(
+        "text/css; charset=utf-8",
+        include_str!("vendor/uplot/uPlot.min.css"),
+    )
 }
 
 pub async fn js() -> Response {

@@ -660,3 +660,80 @@ async fn behind_nginx_with_tls_the_buttons_work_and_other_origins_are_refused() 
     );
     server.stop(Duration::from_secs(2));
 }
+
+/// With `[history]`, the page has a chart per check from `/api/history`, and the range
+/// switch redraws them at a coarser step; a phone-width window scrolls no sideways.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trend_charts_render_and_the_range_switch_works() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("level"), "42").unwrap();
+    let port = free_port();
+    let path = write_config(
+        d,
+        &format!(
+            "[server]\nlisten = \"127.0.0.1:{port}\"\n\n[history]\nresolution = \"1s\"\n\n\
+             [checks.tank]\nkind = \"test_gauge\"\ninterval = \"200ms\"\nfile = \"level\"\nwarn = 50\ncrit = 80\n"
+        ),
+    );
+    let daemon = Daemon::start(&path, registry().unwrap())
+        .await
+        .expect("a valid config");
+    let server =
+        vitals::web::spawn(&format!("127.0.0.1:{port}"), daemon.web_with_token(None)).expect("served");
+    // A few seconds of history (buckets written, and the ones still in memory).
+    tokio::time::timeout(Duration::from_secs(20), async {
+        while !d
+            .join("state/history/_delta_log/00000000000000000002.json")
+            .exists()
+        {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await
+    .expect("history written");
+
+    let driver = ChromeDriver::start().await;
+    let c = driver.browser(&d.join("chromium-profile")).await;
+    c.goto(&format!("http://127.0.0.1:{port}/")).await.unwrap();
+    until(
+        &c,
+        "the tank's chart",
+        "const f = document.querySelector('#trends figure[data-check=\"tank\"]'); \
+         return !!f && !!f.querySelector('canvas') && f.dataset.step !== undefined",
+    )
+    .await;
+    let shown = c
+        .execute(
+            "const f = document.querySelector('#trends figure[data-check=\"tank\"]'); return [f.dataset.step, Number(f.dataset.points)]",
+            vec![],
+        )
+        .await
+        .unwrap();
+    // An hour at 1 s resolution is 3,600 buckets: 2-second steps keep it under 2,000.
+    assert_eq!(shown[0], "2", "an hour's step: {shown}");
+    assert!(shown[1].as_f64().unwrap() >= 2.0, "points drawn: {shown}");
+    c.execute("document.getElementById('trends').scrollIntoView()", vec![])
+        .await
+        .unwrap();
+    screenshot(&c, "trends-1h.png").await;
+    click(&c, "#trends button[data-range=\"86400\"]").await;
+    until(
+        &c,
+        "24 h in 44-second steps (at most ~2,000 points)",
+        "const f = document.querySelector('#trends figure[data-check=\"tank\"]'); \
+         return f.dataset.step === '44' && document.querySelector('#trends button[data-range=\"86400\"]').getAttribute('aria-pressed') === 'true'",
+    )
+    .await;
+    // Phone width: nothing scrolls sideways.
+    c.set_window_size(390, 844).await.unwrap();
+    until(
+        &c,
+        "no sideways scrolling at phone width",
+        "return document.documentElement.scrollWidth <= window.innerWidth + 1",
+    )
+    .await;
+    screenshot(&c, "trends-phone.png").await;
+    c.close().await.unwrap();
+    server.stop(Duration::from_secs(2));
+}

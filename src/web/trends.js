@@ -1,0 +1,89 @@
+// vitals trends: one chart per check from GET /api/history (the history table plus the
+// buckets not written yet), with a time range switch (1 h / 24 h / 7 d / 30 d). Charts
+// are drawn with uPlot (vendored, served by vitals: the desk may be offline).
+(() => {
+  "use strict";
+  const REDRAW_MS = 60000;
+  const LEVEL = { ok: 0, warning: 1, unknown: 2, critical: 3 };
+  let range = 3600;
+  const plots = new Map();
+
+  function data(points) {
+    const xs = points.map((p) => Date.parse(p.t) / 1000);
+    const hasValues = points.some((p) => p.value_last !== null);
+    if (hasValues) {
+      return {
+        hasValues,
+        series: [xs, points.map((p) => p.value_last), points.map((p) => p.value_max)],
+      };
+    }
+    // No value (a connection, say): its status as a band, 0 ok … 3 critical.
+    return { hasValues, series: [xs, points.map((p) => LEVEL[p.status] ?? 2)] };
+  }
+
+  function options(fig, hasValues, width) {
+    const unit = fig.dataset.unit || "";
+    const series = hasValues
+      ? [
+          {},
+          { label: `last ${unit}`, stroke: "#1f6feb", width: 1.5 },
+          { label: `max ${unit}`, stroke: "#d29922", width: 1, dash: [4, 4] },
+        ]
+      : [{}, { label: "status (0 ok … 3 critical)", stroke: "#cf222e", fill: "rgba(207,34,46,0.15)", paths: uPlot.paths.stepped({ align: 1 }) }];
+    return { width, height: 160, series, axes: [{}, { size: 50 }], legend: { live: false } };
+  }
+
+  async function draw(fig) {
+    const check = fig.dataset.check;
+    const to = new Date();
+    const from = new Date(to.getTime() - range * 1000);
+    const url = `/api/history?check=${encodeURIComponent(check)}&from=${from.toISOString()}&to=${to.toISOString()}`;
+    let body;
+    try {
+      const r = await fetch(url, { cache: "no-store" });
+      body = await r.json();
+      if (!r.ok) throw new Error(body.error || `HTTP ${r.status}`);
+    } catch (e) {
+      fig.querySelector(".note").textContent = `no history: ${e.message}`;
+      return;
+    }
+    fig.dataset.step = String(body.step_s);
+    fig.dataset.points = String(body.points.length);
+    fig.querySelector(".note").textContent = body.points.length ? "" : "no history in this range yet";
+    const { hasValues, series } = data(body.points);
+    const box = fig.querySelector(".plot");
+    const width = Math.max(240, box.clientWidth || 600);
+    const old = plots.get(check);
+    if (old && old.hasValues === hasValues) {
+      old.plot.setData(series);
+      return;
+    }
+    if (old) old.plot.destroy();
+    plots.set(check, { hasValues, plot: new uPlot(options(fig, hasValues, width), series, box) });
+  }
+
+  function drawAll() {
+    document.querySelectorAll("#trends figure.trend").forEach(draw);
+  }
+
+  document.addEventListener("click", (ev) => {
+    const b = ev.target.closest("#trends button[data-range]");
+    if (!b) return;
+    range = Number(b.dataset.range);
+    document.querySelectorAll("#trends button[data-range]").forEach((x) => {
+      x.setAttribute("aria-pressed", String(x === b));
+    });
+    drawAll();
+  });
+  window.addEventListener("resize", () => {
+    plots.forEach(({ plot }, check) => {
+      const box = document.querySelector(`#trends figure[data-check="${CSS.escape(check)}"] .plot`);
+      if (box) plot.setSize({ width: Math.max(240, box.clientWidth), height: 160 });
+    });
+  });
+  document.addEventListener("DOMContentLoaded", () => {
+    if (!document.getElementById("trends")) return;
+    drawAll();
+    setInterval(drawAll, REDRAW_MS);
+  });
+})();
