@@ -20,7 +20,7 @@ use deltalake::arrow::datatypes::{DataType as ArrowType, Field, Schema, TimeUnit
 use deltalake::kernel::{DataType, StructField};
 use deltalake::logstore::object_store::ObjectStoreExt;
 use deltalake::parquet::arrow::ProjectionMask;
-use deltalake::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use deltalake::parquet::arrow::arrow_reader::{ArrowPredicateFn, ParquetRecordBatchReaderBuilder, RowFilter};
 use deltalake::writer::{DeltaWriter, RecordBatchWriter};
 use deltalake::{DeltaTable, DeltaTableError};
 use schemars::JsonSchema;
@@ -706,7 +706,20 @@ async fn read_rows(
             .map_err(|e| e.to_string())?;
         let builder = ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(|e| e.to_string())?;
         let mask = ProjectionMask::columns(builder.parquet_schema(), wanted.iter().copied());
-        for batch in builder.with_projection(mask).build().map_err(|e| e.to_string())? {
+        // Only the check's rows are decoded: `check_id` is read first, the other
+        // columns for the rows that match.
+        let ids = ProjectionMask::columns(builder.parquet_schema(), ["check_id"]);
+        let wanted_check = check.to_owned();
+        let only_check = ArrowPredicateFn::new(ids, move |batch: RecordBatch| {
+            let ids = cast(batch.column(0), &ArrowType::Utf8)?;
+            deltalake::arrow::compute::kernels::cmp::eq(&ids, &StringArray::new_scalar(wanted_check.as_str()))
+        });
+        let reader = builder
+            .with_projection(mask)
+            .with_row_filter(RowFilter::new(vec![Box::new(only_check)]))
+            .build()
+            .map_err(|e| e.to_string())?;
+        for batch in reader {
             let batch = batch.map_err(|e| e.to_string())?;
             rows_of(&batch, check, &mut out)?;
         }
