@@ -32,6 +32,8 @@ pub struct Parts {
     pub alerting: AlertingConfig,
     /// `[history]`: where the health history goes, if kept.
     pub history: Option<crate::history::HistoryTable>,
+    /// The alerts table (the first `delta` sink's), for the alerts page.
+    pub alerts_table: Option<crate::web::alerts::AlertsTable>,
 }
 
 /// Takes a loaded config apart: the runner gets the checks, alerting the rules (the
@@ -40,6 +42,15 @@ pub struct Parts {
 pub fn split(config: Config) -> Parts {
     let config_dir = config.dir();
     let state_dir = config.state_dir();
+    let alerts_table = config.sinks.iter().find(|s| s.kind == "delta").and_then(|s| {
+        let params = s.params.to_json();
+        let table = params.get("table")?.as_str()?;
+        let options = serde_json::from_value(params.get("storage_options")?.clone()).unwrap_or_default();
+        Some(crate::web::alerts::AlertsTable {
+            location: crate::delta::location(table, &config_dir),
+            options,
+        })
+    });
     let history = config.history.as_ref().map(|h| crate::history::HistoryTable {
         location: match &h.table {
             Some(t) => crate::delta::location(t, &config_dir),
@@ -81,6 +92,7 @@ pub fn split(config: Config) -> Parts {
         },
         config_dir,
         history,
+        alerts_table,
     }
 }
 
@@ -112,6 +124,8 @@ pub struct Daemon {
     health: crate::health::Health,
     /// The history table and its writer, when `[history]` is set (as started).
     history: Option<(crate::history::HistoryTable, tokio::task::JoinHandle<()>)>,
+    /// The alerts table, for the alerts page (as started).
+    alerts_table: Option<crate::web::alerts::AlertsTable>,
 }
 
 impl Daemon {
@@ -133,6 +147,7 @@ impl Daemon {
         parts.alerting.health = health.clone();
         let alerting = Arc::new(Mutex::new(Alerting::start(parts.alerting)));
         let evaluating = tokio::spawn(evaluate_rules(board.follow(), alerting.clone()));
+        let alerts_table = parts.alerts_table.clone();
         let history = parts.history.map(|h| {
             info!(table = %h.location, "keeping the health history in {}", h.location);
             let writer = tokio::spawn(crate::history::run(h.clone(), board.follow()));
@@ -167,6 +182,7 @@ impl Daemon {
             server,
             health,
             history,
+            alerts_table,
         })
     }
 
@@ -194,6 +210,7 @@ impl Daemon {
             )
             .with_allowed_hosts(self.server.allowed_hosts())
             .with_history(self.history.as_ref().map(|(h, _)| h.clone()))
+            .with_alerts_table(self.alerts_table.clone())
             .with_read_token(
                 self.server
                     .read_token_env

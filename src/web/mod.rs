@@ -3,6 +3,7 @@
 //! alerting; no `GET` runs a check or changes anything, so a burst of page loads never
 //! delays a check.
 
+pub mod alerts;
 mod api;
 mod cache;
 mod guard;
@@ -63,6 +64,8 @@ pub struct Web {
     templates: Result<minijinja::Environment<'static>, minijinja::Error>,
     /// The health history, when kept (`[history]`).
     history: Option<crate::history::HistoryTable>,
+    /// The alerts table (the `delta` sink's), for `/alerts`.
+    alerts_table: Option<alerts::AlertsTable>,
 }
 
 impl Web {
@@ -94,6 +97,7 @@ impl Web {
             read_token: None,
             templates: page::templates(kinds),
             history: None,
+            alerts_table: None,
         }
     }
 
@@ -101,6 +105,12 @@ impl Web {
     /// reading is open.
     pub fn with_read_token(mut self, token: Option<String>) -> Web {
         self.read_token = token.filter(|t| !t.trim().is_empty());
+        self
+    }
+
+    /// Serves `/alerts` from this alerts table.
+    pub fn with_alerts_table(mut self, table: Option<alerts::AlertsTable>) -> Web {
+        self.alerts_table = table;
         self
     }
 
@@ -142,6 +152,8 @@ pub fn router(web: Arc<Web>) -> Router {
         .route("/static/uplot.css", get(page::uplot_css))
         .route("/api/status", get(api::status))
         .route("/api/history", get(api::history))
+        .route("/alerts", get(alerts::page))
+        .route("/alerts.csv", get(alerts::csv))
         .route("/healthz", get(api::healthz))
         .route("/metrics", get(metrics::metrics))
         .route("/api/checks/{id}/run", post(api::run_now))

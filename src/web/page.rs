@@ -32,6 +32,7 @@ pub fn templates(kinds: &Kinds<Checks>) -> Result<Environment<'static>, minijinj
     let mut env = Environment::new();
     env.set_auto_escape_callback(|_| AutoEscape::Html);
     env.add_template("page.html", include_str!("page.html.j2"))?;
+    env.add_template("alerts.html", include_str!("alerts.html.j2"))?;
     env.add_template("macros.html", include_str!("macros.html.j2"))?;
     env.add_template(CARD, include_str!("card.html.j2"))?;
     for kind in kinds.kinds() {

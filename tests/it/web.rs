@@ -678,3 +678,100 @@ async fn a_read_token_protects_everything_but_healthz() {
     assert_eq!(r.status(), StatusCode::OK);
     vitals.signal(nix::sys::signal::Signal::SIGTERM);
 }
+
+/// `GET /alerts` from the alerts Delta table: the firing episode with its Acknowledge
+/// button; filters; acknowledging turns it `acknowledged`; the CSV has the filtered
+/// events.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_alerts_page_lists_filters_acknowledges_and_downloads() {
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = daemon(dir.path()).await;
+    let router = vitals::web::router(daemon.web_with_token(Some(TOKEN.into())));
+    let id = daemon.alerting().lock().unwrap().active()[0].alert_id.clone();
+    let page = |uri: String| {
+        let router = router.clone();
+        async move {
+            let (code, body, _) = call(&router, "GET", &uri, &[]).await;
+            assert_eq!(code, StatusCode::OK, "{body}");
+            // minijinja escapes `/` as `&#x2f;`, which browsers read as `/`.
+            body.as_str().unwrap().replace("&#x2f;", "/")
+        }
+    };
+    // The episode reaches the table within the sink's flush interval.
+    let firing = format!("data-alert=\"{id}\" data-state=\"firing\"");
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while !page("/alerts".into()).await.contains(&firing) {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await
+    .expect("the firing episode on /alerts");
+    let all = page("/alerts".into()).await;
+    assert!(
+        all.contains(&format!("data-post=\"/api/alerts/{id}/ack\"")),
+        "an Acknowledge button"
+    );
+    assert!(
+        !page("/alerts?state=resolved".into()).await.contains(&firing),
+        "filtered out by state"
+    );
+    assert!(
+        !page("/alerts?check=queue".into()).await.contains(&firing),
+        "filtered out by check"
+    );
+    assert!(
+        page("/alerts?severity=CRITICAL&rule=gateway_down".into())
+            .await
+            .contains(&firing)
+    );
+    // The health page links to it.
+    assert!(page("/".into()).await.contains("href=\"/alerts\""));
+
+    // Acknowledge, as the button does: the episode turns acknowledged.
+    let (code, _, _) = call(
+        &router,
+        "POST",
+        &format!("/api/alerts/{id}/ack"),
+        &[("origin", "http://127.0.0.1:8686"), bearer()],
+    )
+    .await;
+    assert_eq!(code, StatusCode::OK);
+    let acknowledged = format!("data-alert=\"{id}\" data-state=\"acknowledged\"");
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while !page("/alerts".into()).await.contains(&acknowledged) {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await
+    .expect("the episode acknowledged on /alerts");
+    assert!(
+        page("/alerts?state=acknowledged".into())
+            .await
+            .contains(&acknowledged)
+    );
+
+    // The CSV of the filtered events.
+    let (code, csv, headers) = call(&router, "GET", "/alerts.csv?rule=gateway_down", &[]).await;
+    assert_eq!(code, StatusCode::OK);
+    assert!(headers["content-type"].to_str().unwrap().starts_with("text/csv"));
+    let csv = csv.as_str().unwrap().to_owned();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(
+        lines[0],
+        "alert_id,rule,check_id,severity,state,message,value,started_at,event_at"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with(&format!("{id},gateway_down,gateway,CRITICAL,firing,"))),
+        "{csv}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with(&format!("{id},gateway_down,gateway,CRITICAL,acknowledged,"))),
+        "{csv}"
+    );
+    let (_, none, _) = call(&router, "GET", "/alerts.csv?check=nothing", &[]).await;
+    assert_eq!(none.as_str().unwrap().lines().count(), 1, "only the header");
+}
