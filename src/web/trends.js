@@ -21,6 +21,38 @@
     return { hasValues, series: [xs, points.map((p) => LEVEL[p.status] ?? 2)] };
   }
 
+  // Alert fired (red) and resolved (green) markers, from the alerts table (GET
+  // /alerts.csv), when there is one.
+  async function markers(check, from, to) {
+    try {
+      const hours = Math.ceil(range / 3600);
+      const r = await fetch(`/alerts.csv?check=${encodeURIComponent(check)}&hours=${hours}`, { cache: "no-store" });
+      if (!r.ok) return [];
+      return (await r.text()).trim().split("\n").slice(1).map((line) => {
+        const c = line.split(",");
+        return { state: c[4], t: Date.parse(c[c.length - 1]) / 1000 };
+      }).filter((m) => (m.state === "firing" || m.state === "resolved") && m.t >= from && m.t <= to);
+    } catch (e) {
+      return [];
+    }
+  }
+
+  function drawMarkers(u) {
+    const ms = u.vitalsMarkers || [];
+    const ctx = u.ctx;
+    ctx.save();
+    ctx.lineWidth = 2;
+    for (const m of ms) {
+      const x = Math.round(u.valToPos(m.t, "x", true));
+      ctx.strokeStyle = m.state === "firing" ? "#cf222e" : "#1a7f37";
+      ctx.beginPath();
+      ctx.moveTo(x, u.bbox.top);
+      ctx.lineTo(x, u.bbox.top + u.bbox.height);
+      ctx.stroke();
+    }
+    ctx.restore();
+  }
+
   function options(fig, hasValues, width) {
     const unit = fig.dataset.unit || "";
     const series = hasValues
@@ -30,7 +62,10 @@
           { label: `max ${unit}`, stroke: "#d29922", width: 1, dash: [4, 4] },
         ]
       : [{}, { label: "status (0 ok … 3 critical)", stroke: "#cf222e", fill: "rgba(207,34,46,0.15)", paths: uPlot.paths.stepped({ align: 1 }) }];
-    return { width, height: 160, series, axes: [{}, { size: 50 }], legend: { live: false } };
+    return {
+      width, height: 160, series, axes: [{}, { size: 50 }], legend: { live: false },
+      hooks: { draw: [drawMarkers] },
+    };
   }
 
   async function draw(fig) {
@@ -51,15 +86,24 @@
     fig.dataset.points = String(body.points.length);
     fig.querySelector(".note").textContent = body.points.length ? "" : "no history in this range yet";
     const { hasValues, series } = data(body.points);
+    const marks = await markers(check, from.getTime() / 1000, to.getTime() / 1000);
+    fig.dataset.markers = String(marks.length);
     const box = fig.querySelector(".plot");
     const width = Math.max(240, box.clientWidth || 600);
     const old = plots.get(check);
+    // The whole range on the x axis, however much of it has data.
+    const window = { min: from.getTime() / 1000, max: to.getTime() / 1000 };
     if (old && old.hasValues === hasValues) {
-      old.plot.setData(series);
+      old.plot.vitalsMarkers = marks;
+      old.plot.setData(series, false);
+      old.plot.setScale("x", window);
       return;
     }
     if (old) old.plot.destroy();
-    plots.set(check, { hasValues, plot: new uPlot(options(fig, hasValues, width), series, box) });
+    const plot = new uPlot(options(fig, hasValues, width), series, box);
+    plot.vitalsMarkers = marks;
+    plot.setScale("x", window);
+    plots.set(check, { hasValues, plot });
   }
 
   function drawAll() {

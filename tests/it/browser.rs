@@ -667,13 +667,16 @@ async fn behind_nginx_with_tls_the_buttons_work_and_other_origins_are_refused() 
 async fn trend_charts_render_and_the_range_switch_works() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    std::fs::write(d.join("level"), "42").unwrap();
+    // Full at first (the alert fires), then 42 % (it resolves): two markers.
+    std::fs::write(d.join("level"), "90").unwrap();
     let port = free_port();
     let path = write_config(
         d,
         &format!(
             "[server]\nlisten = \"127.0.0.1:{port}\"\n\n[history]\nresolution = \"1s\"\n\n\
-             [checks.tank]\nkind = \"test_gauge\"\ninterval = \"200ms\"\nfile = \"level\"\nwarn = 50\ncrit = 80\n"
+             [checks.tank]\nkind = \"test_gauge\"\ninterval = \"200ms\"\nfile = \"level\"\nwarn = 50\ncrit = 80\n\n\
+             [[rules]]\nname = \"tank_full\"\nchecks = [\"tank\"]\nwhen = \"value > 80\"\nseverity = \"WARNING\"\n\n\
+             [sinks.alerts]\nkind = \"delta\"\ntable = \"alerts\"\nflush_interval = \"100ms\"\n"
         ),
     );
     let daemon = Daemon::start(&path, registry().unwrap())
@@ -681,17 +684,27 @@ async fn trend_charts_render_and_the_range_switch_works() {
         .expect("a valid config");
     let server =
         vitals::web::spawn(&format!("127.0.0.1:{port}"), daemon.web_with_token(None)).expect("served");
+    // The alert fires, then the tank empties to 42 % and it resolves.
+    tokio::time::timeout(Duration::from_secs(20), async {
+        while daemon.alerting().lock().unwrap().active().is_empty() {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("the alert fires");
+    std::fs::write(d.join("level"), "42").unwrap();
     // A few seconds of history (buckets written, and the ones still in memory).
     tokio::time::timeout(Duration::from_secs(20), async {
         while !d
-            .join("state/history/_delta_log/00000000000000000002.json")
+            .join("state/history/_delta_log/00000000000000000003.json")
             .exists()
+            || !daemon.alerting().lock().unwrap().active().is_empty()
         {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     })
     .await
-    .expect("history written");
+    .expect("history written, the alert resolved");
 
     let driver = ChromeDriver::start().await;
     let c = driver.browser(&d.join("chromium-profile")).await;
@@ -713,6 +726,13 @@ async fn trend_charts_render_and_the_range_switch_works() {
     // An hour at 1 s resolution is 3,600 buckets: 2-second steps keep it under 2,000.
     assert_eq!(shown[0], "2", "an hour's step: {shown}");
     assert!(shown[1].as_f64().unwrap() >= 2.0, "points drawn: {shown}");
+    // The alert's fired and resolved markers (from the alerts table).
+    until(
+        &c,
+        "the fired and resolved markers",
+        "return document.querySelector('#trends figure[data-check=\"tank\"]').dataset.markers === '2'",
+    )
+    .await;
     c.execute("document.getElementById('trends').scrollIntoView()", vec![])
         .await
         .unwrap();
