@@ -12,9 +12,16 @@
     const xs = points.map((p) => Date.parse(p.t) / 1000);
     const hasValues = points.some((p) => p.value_last !== null);
     if (hasValues) {
+      // With the status as a band behind the values (an IB connection's round-trip
+      // time over its connected / disconnected periods).
       return {
         hasValues,
-        series: [xs, points.map((p) => p.value_last), points.map((p) => p.value_max)],
+        series: [
+          xs,
+          points.map((p) => p.value_last),
+          points.map((p) => p.value_max),
+          points.map((p) => LEVEL[p.status] ?? 2),
+        ],
       };
     }
     // No value (a connection, say): its status as a band, 0 ok … 3 critical.
@@ -60,10 +67,19 @@
           {},
           { label: `last ${unit}`, stroke: "#1f6feb", width: 1.5 },
           { label: `max ${unit}`, stroke: "#d29922", width: 1, dash: [4, 4] },
+          {
+            label: "status", scale: "status", stroke: "rgba(207,34,46,0.5)", width: 0,
+            fill: "rgba(207,34,46,0.10)", paths: uPlot.paths.stepped({ align: 1 }),
+          },
         ]
       : [{}, { label: "status (0 ok … 3 critical)", stroke: "#cf222e", fill: "rgba(207,34,46,0.15)", paths: uPlot.paths.stepped({ align: 1 }) }];
     return {
       width, height: 160, series, axes: [{}, { size: 50 }], legend: { live: false },
+      scales: {
+        status: { range: [0, 3] },
+        // The chosen window, whatever the data spans (also after a resize).
+        x: { time: true, range: (u, min, max) => (u.vitalsWindow ? [u.vitalsWindow.min, u.vitalsWindow.max] : [min, max]) },
+      },
       hooks: { draw: [drawMarkers] },
     };
   }
@@ -82,12 +98,15 @@
       fig.querySelector(".note").textContent = `no history: ${e.message}`;
       return;
     }
-    fig.dataset.step = String(body.step_s);
-    fig.dataset.points = String(body.points.length);
     fig.querySelector(".note").textContent = body.points.length ? "" : "no history in this range yet";
     const { hasValues, series } = data(body.points);
     const marks = await markers(check, from.getTime() / 1000, to.getTime() / 1000);
-    fig.dataset.markers = String(marks.length);
+    // Said once the chart shows them (tests wait for these).
+    const done = () => {
+      fig.dataset.step = String(body.step_s);
+      fig.dataset.points = String(body.points.length);
+      fig.dataset.markers = String(marks.length);
+    };
     const box = fig.querySelector(".plot");
     const width = Math.max(240, box.clientWidth || 600);
     const old = plots.get(check);
@@ -95,15 +114,18 @@
     const window = { min: from.getTime() / 1000, max: to.getTime() / 1000 };
     if (old && old.hasValues === hasValues) {
       old.plot.vitalsMarkers = marks;
-      old.plot.setData(series, false);
-      old.plot.setScale("x", window);
+      old.plot.vitalsWindow = window;
+      old.plot.setData(series);
+      done();
       return;
     }
     if (old) old.plot.destroy();
     const plot = new uPlot(options(fig, hasValues, width), series, box);
     plot.vitalsMarkers = marks;
-    plot.setScale("x", window);
+    plot.vitalsWindow = window;
+    plot.setData(series);
     plots.set(check, { hasValues, plot });
+    done();
   }
 
   function drawAll() {
