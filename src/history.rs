@@ -653,7 +653,34 @@ async fn read_rows(
     from: DateTime<Utc>,
     to: DateTime<Utc>,
 ) -> Result<Vec<(i64, BucketView)>, String> {
-    let t = match crate::delta::open_existing(&table.location, &table.options).await {
+    let rows = read_table(&table.location, &table.options, Some(check), from, to).await?;
+    Ok(rows.into_iter().map(|(_, t, v)| (t, v)).collect())
+}
+
+/// Every row of the history table between two times (of one check, or all), as
+/// (check, bucket start in µs, values), in time order, reading only the days in range.
+pub async fn read_table(
+    location: &str,
+    options: &crate::delta::StorageOptions,
+    check: Option<&str>,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<Vec<(String, i64, BucketView)>, String> {
+    let mut rows = read_files(location, options, check, from, to).await?;
+    let (from_us, to_us) = (from.timestamp_micros(), to.timestamp_micros());
+    rows.retain(|(_, t, _)| *t >= from_us && *t <= to_us);
+    rows.sort_by(|a, b| a.1.cmp(&b.1).then_with(|| a.0.cmp(&b.0)));
+    Ok(rows)
+}
+
+async fn read_files(
+    location: &str,
+    options: &crate::delta::StorageOptions,
+    check: Option<&str>,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<Vec<(String, i64, BucketView)>, String> {
+    let t = match crate::delta::open_existing(location, options).await {
         Ok(t) => t,
         Err(crate::delta::OpenError::Missing(_)) => return Ok(Vec::new()),
         Err(crate::delta::OpenError::Other(e)) => return Err(e),
@@ -665,12 +692,12 @@ async fn read_rows(
     let column = |name: &str| -> Result<StringArray, String> {
         let c = actions
             .column_by_name(name)
-            .ok_or_else(|| format!("{}: no `{name}` in the file list", table.location))?;
+            .ok_or_else(|| format!("{}: no `{name}` in the file list", location))?;
         let c = cast(c, &ArrowType::Utf8).map_err(|e| e.to_string())?;
         c.as_any()
             .downcast_ref::<StringArray>()
             .cloned()
-            .ok_or_else(|| format!("{}: `{name}` is not text", table.location))
+            .ok_or_else(|| format!("{}: `{name}` is not text", location))
     };
     let paths = column("path")?;
     let dates = column("partition.date")?;
@@ -706,20 +733,22 @@ async fn read_rows(
             .map_err(|e| e.to_string())?;
         let builder = ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(|e| e.to_string())?;
         let mask = ProjectionMask::columns(builder.parquet_schema(), wanted.iter().copied());
-        // Only the check's rows are decoded: `check_id` is read first, the other
-        // columns for the rows that match.
-        let ids = ProjectionMask::columns(builder.parquet_schema(), ["check_id"]);
-        let wanted_check = check.to_owned();
-        let only_check = ArrowPredicateFn::new(ids, move |batch: RecordBatch| {
-            let ids = cast(batch.column(0), &ArrowType::Utf8)?;
-            deltalake::arrow::compute::kernels::cmp::eq(&ids, &StringArray::new_scalar(wanted_check.as_str()))
-        });
-        let reader = builder
-            .with_projection(mask)
-            .with_row_filter(RowFilter::new(vec![Box::new(only_check)]))
-            .build()
-            .map_err(|e| e.to_string())?;
-        for batch in reader {
+        let mut builder = builder.with_projection(mask);
+        if let Some(check) = check {
+            // Only the check's rows are decoded: `check_id` is read first, the other
+            // columns for the rows that match.
+            let ids = ProjectionMask::columns(builder.parquet_schema(), ["check_id"]);
+            let wanted_check = check.to_owned();
+            let only_check = ArrowPredicateFn::new(ids, move |batch: RecordBatch| {
+                let ids = cast(batch.column(0), &ArrowType::Utf8)?;
+                deltalake::arrow::compute::kernels::cmp::eq(
+                    &ids,
+                    &StringArray::new_scalar(wanted_check.as_str()),
+                )
+            });
+            builder = builder.with_row_filter(RowFilter::new(vec![Box::new(only_check)]));
+        }
+        for batch in builder.build().map_err(|e| e.to_string())? {
             let batch = batch.map_err(|e| e.to_string())?;
             rows_of(&batch, check, &mut out)?;
         }
@@ -727,7 +756,11 @@ async fn read_rows(
     Ok(out)
 }
 
-fn rows_of(batch: &RecordBatch, check: &str, out: &mut Vec<(i64, BucketView)>) -> Result<(), String> {
+fn rows_of(
+    batch: &RecordBatch,
+    check: Option<&str>,
+    out: &mut Vec<(String, i64, BucketView)>,
+) -> Result<(), String> {
     let text = |name: &str| -> Result<StringArray, String> {
         let c = batch
             .column_by_name(name)
@@ -762,12 +795,13 @@ fn rows_of(batch: &RecordBatch, check: &str, out: &mut Vec<(i64, BucketView)>) -
         .ok_or("`samples` is not int64")?;
     let opt = |a: &Float64Array, i: usize| (!a.is_null(i)).then(|| a.value(i));
     for i in 0..batch.num_rows() {
-        if ids.value(i) != check {
+        if check.is_some_and(|c| ids.value(i) != c) {
             continue;
         }
         let status = serde_json::from_value(serde_json::Value::String(statuses.value(i).to_owned()))
             .unwrap_or(Status::Unknown);
         out.push((
+            ids.value(i).to_owned(),
             starts.value(i),
             BucketView {
                 kind: kinds.value(i).to_owned(),

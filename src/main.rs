@@ -93,7 +93,18 @@ enum Command {
         #[command(flatten)]
         config: ConfigArg,
         /// The observations file (`-` for standard input).
-        observations: PathBuf,
+        #[arg(required_unless_present = "history", conflicts_with = "history")]
+        observations: Option<PathBuf>,
+        /// Replay the history table instead (one observation per check and bucket: its
+        /// worst status and last value).
+        #[arg(long)]
+        history: Option<String>,
+        /// With --history: from this time (RFC 3339; default: a week before --to).
+        #[arg(long, requires = "history")]
+        from: Option<chrono::DateTime<chrono::Utc>>,
+        /// With --history: to this time (RFC 3339; default: now).
+        #[arg(long, requires = "history")]
+        to: Option<chrono::DateTime<chrono::Utc>>,
     },
     /// Run rule tests (observation series and the alerts expected of them, see
     /// docs/market-hours.md). Exit 0 if all pass, 1 if one fails.
@@ -124,7 +135,17 @@ fn main() -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Replay { config, observations } => Ok(replay(&config.config, &observations, registry)),
+        Command::Replay {
+            config,
+            observations,
+            history,
+            from,
+            to,
+        } => match (observations, history) {
+            (Some(observations), _) => Ok(replay(&config.config, &observations, registry)),
+            (None, Some(table)) => block_on(replay_history(&config.config, &table, from, to, registry)),
+            (None, None) => Ok(ExitCode::from(EXIT_USAGE)),
+        },
         Command::Test { files } => Ok(rule_tests(&files, registry)),
         Command::Check { config, format, ids } => block_on(check(&config.config, registry, format, ids)),
         Command::Run { config } => block_on(run(&config.config, registry)),
@@ -209,6 +230,67 @@ fn replay(path: &Path, observations: &Path, registry: &'static Registry) -> Exit
             })
         }
     }
+}
+
+/// `vitals replay --history TABLE`: the history table's rows as observations.
+async fn replay_history(
+    path: &Path,
+    table: &str,
+    from: Option<chrono::DateTime<chrono::Utc>>,
+    to: Option<chrono::DateTime<chrono::Utc>>,
+    registry: &'static Registry,
+) -> anyhow::Result<ExitCode> {
+    use std::io::Write;
+    let config = match config::load(path, registry) {
+        Ok(c) => c,
+        Err(d) => {
+            eprintln!("{d}");
+            return Ok(ExitCode::from(EXIT_CONFIG));
+        }
+    };
+    let to = to.unwrap_or_else(chrono::Utc::now);
+    let from = from.unwrap_or(to - chrono::Duration::days(7));
+    let location = vitals::delta::location(table, &std::env::current_dir().unwrap_or_default());
+    let rows = match vitals::history::read_table(&location, &Default::default(), None, from, to).await {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("vitals replay: cannot read the history table {location}: {e}");
+            return Ok(ExitCode::from(EXIT_NOINPUT));
+        }
+    };
+    let started = std::time::Instant::now();
+    let mut replayer = vitals::replay::Replayer::new(config);
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    for (n, (check, t, v)) in rows.into_iter().enumerate() {
+        let o = vitals::observation::Observation {
+            id: check,
+            kind: v.kind,
+            status: v.status,
+            label: None,
+            value: v.value_last,
+            unit: v.unit,
+            message: format!("from the history: {} samples", v.samples),
+            observed_at: chrono::DateTime::from_timestamp_micros(t).unwrap_or_default(),
+            duration_ms: 0.0,
+            details: Default::default(),
+        };
+        match replayer.observe(&o) {
+            Ok(events) => {
+                for e in &events {
+                    vitals::replay::write_event(&mut out, e)?;
+                }
+            }
+            Err(message) => {
+                out.flush()?;
+                eprintln!("vitals replay: {location}: row {}: {message}", n + 1);
+                return Ok(ExitCode::from(EXIT_DATA));
+            }
+        }
+    }
+    out.flush()?;
+    eprint!("{}", replayer.summary());
+    eprintln!("in {:.2} s", started.elapsed().as_secs_f64());
+    Ok(ExitCode::SUCCESS)
 }
 
 fn rule_tests(files: &[PathBuf], registry: &'static Registry) -> ExitCode {

@@ -441,3 +441,61 @@ fn a_debug_log_is_a_recording_replay_reads() {
         "the recording replays the live episode"
     );
 }
+
+/// `vitals replay --history`: the history table's buckets as observations.
+#[test]
+fn the_history_table_replays_as_observations() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), CONFIG);
+    let table = dir.path().join("history");
+    // IB ok for 3 minutes, critical for 4, ok again (one bucket a minute), from 14:00
+    // New York on a Tuesday: in the session, out of the nightly restart.
+    let script = r#"
+import sys, os
+import pandas as pd
+from deltalake import write_deltalake
+starts = pd.date_range("2026-11-24T19:00:00Z", periods=10, freq="min").astype("datetime64[us, UTC]")
+status = ["ok"] * 3 + ["critical"] * 4 + ["ok"] * 3
+df = pd.DataFrame({"check_id": "ib", "kind": "ib_connection", "bucket_start": starts, "status": status,
+    "value_last": 12.0, "value_min": 10.0, "value_max": 14.0, "unit": "ms",
+    "samples": pd.Series([12] * 10, dtype="int64"), "date": "2026-11-24"})
+write_deltalake(sys.argv[1], df, partition_by=["date"])
+sys.stdout.flush(); os._exit(0)
+"#;
+    let out = std::process::Command::new(crate::support::python())
+        .arg("-c")
+        .arg(script)
+        .arg(&table)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = vitals()
+        .args(["replay", "-c"])
+        .arg(&config)
+        .arg("--history")
+        .arg(&table)
+        .args(["--from", "2026-11-24T00:00:00Z", "--to", "2026-11-25T00:00:00Z"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("replayed 10 observations"), "{stderr}");
+    let events: Vec<(String, String)> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let e: Value = serde_json::from_str(l).unwrap();
+            (
+                e["state"].as_str().unwrap().to_owned(),
+                e["event_at"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        events,
+        [
+            ("firing".to_owned(), "2026-11-24T19:03:03.000Z".to_owned()),
+            ("resolved".to_owned(), "2026-11-24T19:07:00.000Z".to_owned()),
+        ]
+    );
+}
