@@ -107,7 +107,7 @@ fn secure(h: &mut HeaderMap) {
         h,
         "content-security-policy",
         "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; \
-         frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
+         frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
     );
     set(h, "x-content-type-options", "nosniff");
     set(h, "x-frame-options", "DENY");

@@ -757,3 +757,105 @@ async fn trend_charts_render_and_the_range_switch_works() {
     c.close().await.unwrap();
     server.stop(Duration::from_secs(2));
 }
+
+/// `/alerts` in Chromium: reached from the health page's link, filtered with its form,
+/// and an alert acknowledged with its button (the token asked once).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_alerts_page_filters_and_acknowledges_in_chromium() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("level"), "90").unwrap();
+    let port = free_port();
+    let path = write_config(
+        d,
+        &format!(
+            "[server]\nlisten = \"127.0.0.1:{port}\"\n\n\
+             [checks.tank]\nkind = \"test_gauge\"\ninterval = \"200ms\"\nfile = \"level\"\nwarn = 50\ncrit = 80\n\n\
+             [[rules]]\nname = \"tank_full\"\nchecks = [\"tank\"]\nwhen = \"value > 80\"\nseverity = \"WARNING\"\n\n\
+             [sinks.alerts]\nkind = \"delta\"\ntable = \"alerts\"\nflush_interval = \"100ms\"\n"
+        ),
+    );
+    let daemon = Daemon::start(&path, registry().unwrap())
+        .await
+        .expect("a valid config");
+    let server = vitals::web::spawn(
+        &format!("127.0.0.1:{port}"),
+        daemon.web_with_token(Some(TOKEN.into())),
+    )
+    .expect("served");
+    tokio::time::timeout(Duration::from_secs(20), async {
+        while !d.join("alerts/_delta_log/00000000000000000001.json").exists() {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("the firing alert in the alerts table");
+
+    let driver = ChromeDriver::start().await;
+    let c = driver.browser(&d.join("chromium-profile")).await;
+    c.goto(&format!("http://127.0.0.1:{port}/")).await.unwrap();
+    click(&c, "footer a[href=\"/alerts\"]").await;
+    until(
+        &c,
+        "the firing alert on /alerts",
+        "return location.pathname === '/alerts' && !!document.querySelector('tr[data-state=\"firing\"] button[data-post]')",
+    )
+    .await;
+    // Filter by severity: CRITICAL hides it, WARNING shows it.
+    c.execute(
+        "document.querySelector('select[name=severity]').value = 'CRITICAL'",
+        vec![],
+    )
+    .await
+    .unwrap();
+    click(&c, "form.filters button[type=submit]").await;
+    until(
+        &c,
+        "no alert for CRITICAL",
+        "return location.search.includes('severity=CRITICAL') && document.querySelectorAll('tr[data-alert]').length === 0",
+    )
+    .await;
+    c.execute(
+        "document.querySelector('select[name=severity]').value = 'WARNING'",
+        vec![],
+    )
+    .await
+    .unwrap();
+    click(&c, "form.filters button[type=submit]").await;
+    until(
+        &c,
+        "the alert for WARNING",
+        "return location.search.includes('severity=WARNING') && document.querySelectorAll('tr[data-alert]').length === 1",
+    )
+    .await;
+    // Acknowledge it from there.
+    click(&c, "tr[data-state=\"firing\"] button[data-post]").await;
+    wait_for_dialog(&c).await;
+    c.send_alert_text(TOKEN).await.unwrap();
+    c.accept_alert().await.unwrap();
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while !daemon.alerting().lock().unwrap().active()[0].acknowledged {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("acknowledged");
+    // The acknowledgement reaches the alerts table (its own commit), then the page.
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while !d.join("alerts/_delta_log/00000000000000000002.json").exists() {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("the acknowledgement in the alerts table");
+    c.refresh().await.unwrap();
+    until(
+        &c,
+        "the alert acknowledged on /alerts",
+        "return !!document.querySelector('tr[data-state=\"acknowledged\"]')",
+    )
+    .await;
+    screenshot(&c, "alerts-page.png").await;
+    c.close().await.unwrap();
+    server.stop(Duration::from_secs(2));
+}
