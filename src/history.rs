@@ -7,7 +7,7 @@
 //! channel, closed buckets are written by its own task, a failed write is retried with
 //! the next bucket, and what is not written yet is written at stop.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -54,67 +54,53 @@ pub struct HistoryConfig {
     pub storage_options: crate::delta::StorageOptions,
 }
 
-/// One check's bucket as it fills.
-#[derive(Debug, Clone, PartialEq)]
+/// One check's bucket: as it fills, as a row of the table, as a point of
+/// `/api/history` (its JSON).
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Bucket {
     /// The check's kind.
     pub kind: String,
     /// The worst status seen.
     pub status: Status,
     /// The last value seen (none: no observation had one).
-    pub last: Option<f64>,
-    /// The smallest value.
-    pub min: Option<f64>,
-    /// The largest value.
-    pub max: Option<f64>,
-    /// The value's unit.
-    pub unit: String,
-    /// Observations in the bucket.
-    pub samples: i64,
-}
-
-/// One row of the history table.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Row {
-    /// The check's id.
-    pub check_id: String,
-    /// Start of the bucket.
-    pub bucket_start: DateTime<Utc>,
-    /// Its values.
-    #[serde(flatten)]
-    pub values: BucketView,
-}
-
-/// A bucket's values as `/api/history` shows them.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct BucketView {
-    /// The check's kind.
-    pub kind: String,
-    /// The worst status in the bucket.
-    pub status: Status,
-    /// The last value.
     pub value_last: Option<f64>,
     /// The smallest value.
     pub value_min: Option<f64>,
     /// The largest value.
     pub value_max: Option<f64>,
-    /// The unit.
+    /// The value's unit.
     pub unit: String,
     /// Observations rolled up.
     pub samples: i64,
 }
 
-impl From<&Bucket> for BucketView {
-    fn from(b: &Bucket) -> Self {
-        BucketView {
-            kind: b.kind.clone(),
-            status: b.status,
-            value_last: b.last,
-            value_min: b.min,
-            value_max: b.max,
-            unit: b.unit.clone(),
-            samples: b.samples,
+impl Bucket {
+    /// A bucket of one observation.
+    fn of(o: &Observation) -> Bucket {
+        Bucket {
+            kind: o.kind.clone(),
+            status: o.status,
+            value_last: o.value,
+            value_min: o.value,
+            value_max: o.value,
+            unit: o.unit.clone(),
+            samples: 1,
         }
+    }
+
+    /// Rolls a later bucket into this one: the worst status, the later last value and
+    /// unit (when it has them), the min of mins, the max of maxes, the samples added.
+    fn absorb(&mut self, later: Bucket) {
+        self.status = self.status.worst(later.status);
+        if later.value_last.is_some() {
+            self.value_last = later.value_last;
+        }
+        self.value_min = pick(self.value_min, later.value_min, f64::min);
+        self.value_max = pick(self.value_max, later.value_max, f64::max);
+        if !later.unit.is_empty() {
+            self.unit = later.unit;
+        }
+        self.samples += later.samples;
     }
 }
 
@@ -154,31 +140,9 @@ impl Rollup {
         let start = self.bucket_of(o.observed_at);
         let bucket = self.buckets.entry(start).or_default();
         match bucket.get_mut(&o.id) {
-            Some(b) => {
-                b.status = b.status.worst(o.status);
-                if o.value.is_some() {
-                    b.last = o.value;
-                }
-                b.min = pick(b.min, o.value, f64::min);
-                b.max = pick(b.max, o.value, f64::max);
-                if !o.unit.is_empty() {
-                    b.unit.clone_from(&o.unit);
-                }
-                b.samples += 1;
-            }
+            Some(b) => b.absorb(Bucket::of(o)),
             None => {
-                bucket.insert(
-                    o.id.clone(),
-                    Bucket {
-                        kind: o.kind.clone(),
-                        status: o.status,
-                        last: o.value,
-                        min: o.value,
-                        max: o.value,
-                        unit: o.unit.clone(),
-                        samples: 1,
-                    },
-                );
+                bucket.insert(o.id.clone(), Bucket::of(o));
             }
         }
     }
@@ -206,10 +170,10 @@ impl Rollup {
     }
 
     /// The rows not written yet for one check, from `from` on.
-    pub fn pending_rows(&self, check: &str, from: i64, to: i64) -> Vec<(i64, BucketView)> {
+    pub fn pending_rows(&self, check: &str, from: i64, to: i64) -> Vec<(i64, Bucket)> {
         self.buckets
             .range(from..=to)
-            .filter_map(|(start, checks)| Some((*start, BucketView::from(checks.get(check)?))))
+            .filter_map(|(start, checks)| Some((*start, checks.get(check)?.clone())))
             .collect()
     }
 }
@@ -276,9 +240,9 @@ fn to_batch(buckets: &[(i64, BTreeMap<String, Bucket>)]) -> Result<RecordBatch, 
                 TimestampMicrosecondArray::from_iter_values(rows.iter().map(|r| r.0)).with_timezone("UTC"),
             ),
             strings(&|r| r.2.status.as_str().to_owned()),
-            doubles(&|b| b.last),
-            doubles(&|b| b.min),
-            doubles(&|b| b.max),
+            doubles(&|b| b.value_last),
+            doubles(&|b| b.value_min),
+            doubles(&|b| b.value_max),
             strings(&|r| r.2.unit.clone()),
             Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.2.samples))),
             strings(&|r| date(r.0)),
@@ -576,7 +540,7 @@ pub struct Point {
     pub t: DateTime<Utc>,
     /// The values rolled up over the step.
     #[serde(flatten)]
-    pub values: BucketView,
+    pub values: Bucket,
 }
 
 /// The step for a range: the resolution, or a multiple of it so that at most
@@ -587,19 +551,6 @@ pub fn step_for(resolution: Duration, from: DateTime<Utc>, to: DateTime<Utc>, ma
     let needed = span.div_ceil(max_points.max(1) as u64).max(res);
     let steps = needed.div_ceil(res);
     Duration::from_micros(steps * res)
-}
-
-fn merge(into: &mut BucketView, b: BucketView) {
-    into.status = into.status.worst(b.status);
-    if b.value_last.is_some() {
-        into.value_last = b.value_last;
-    }
-    into.value_min = pick(into.value_min, b.value_min, f64::min);
-    into.value_max = pick(into.value_max, b.value_max, f64::max);
-    into.samples += b.samples;
-    if !b.unit.is_empty() {
-        into.unit = b.unit;
-    }
 }
 
 /// A check's history from `from` to `to`, in steps of `step`: rows of the table (and
@@ -622,14 +573,14 @@ pub async fn query(
     );
     rows.sort_by_key(|(t, _)| *t);
     let step_us = (step.as_micros() as i64).max(1);
-    let mut points: BTreeMap<i64, BucketView> = BTreeMap::new();
+    let mut points: BTreeMap<i64, Bucket> = BTreeMap::new();
     for (t, v) in rows {
         if t < from_us || t > to_us {
             continue;
         }
         let slot = t.div_euclid(step_us) * step_us;
         match points.get_mut(&slot) {
-            Some(p) => merge(p, v),
+            Some(p) => p.absorb(v),
             None => {
                 points.insert(slot, v);
             }
@@ -652,7 +603,7 @@ async fn read_rows(
     check: &str,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
-) -> Result<Vec<(i64, BucketView)>, String> {
+) -> Result<Vec<(i64, Bucket)>, String> {
     let rows = read_table(&table.location, &table.options, Some(check), from, to).await?;
     Ok(rows.into_iter().map(|(_, t, v)| (t, v)).collect())
 }
@@ -665,7 +616,7 @@ pub async fn read_table(
     check: Option<&str>,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
-) -> Result<Vec<(String, i64, BucketView)>, String> {
+) -> Result<Vec<(String, i64, Bucket)>, String> {
     let mut rows = read_files(location, options, check, from, to).await?;
     let (from_us, to_us) = (from.timestamp_micros(), to.timestamp_micros());
     rows.retain(|(_, t, _)| *t >= from_us && *t <= to_us);
@@ -679,7 +630,7 @@ async fn read_files(
     check: Option<&str>,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
-) -> Result<Vec<(String, i64, BucketView)>, String> {
+) -> Result<Vec<(String, i64, Bucket)>, String> {
     let t = match crate::delta::open_existing(location, options).await {
         Ok(t) => t,
         Err(crate::delta::OpenError::Missing(_)) => return Ok(Vec::new()),
@@ -759,7 +710,7 @@ async fn read_files(
 fn rows_of(
     batch: &RecordBatch,
     check: Option<&str>,
-    out: &mut Vec<(String, i64, BucketView)>,
+    out: &mut Vec<(String, i64, Bucket)>,
 ) -> Result<(), String> {
     let text = |name: &str| -> Result<StringArray, String> {
         let c = batch
@@ -803,7 +754,7 @@ fn rows_of(
         out.push((
             ids.value(i).to_owned(),
             starts.value(i),
-            BucketView {
+            Bucket {
                 kind: kinds.value(i).to_owned(),
                 status,
                 value_last: opt(&last, i),
@@ -817,23 +768,25 @@ fn rows_of(
     Ok(())
 }
 
-/// Buckets by check, for tests.
-pub fn by_check(buckets: &[(i64, BTreeMap<String, Bucket>)]) -> HashMap<String, usize> {
-    let mut n = HashMap::new();
-    for (_, checks) in buckets {
-        for id in checks.keys() {
-            *n.entry(id.clone()).or_default() += 1;
-        }
-    }
-    n
-}
-
 #[cfg(test)]
 mod tests {
     use chrono::TimeZone;
 
+    use std::collections::HashMap;
+
     use super::*;
     use crate::observation::Reading;
+
+    /// Buckets by check, for tests.
+    fn by_check(buckets: &[(i64, BTreeMap<String, Bucket>)]) -> HashMap<String, usize> {
+        let mut n = HashMap::new();
+        for (_, checks) in buckets {
+            for id in checks.keys() {
+                *n.entry(id.clone()).or_default() += 1;
+            }
+        }
+        n
+    }
 
     fn obs(id: &str, status: Status, value: Option<f64>, s: i64) -> Observation {
         let mut r = Reading::new(status, "m");
@@ -856,7 +809,7 @@ mod tests {
         assert_eq!(closed.len(), 1, "the bucket 12:01 is still open");
         let b = &closed[0].1["cpu"];
         assert_eq!(
-            (b.status, b.last, b.min, b.max, b.samples),
+            (b.status, b.value_last, b.value_min, b.value_max, b.samples),
             (Status::Critical, Some(10.0), Some(10.0), Some(95.0), 4)
         );
         let rest = r.take_closed(None);

@@ -69,13 +69,7 @@ impl SinkConfig for AlertmanagerConfig {
     }
 
     fn build(&self, cx: &SinkContext) -> Result<Arc<dyn Sink>, BuildError> {
-        let client = reqwest::Client::builder()
-            .timeout(*self.timeout)
-            .build()
-            .map_err(|e| BuildError::Setup {
-                what: "HTTP client".into(),
-                message: e.to_string(),
-            })?;
+        let client = super::http_client(*self.timeout)?;
         let inner = Arc::new(Inner {
             client,
             endpoint: format!("{}/api/v2/alerts", self.url.trim_end_matches('/')),

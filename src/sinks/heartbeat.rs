@@ -100,13 +100,7 @@ impl SinkConfig for HeartbeatConfig {
             }
             (None, None) => unreachable!("validate requires one"),
         };
-        let client = reqwest::Client::builder()
-            .timeout(*self.timeout)
-            .build()
-            .map_err(|e| BuildError::Setup {
-                what: "HTTP client".into(),
-                message: e.to_string(),
-            })?;
+        let client = super::http_client(*self.timeout)?;
         let inner = Arc::new(Inner {
             client,
             shown: shown(&url),

@@ -83,6 +83,18 @@ impl SinkContext {
     }
 }
 
+/// The HTTP client of a sink that posts (Alertmanager, heartbeat): each request bounded
+/// by `timeout`.
+pub(crate) fn http_client(timeout: Duration) -> Result<reqwest::Client, BuildError> {
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .build()
+        .map_err(|e| BuildError::Setup {
+            what: "HTTP client".into(),
+            message: e.to_string(),
+        })
+}
+
 /// A sink kind's typed configuration (the keys of `[sinks.<id>]` beyond `kind` and
 /// `min_severity`); the same contract as [`crate::check::CheckConfig`].
 pub trait SinkConfig:
