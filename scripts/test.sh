@@ -9,8 +9,9 @@ cd "$(dirname "$0")/.."
 # prometheus-alertmanager is the real Alertmanager the alertmanager sink is tested on,
 # prometheus brings promtool (checks /metrics), chromium and chromium-driver are the
 # real browser the status page is tested in, nginx the real reverse proxy (with TLS) in
-# front of it, systemd brings systemd-analyze (verifies the unit).
-APT_PACKAGES=(openssl prometheus-alertmanager prometheus chromium chromium-driver nginx systemd)
+# front of it, systemd brings systemd-analyze (verifies the unit), procps' ps is what the
+# host check's process count is compared with.
+APT_PACKAGES=(openssl prometheus-alertmanager prometheus chromium chromium-driver nginx systemd procps)
 # Python packages the tests use, installed into ./.venv: aiosmtpd is the real SMTP
 # server of the email tests; deltalake, pandas and pyarrow read and write Delta tables
 # the way the trading system does; moto[server] is the local S3 server the object-storage

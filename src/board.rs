@@ -110,7 +110,11 @@ impl Board {
                         Entry {
                             latest: observation.clone(),
                             since: observation.observed_at,
-                            history: sample.into_iter().collect(),
+                            history: {
+                                let mut h = new_history();
+                                h.extend(sample);
+                                h
+                            },
                         },
                     );
                     (None, false)
@@ -185,7 +189,7 @@ impl Board {
         let mut entries = self.inner.entries.write().unwrap_or_else(|e| e.into_inner());
         let Some(entry) = entries.get_mut(id) else { return };
         let first_own = entry.history.front().map(|s| s.at);
-        let mut merged = VecDeque::new();
+        let mut merged = new_history();
         for sample in samples.into_iter().filter(|s| first_own.is_none_or(|f| s.at < f)) {
             push_sample(&mut merged, sample);
         }
@@ -200,6 +204,22 @@ impl Board {
         let mut entries = self.inner.entries.write().unwrap_or_else(|e| e.into_inner());
         entries.retain(|id, _| keep(id));
     }
+}
+
+/// An empty history whose room for every point is taken, and written, at once: a check
+/// with 1,000 siblings costs its 360 points (about 12 KB) from its first report, so
+/// memory does not creep up over the first hour as the window fills, and the ring never
+/// grows or moves.
+fn new_history() -> VecDeque<Sample> {
+    let blank = Sample {
+        at: DateTime::<Utc>::UNIX_EPOCH,
+        status: Status::Unknown,
+        value: None,
+    };
+    // One over the bound: push_sample pushes, then trims.
+    let mut h = VecDeque::from(vec![blank; HISTORY_POINTS + 1]);
+    h.clear();
+    h
 }
 
 fn push_sample(history: &mut VecDeque<Sample>, sample: Sample) {
@@ -223,6 +243,28 @@ mod tests {
 
     fn obs(id: &str, status: Status, at: DateTime<Utc>) -> Observation {
         Observation::from_reading(id, "test", Reading::new(status, "m"), at, Duration::ZERO)
+    }
+
+    #[test]
+    fn a_history_takes_its_room_once_and_never_grows() {
+        let mut h = new_history();
+        let room = h.capacity();
+        assert!(room > HISTORY_POINTS);
+        let t0 = Utc::now();
+        for i in 0..3 * HISTORY_POINTS as i64 {
+            let status = if i % 2 == 0 { Status::Ok } else { Status::Warning };
+            push_sample(
+                &mut h,
+                Sample {
+                    at: t0 + chrono::Duration::seconds(i),
+                    status,
+                    value: Some(i as f64),
+                },
+            );
+            assert!(h.len() <= HISTORY_POINTS);
+        }
+        assert_eq!(h.len(), HISTORY_POINTS);
+        assert_eq!(h.capacity(), room, "the ring never reallocates");
     }
 
     #[test]

@@ -6,12 +6,13 @@ use std::path::Path;
 use deltalake::arrow::array::{Array, RecordBatch, StringArray};
 use deltalake::kernel::{StructField, StructType};
 use deltalake::logstore::object_store::ObjectStoreExt;
+use deltalake::logstore::{LogStoreRef, commit_uri_from_version};
 use deltalake::parquet::arrow::ProjectionMask;
 use deltalake::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use deltalake::parquet::basic::{LogicalType, TimeUnit};
 use deltalake::parquet::file::metadata::{FooterTail, ParquetMetaDataReader};
 use deltalake::parquet::file::statistics::Statistics;
-use deltalake::{DeltaTable, DeltaTableError, ObjectStore};
+use deltalake::{DeltaTable, DeltaTableError, ObjectStore, ObjectStoreError};
 use tokio_util::bytes::Bytes;
 
 /// The URI schemes this build reads and writes Delta tables with (besides plain paths).
@@ -150,17 +151,28 @@ pub async fn open_existing(location: &str, options: &StorageOptions) -> Result<D
 /// The result of [`read_columns`].
 pub type Columns = Result<Vec<RecordBatch>, OpenError>;
 
-/// [`read_columns`] with owned arguments: a future that can run as a task of its own
-/// (see [`crate::bounded::OneAtATime`]).
-pub async fn read_columns_owned(location: String, options: StorageOptions, columns: Vec<String>) -> Columns {
-    let columns: Vec<&str> = columns.iter().map(String::as_str).collect();
-    read_columns(&location, &options, &columns).await
+pub async fn read_columns(location: &str, options: &StorageOptions, columns: &[&str]) -> Columns {
+    read_columns_at(location, options, columns)
+        .await
+        .map(|(_, _, batches)| batches)
 }
 
-pub async fn read_columns(location: &str, options: &StorageOptions, columns: &[&str]) -> Columns {
+/// How long a table that looks unchanged (no next commit file) goes without its current
+/// commit file being looked at again, to notice that it vanished.
+pub const CONFIRM_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// [`read_columns`], plus the table's log store and the version read.
+async fn read_columns_at(
+    location: &str,
+    options: &StorageOptions,
+    columns: &[&str],
+) -> Result<(LogStoreRef, u64, Vec<RecordBatch>), OpenError> {
     let table = open_existing(location, options).await?;
     let other =
         |what: &str, e: &DeltaTableError| OpenError::Other(format!("{what} {location}: {}", error_line(e)));
+    let version = table
+        .version()
+        .ok_or_else(|| OpenError::Other(format!("{location} has no commits")))?;
     let state = table
         .snapshot()
         .map_err(|e| other("cannot read the state of", &e))?;
@@ -200,7 +212,92 @@ pub async fn read_columns(location: &str, options: &StorageOptions, columns: &[&
             batches.push(batch.map_err(|e| read_err(e.to_string()))?);
         }
     }
-    Ok(batches)
+    Ok((table.log_store(), version, batches))
+}
+
+/// A table's columns kept between runs: read whole once per version, and between
+/// commits a run costs one HEAD of the next commit file (plus, every
+/// [`CONFIRM_EVERY`], one of the current, so a vanished table is reported).
+#[derive(Default)]
+pub struct KeptColumns {
+    state: tokio::sync::Mutex<Option<Kept>>,
+}
+
+struct Kept {
+    store: LogStoreRef,
+    version: u64,
+    batches: Vec<RecordBatch>,
+    confirmed: tokio::time::Instant,
+    heads: u64,
+}
+
+impl KeptColumns {
+    /// The columns of the table's latest version (the same `columns` on every call), read
+    /// again only when a commit was made since the last read.
+    pub async fn read(
+        self: std::sync::Arc<Self>,
+        location: String,
+        options: StorageOptions,
+        columns: Vec<String>,
+    ) -> Columns {
+        let mut slot = self.state.lock().await;
+        if let Some(kept) = slot.as_mut() {
+            match kept.unchanged(&location).await {
+                Ok(true) => return Ok(kept.batches.clone()),
+                Ok(false) => {}
+                Err(e) => {
+                    *slot = None;
+                    return Err(e);
+                }
+            }
+        }
+        let heads = slot.as_ref().map_or(0, |k| k.heads);
+        *slot = None;
+        let columns: Vec<&str> = columns.iter().map(String::as_str).collect();
+        let (store, version, batches) = read_columns_at(&location, &options, &columns).await?;
+        *slot = Some(Kept {
+            store,
+            version,
+            batches: batches.clone(),
+            confirmed: tokio::time::Instant::now(),
+            heads,
+        });
+        Ok(batches)
+    }
+
+    /// HEAD requests made so far (for tests).
+    pub async fn heads(&self) -> u64 {
+        self.state.lock().await.as_ref().map_or(0, |k| k.heads)
+    }
+}
+
+impl Kept {
+    /// Whether the table is still at the version read: no next commit file (and, now and
+    /// then, the current one still there).
+    async fn unchanged(&mut self, location: &str) -> Result<bool, OpenError> {
+        let store = self.store.object_store(None);
+        let unreachable = |e: ObjectStoreError| OpenError::Other(format!("cannot reach {location}: {e}"));
+        self.heads += 1;
+        match store.head(&commit_uri_from_version(Some(self.version + 1))).await {
+            Ok(_) => return Ok(false),
+            Err(ObjectStoreError::NotFound { .. }) => {}
+            Err(e) => return Err(unreachable(e)),
+        }
+        if self.confirmed.elapsed() < CONFIRM_EVERY {
+            return Ok(true);
+        }
+        self.heads += 1;
+        match store.head(&commit_uri_from_version(Some(self.version))).await {
+            Ok(_) => {
+                self.confirmed = tokio::time::Instant::now();
+                Ok(true)
+            }
+            Err(ObjectStoreError::NotFound { .. }) => {
+                Err(OpenError::Missing(format!("{location} has disappeared")))
+            }
+            Err(e) => Err(unreachable(e)),
+        }
+    }
 }
 
 /// Refuses what a plain read of the Parquet files (rows or footers) would get wrong:

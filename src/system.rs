@@ -1,13 +1,11 @@
 //! One shared sysinfo `System` for every system check (a [`Resources`](crate::resources)
-//! entry). sysinfo reads /proc synchronously, so every call runs on the blocking pool.
+//! entry), and the process count read from /proc directly. Both read /proc
+//! synchronously, so every call runs on the blocking pool.
 
 use std::sync::{Arc, Mutex};
 
 use std::time::Instant;
-use sysinfo::{
-    Disks, LoadAvg, MINIMUM_CPU_UPDATE_INTERVAL, MemoryRefreshKind, ProcessRefreshKind, ProcessesToUpdate,
-    System,
-};
+use sysinfo::{Disks, LoadAvg, MINIMUM_CPU_UPDATE_INTERVAL, MemoryRefreshKind, System};
 
 /// Why the system could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -169,13 +167,8 @@ impl SystemProbe {
     /// Uptime, processes, load.
     pub async fn host(&self) -> Result<HostInfo, ProbeError> {
         self.with_system(|s| {
-            let sys = system(s);
-            sys.refresh_processes_specifics(ProcessesToUpdate::All, true, ProcessRefreshKind::nothing());
-            let processes = sys
-                .processes()
-                .values()
-                .filter(|p| p.thread_kind().is_none())
-                .count();
+            let _ = s;
+            let processes = count_processes()?;
             let LoadAvg { one, five, fifteen } = System::load_average().map_err(read("the load average"))?;
             Ok(HostInfo {
                 uptime: System::uptime().map_err(read("the uptime"))?,
@@ -187,6 +180,42 @@ impl SystemProbe {
         })
         .await
     }
+}
+
+/// Processes as `ps -e` lists them, kernel threads left out: the numeric entries of
+/// /proc whose `stat` flags lack `PF_KTHREAD`. One small read per process and nothing
+/// kept (sysinfo's process table would also walk every process's threads and keep a
+/// record of each between runs).
+fn count_processes() -> Result<usize, ProbeError> {
+    /// `PF_KTHREAD` in include/linux/sched.h.
+    const PF_KTHREAD: u64 = 0x0020_0000;
+    let proc = std::fs::read_dir("/proc").map_err(|e| ProbeError::Read {
+        what: "the process list",
+        message: e.to_string(),
+    })?;
+    let mut n = 0;
+    let mut path = std::path::PathBuf::from("/proc");
+    for entry in proc.flatten() {
+        let name = entry.file_name();
+        if !name.as_encoded_bytes().iter().all(u8::is_ascii_digit) {
+            continue;
+        }
+        path.push(&name);
+        path.push("stat");
+        // A process that ended meanwhile is not counted.
+        let stat = std::fs::read_to_string(&path).unwrap_or_default();
+        path.pop();
+        path.pop();
+        // The fields after the command name (which may hold spaces and parentheses):
+        // state, ppid, pgrp, session, tty_nr, tpgid, flags.
+        let flags = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(6)?.parse::<u64>().ok());
+        if flags.is_some_and(|f| f & PF_KTHREAD == 0) {
+            n += 1;
+        }
+    }
+    Ok(n)
 }
 
 fn system(s: &mut State) -> &mut System {
@@ -215,4 +244,26 @@ pub fn disk_usage(path: &std::path::Path) -> Result<DiskUsage, ProbeError> {
             available: d.available_space(),
         })
         .ok_or_else(|| ProbeError::NoFilesystem(canonical.display().to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn processes_are_counted_as_ps_lists_them_without_kernel_threads() {
+        let ours = count_processes().unwrap();
+        // procps' way of leaving kernel threads out: not kthreadd, not its children.
+        let ps = std::process::Command::new("ps")
+            .args(["--ppid", "2", "-p", "2", "--deselect", "-o", "pid="])
+            .output()
+            .expect("ps (procps)");
+        let listed = String::from_utf8_lossy(&ps.stdout).lines().count();
+        assert!(ours >= 1, "this process at least");
+        // Other tests start and end processes meanwhile.
+        assert!(
+            ours.abs_diff(listed) <= 10,
+            "vitals counts {ours} processes, ps lists {listed}"
+        );
+    }
 }

@@ -130,6 +130,7 @@ impl CheckConfig for StrategySlotsConfig {
             config: self.clone(),
             thresholds: Thresholds::higher_is_worse(self.warn.into(), self.crit.into()),
             reads: Default::default(),
+            kept: Default::default(),
         }))
     }
 }
@@ -141,6 +142,8 @@ struct Slots {
     thresholds: Thresholds,
     /// Reads of the table, one at a time (a hung one is reported, not repeated).
     reads: OneAtATime<crate::delta::Columns>,
+    /// The columns of the version last read (read again only after a commit).
+    kept: Arc<crate::delta::KeptColumns>,
 }
 
 impl Slots {
@@ -155,7 +158,7 @@ impl Slots {
         if let Some(f) = &c.filter_column {
             wanted.push(f);
         }
-        let read = crate::delta::read_columns_owned(
+        let read = self.kept.clone().read(
             self.location.clone(),
             self.options.clone(),
             wanted.iter().map(|s| s.to_string()).collect(),

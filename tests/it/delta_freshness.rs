@@ -95,8 +95,8 @@ async fn new_commits_are_seen_and_only_they_are_read() {
     assert_eq!(after.status, Status::Ok, "{after:?}");
     assert_eq!(after.details["version"], 2);
     assert_eq!(
-        after.details["commits_read"], 2,
-        "only the newest commit's info was read"
+        after.details["commits_read"], 3,
+        "each new commit read once, nothing else of the table"
     );
     // Checkpointed and compacted (files removed and re-added): still right.
     make(&["checkpoint", table.to_str().unwrap()]);
@@ -105,6 +105,39 @@ async fn new_commits_are_seen_and_only_they_are_read() {
     assert_eq!(compacted.status, Status::Ok, "{compacted:?}");
     assert_eq!(compacted.details["operation"], "OPTIMIZE");
     assert!((5.0..10.0).contains(&compacted.value.unwrap()), "{compacted:?}");
+}
+
+#[tokio::test]
+async fn an_unchanged_fresh_table_costs_one_head_and_a_vanished_one_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let table = dir.path().join("positions");
+    make(&[table.to_str().unwrap(), "tz", "5", "3"]);
+    let fresh = check(
+        dir.path(),
+        "positions",
+        "column = \"synced_at\"\nwarn = \"1h\"\ncrit = \"2h\"\n",
+    );
+    let first = run(&fresh).await;
+    assert_eq!(first.status, Status::Ok, "{first:?}");
+    assert_eq!(first.details["heads"], 0, "the first run opens the table");
+    for n in 1..=3 {
+        let o = run(&fresh).await;
+        assert_eq!(o.status, Status::Ok, "{o:?}");
+        assert_eq!(o.details["heads"], n, "one HEAD of the next commit file per run");
+    }
+    // Once the data is old enough to warn, an unchanged table's current commit is
+    // confirmed on each run, so a table that vanished reads as gone, not as stale.
+    let stale = check(
+        dir.path(),
+        "positions",
+        "column = \"synced_at\"\nwarn = \"1s\"\ncrit = \"1h\"\n",
+    );
+    assert_eq!(run(&stale).await.status, Status::Warning);
+    assert_eq!(run(&stale).await.details["heads"], 2);
+    std::fs::remove_dir_all(&table).unwrap();
+    let o = run(&stale).await;
+    assert_eq!(o.status, Status::Critical, "{o:?}");
+    assert!(o.message.ends_with("has disappeared"), "{}", o.message);
 }
 
 #[tokio::test]
@@ -243,6 +276,21 @@ async fn queue_backlog_counts_pending_rows_and_grades_the_oldest() {
     .remove(0);
     let o = run(&none).await;
     assert_eq!((o.status, o.value), (Status::Ok, Some(0.0)), "{o:?}");
+
+    // Between commits the rows are not read again: with its data files gone (and no
+    // commit saying so) the count is still the version's.
+    for f in std::fs::read_dir(&table).unwrap().flatten() {
+        if f.path().extension().is_some_and(|e| e == "parquet") {
+            std::fs::remove_file(f.path()).unwrap();
+        }
+    }
+    let o = run(&by_count).await;
+    assert_eq!((o.status, o.value), (Status::Warning, Some(60.0)), "{o:?}");
+    // A new commit: the table is read again (and the missing file is reported).
+    make(&["queue", table.to_str().unwrap(), "1", "0", "10"]);
+    let o = run(&by_count).await;
+    assert_eq!(o.status, Status::Unknown, "{o:?}");
+    assert!(o.message.contains("cannot read"), "{}", o.message);
 }
 
 #[tokio::test]

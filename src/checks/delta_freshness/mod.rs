@@ -140,6 +140,10 @@ impl CheckConfig for DeltaFreshnessConfig {
                 location: crate::delta::location(&self.table, &cx.config_dir),
                 options: self.storage_options.clone(),
                 column: self.column.clone(),
+                confirm_after: {
+                    let t = self.thresholds();
+                    t.warn.min(t.crit)
+                },
                 state: Mutex::new(None),
             }),
             reads: OneAtATime::default(),
@@ -256,7 +260,8 @@ impl Check for Freshness {
         .with_detail("version", open.version)
         .with_detail("newest", open.newest.to_rfc3339())
         .with_detail("commits_read", open.commits_read)
-        .with_detail("footers_read", open.footers_read);
+        .with_detail("footers_read", open.footers_read)
+        .with_detail("heads", open.heads);
         if let Some(at) = open.committed_at {
             r = r.with_detail("last_commit_at", at.to_rfc3339());
         }

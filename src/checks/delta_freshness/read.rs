@@ -1,22 +1,34 @@
 //! Reading a table's freshness: open it once, then per run one HEAD of the next commit
-//! file (and one of the current, to notice a table that vanished); only new commits
-//! are read, and a column's max comes from the log's statistics or, where a file has
+//! file; only new commits are read (their `commitInfo`, and for a column the maxima in
+//! their `add` statistics), never the table's whole state again. Nothing of the table is
+//! kept between runs but its log store, the version and the newest value: no snapshot,
+//! no file list. A column's max comes from the log's statistics or, where a file has
 //! none, from that file's Parquet footer (read once per file).
+//!
+//! A vanished table is noticed without a second HEAD on every run: while the table looks
+//! unchanged, the current commit file is looked at again only once the data's age
+//! reaches the first threshold (the reading is about to leave `ok`, so it says *gone*
+//! rather than *stale*) or when it was last seen [`CONFIRM_EVERY`] ago.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDateTime, Utc};
 use deltalake::arrow::array::{Array, Int64Array, StringArray, TimestampMicrosecondArray};
 use deltalake::arrow::compute::cast;
 use deltalake::arrow::datatypes::{DataType as ArrowType, TimeUnit};
 use deltalake::kernel::{DataType, PrimitiveType};
-use deltalake::logstore::commit_uri_from_version;
 use deltalake::logstore::object_store::ObjectStoreExt;
+use deltalake::logstore::{LogStoreRef, commit_uri_from_version};
 use deltalake::{DeltaTable, ObjectStoreError};
 use tokio::sync::Mutex;
+use tokio::time::Instant;
 
-use crate::delta::{OpenError, error_line};
+use crate::delta::{CONFIRM_EVERY, OpenError, error_line};
+
+/// New commits read one by one at most; more than that (a long outage) and the table is
+/// opened afresh from its checkpoint instead.
+const MAX_STEPS: u64 = 100;
 
 /// A table kept open between runs.
 pub(super) struct Table {
@@ -26,6 +38,9 @@ pub(super) struct Table {
     pub(super) options: crate::delta::StorageOptions,
     /// The timestamp column whose max is the newest data, if any.
     pub(super) column: Option<String>,
+    /// The age (seconds) at which the reading leaves `ok`: from then on an unchanged
+    /// table's current commit is confirmed on every run.
+    pub(super) confirm_after: f64,
     /// The open table (none before the first read and after a failed one).
     pub(super) state: Mutex<Option<Open>>,
 }
@@ -39,15 +54,19 @@ pub(super) struct Snapshot {
     pub(super) operation: Option<String>,
     pub(super) commits_read: u64,
     pub(super) footers_read: u64,
+    pub(super) heads: u64,
 }
 
-/// The open table and what was read of its latest version.
+/// What is kept of the table between runs.
 pub(super) struct Open {
-    pub(super) table: DeltaTable,
+    /// Its log store (the object store and where the log is): no snapshot is kept.
+    pub(super) store: LogStoreRef,
     pub(super) version: u64,
     pub(super) newest: DateTime<Utc>,
     pub(super) committed_at: Option<DateTime<Utc>>,
     pub(super) operation: Option<String>,
+    /// The column's max over the live files (µs), brought up to date commit by commit.
+    pub(super) column_max: Option<i64>,
     /// How many commit files were read to get here (for tests and benchmarks).
     pub(super) commits_read: u64,
     /// Column max per data file from its Parquet footer, for files whose log entry has
@@ -55,6 +74,10 @@ pub(super) struct Open {
     pub(super) footers: HashMap<String, Option<i64>>,
     /// How many footers were read to get here.
     pub(super) footers_read: u64,
+    /// HEAD requests made so far (for tests and benchmarks).
+    pub(super) heads: u64,
+    /// When the current commit file was last known to be there.
+    pub(super) confirmed: Instant,
 }
 
 /// Why a run could not tell the age.
@@ -65,14 +88,36 @@ pub(super) enum Failure {
     Other(String),
 }
 
+/// What reading the new commits found.
+enum Caught {
+    /// Up to date.
+    Current,
+    /// Something only a fresh open reads right (files removed, a new schema or
+    /// protocol, deletion vectors, too many commits): open it again.
+    Reopen,
+}
+
 impl Table {
     /// Brings the table up to date (opening it first if needed) and says what it found;
     /// after a failure it is opened afresh next time (it may come back).
     pub(super) async fn read(self: Arc<Self>) -> Result<Snapshot, Failure> {
         let mut slot = self.state.lock().await;
         let result = match slot.as_mut() {
-            Some(open) => self.poll(open).await,
-            None => self.open().await.map(|open| *slot = Some(open)),
+            Some(open) => match self.poll(open).await {
+                Ok(Caught::Current) => Ok(()),
+                Ok(Caught::Reopen) => {
+                    let (footers, counts) = (
+                        std::mem::take(&mut open.footers),
+                        (open.commits_read, open.footers_read, open.heads),
+                    );
+                    self.open(footers, counts).await.map(|open| *slot = Some(open))
+                }
+                Err(e) => Err(e),
+            },
+            None => self
+                .open(HashMap::new(), (0, 0, 0))
+                .await
+                .map(|open| *slot = Some(open)),
         };
         if let Err(e) = result {
             *slot = None;
@@ -86,83 +131,99 @@ impl Table {
             operation: open.operation.clone(),
             commits_read: open.commits_read,
             footers_read: open.footers_read,
+            heads: open.heads,
         })
     }
 
-    async fn open(&self) -> Result<Open, Failure> {
+    /// Opens the table and reads its latest version whole (commit time and operation,
+    /// the column max over every live file); keeps only what the next runs need.
+    async fn open(
+        &self,
+        mut footers: HashMap<String, Option<i64>>,
+        (commits_read, mut footers_read, heads): (u64, u64, u64),
+    ) -> Result<Open, Failure> {
         let table = crate::delta::open_existing(&self.location, &self.options)
             .await
             .map_err(|e| match e {
                 OpenError::Missing(m) => Failure::Missing(m),
                 OpenError::Other(m) => Failure::Other(m),
             })?;
-        let mut open = Open {
-            version: table.version().unwrap_or(0),
-            table,
-            newest: DateTime::<Utc>::MIN_UTC,
-            committed_at: None,
-            operation: None,
-            commits_read: 0,
-            footers: HashMap::new(),
-            footers_read: 0,
-        };
-        self.refresh(&mut open).await?;
-        Ok(open)
-    }
-
-    /// Reads what the latest version says: commit time and operation, and the column max.
-    async fn refresh(&self, open: &mut Open) -> Result<(), Failure> {
-        let Some(version) = open.table.version() else {
+        let Some(version) = table.version() else {
             return Err(Failure::Other(format!("{} has no commits", self.location)));
         };
-        open.version = version;
-        let entry = open
-            .table
-            .log_store()
-            .read_commit_entry(version)
-            .await
-            .map_err(|e| {
-                Failure::Other(format!(
-                    "cannot read commit {version} of {}: {}",
-                    self.location,
-                    error_line(&e)
-                ))
-            })?;
-        open.commits_read += 1;
+        let store = table.log_store();
+        let entry = store.read_commit_entry(version).await.map_err(|e| {
+            Failure::Other(format!(
+                "cannot read commit {version} of {}: {}",
+                self.location,
+                error_line(&e)
+            ))
+        })?;
         let (committed_at, operation) = match entry {
-            Some(bytes) => commit_info(&bytes).map_err(|e| {
-                Failure::Other(format!("commit {version} of {} is corrupt: {e}", self.location))
-            })?,
+            Some(bytes) => {
+                let c = Commit::parse(&bytes, None).map_err(|e| self.corrupt(version, &e))?;
+                (c.at, c.operation)
+            }
             None => (None, None),
         };
-        open.committed_at = committed_at;
-        open.operation = operation;
-        open.newest = match &self.column {
-            None => committed_at.ok_or_else(|| {
-                Failure::Other(format!(
-                    "commit {version} of {} has no commitInfo timestamp",
-                    self.location
-                ))
-            })?,
+        let column_max = match &self.column {
+            None => None,
             Some(column) => {
-                self.column_max(&open.table, &mut open.footers, &mut open.footers_read, column)
+                self.column_max(&table, &mut footers, &mut footers_read, column)
                     .await?
             }
         };
-        Ok(())
+        let mut open = Open {
+            store,
+            version,
+            newest: DateTime::<Utc>::MIN_UTC,
+            committed_at,
+            operation,
+            column_max,
+            commits_read: commits_read + 1,
+            footers,
+            footers_read,
+            heads,
+            confirmed: Instant::now(),
+        };
+        open.newest = self.newest(&open)?;
+        Ok(open)
     }
 
-    /// The newest value of `column`: each file's max from the log's statistics; where a
-    /// file has none (writers can turn statistics off, or keep them for the first N
-    /// columns only), from that file's Parquet footer — read once per file, as data files
-    /// never change.
+    fn corrupt(&self, version: u64, e: &str) -> Failure {
+        Failure::Other(format!("commit {version} of {} is corrupt: {e}", self.location))
+    }
+
+    /// The newest data: the column's max, else the latest commit's time.
+    fn newest(&self, open: &Open) -> Result<DateTime<Utc>, Failure> {
+        match (&self.column, open.column_max) {
+            (None, _) => open.committed_at.ok_or_else(|| {
+                Failure::Other(format!(
+                    "commit {} of {} has no commitInfo timestamp",
+                    open.version, self.location
+                ))
+            }),
+            (Some(column), max) => {
+                let max = max.ok_or_else(|| {
+                    Failure::Other(format!("`{column}` of {} holds no values", self.location))
+                })?;
+                DateTime::from_timestamp_micros(max)
+                    .ok_or_else(|| Failure::Other(format!("`{column}` max {max} is out of range")))
+            }
+        }
+    }
+
+    /// The newest value of `column` (µs), or none when it holds no values: each file's
+    /// max from the log's statistics; where a file has none (writers can turn statistics
+    /// off, or keep them for the first N columns only), from that file's Parquet footer —
+    /// read once per file, as data files never change.
     async fn column_max(
         &self,
         table: &DeltaTable,
         footers: &mut HashMap<String, Option<i64>>,
         footers_read: &mut u64,
         column: &str,
-    ) -> Result<DateTime<Utc>, Failure> {
+    ) -> Result<Option<i64>, Failure> {
         let state = table.snapshot().map_err(|e| {
             Failure::Other(format!(
                 "cannot read the state of {}: {}",
@@ -267,56 +328,267 @@ impl Table {
             max = max.max(file_max);
         }
         footers.retain(|p, _| live.contains(p));
-        let max =
-            max.ok_or_else(|| Failure::Other(format!("`{column}` of {} holds no values", self.location)))?;
-        DateTime::from_timestamp_micros(max)
-            .ok_or_else(|| Failure::Other(format!("`{column}` max {max} is out of range")))
+        Ok(max)
     }
 
-    /// Brings `open` up to date: one HEAD when nothing was committed.
-    async fn poll(&self, open: &mut Open) -> Result<(), Failure> {
-        let store = open.table.log_store().object_store(None);
-        let next = commit_uri_from_version(Some(open.version + 1));
-        match store.head(&next).await {
+    /// Brings `open` up to date: one HEAD when nothing was committed (and, now and then,
+    /// one more to confirm the table is still there); else the new commits, one by one.
+    async fn poll(&self, open: &mut Open) -> Result<Caught, Failure> {
+        let store = open.store.object_store(None);
+        let unreachable =
+            |e: ObjectStoreError| Failure::Other(format!("cannot reach {}: {e}", self.location));
+        open.heads += 1;
+        match store.head(&commit_uri_from_version(Some(open.version + 1))).await {
             Ok(_) => {}
             Err(ObjectStoreError::NotFound { .. }) => {
-                // Nothing new; make sure the table itself is still there.
+                let age = (Utc::now() - open.newest).num_milliseconds() as f64 / 1000.0;
+                if age < self.confirm_after && open.confirmed.elapsed() < CONFIRM_EVERY {
+                    return Ok(Caught::Current);
+                }
+                // Nothing new, and the data is getting old (or it has been a while):
+                // make sure the table itself is still there.
+                open.heads += 1;
                 return match store.head(&commit_uri_from_version(Some(open.version))).await {
-                    Ok(_) => Ok(()),
+                    Ok(_) => {
+                        open.confirmed = Instant::now();
+                        Ok(Caught::Current)
+                    }
                     Err(ObjectStoreError::NotFound { .. }) => {
                         Err(Failure::Missing(format!("{} has disappeared", self.location)))
                     }
-                    Err(e) => Err(Failure::Other(format!("cannot reach {}: {e}", self.location))),
+                    Err(e) => Err(unreachable(e)),
                 };
             }
-            Err(e) => return Err(Failure::Other(format!("cannot reach {}: {e}", self.location))),
+            Err(e) => return Err(unreachable(e)),
         }
-        open.table.update_incremental(None).await.map_err(|e| {
-            Failure::Other(format!(
-                "cannot read the new commits of {}: {}",
-                self.location,
-                error_line(&e)
-            ))
-        })?;
-        self.refresh(open).await
+        let mut version = open.version + 1;
+        let last = open.version + MAX_STEPS;
+        while version <= last {
+            let entry = open.store.read_commit_entry(version).await.map_err(|e| {
+                Failure::Other(format!(
+                    "cannot read commit {version} of {}: {}",
+                    self.location,
+                    error_line(&e)
+                ))
+            })?;
+            let Some(bytes) = entry else {
+                break;
+            };
+            open.commits_read += 1;
+            let commit =
+                Commit::parse(&bytes, self.column.as_deref()).map_err(|e| self.corrupt(version, &e))?;
+            if self.column.is_some() && commit.reshapes {
+                return Ok(Caught::Reopen);
+            }
+            if let Some(column) = &self.column {
+                for add in &commit.adds {
+                    let file_max = match add.max {
+                        FileMax::Stats(m) => m,
+                        FileMax::Footer => {
+                            let m = self.footer(open, &add.path, add.size, column).await?;
+                            open.footers.insert(add.path.clone(), m);
+                            m
+                        }
+                    };
+                    open.column_max = open.column_max.max(file_max);
+                }
+            }
+            open.version = version;
+            open.committed_at = commit.at;
+            open.operation = commit.operation;
+            version += 1;
+        }
+        if version > last {
+            // Maybe more to read than is worth reading one by one.
+            return Ok(Caught::Reopen);
+        }
+        open.confirmed = Instant::now();
+        open.newest = self.newest(open)?;
+        Ok(Caught::Current)
+    }
+
+    /// A new file's column max from its Parquet footer (its log entry has no statistics).
+    async fn footer(
+        &self,
+        open: &mut Open,
+        path: &str,
+        size: u64,
+        column: &str,
+    ) -> Result<Option<i64>, Failure> {
+        let object = deltalake::Path::from_url_path(path)
+            .map_err(|e| Failure::Other(format!("bad file path {path} in {}: {e}", self.location)))?;
+        let store = open.store.object_store(None);
+        let m = crate::delta::footer_max_micros(store.as_ref(), &object, size, column)
+            .await
+            .map_err(|e| {
+                Failure::Other(format!(
+                    "{} keeps no statistics for `{column}` in its log, and its file {path} cannot tell either: {e}",
+                    self.location
+                ))
+            })?;
+        open.footers_read += 1;
+        Ok(m)
     }
 }
 
-/// `commitInfo.timestamp` (ms) and `operation` of a commit file.
-fn commit_info(bytes: &[u8]) -> Result<(Option<DateTime<Utc>>, Option<String>), String> {
-    for line in std::str::from_utf8(bytes).map_err(|e| e.to_string())?.lines() {
-        if line.trim().is_empty() {
-            continue;
+/// Where a new file's column max comes from.
+#[derive(Debug, PartialEq)]
+enum FileMax {
+    /// Its log entry's statistics (none: the file holds only nulls there).
+    Stats(Option<i64>),
+    /// Its Parquet footer (the log entry has no statistics for the column).
+    Footer,
+}
+
+/// A file a commit adds.
+#[derive(Debug, PartialEq)]
+struct Added {
+    path: String,
+    size: u64,
+    max: FileMax,
+}
+
+/// What one commit file says.
+#[derive(Debug, Default, PartialEq)]
+struct Commit {
+    /// `commitInfo.timestamp`.
+    at: Option<DateTime<Utc>>,
+    /// `commitInfo.operation`.
+    operation: Option<String>,
+    /// The files added (read only when a column is watched).
+    adds: Vec<Added>,
+    /// Whether it removes files or changes the schema, protocol or a file's deletion
+    /// vector: the column max must be read from the whole table again.
+    reshapes: bool,
+}
+
+impl Commit {
+    /// Parses a commit file (newline-delimited JSON actions); with `column`, also each
+    /// added file's max of it.
+    fn parse(bytes: &[u8], column: Option<&str>) -> Result<Commit, String> {
+        let mut commit = Commit::default();
+        for line in std::str::from_utf8(bytes).map_err(|e| e.to_string())?.lines() {
+            if line.trim().is_empty() {
+                continue;
+            }
+            let v: serde_json::Value = serde_json::from_str(line).map_err(|e| e.to_string())?;
+            if let Some(info) = v.get("commitInfo") {
+                commit.at = info
+                    .get("timestamp")
+                    .and_then(serde_json::Value::as_i64)
+                    .and_then(DateTime::from_timestamp_millis);
+                commit.operation = info.get("operation").and_then(|o| o.as_str()).map(str::to_owned);
+            }
+            let Some(column) = column else { continue };
+            if v.get("remove").is_some() || v.get("metaData").is_some() || v.get("protocol").is_some() {
+                commit.reshapes = true;
+            }
+            if let Some(add) = v.get("add") {
+                if add.get("deletionVector").is_some_and(|d| !d.is_null()) {
+                    commit.reshapes = true;
+                }
+                let path = add
+                    .get("path")
+                    .and_then(|p| p.as_str())
+                    .ok_or("an add action without a path")?;
+                let size = add
+                    .get("size")
+                    .and_then(serde_json::Value::as_u64)
+                    .ok_or("an add action without a size")?;
+                commit.adds.push(Added {
+                    path: path.to_owned(),
+                    size,
+                    max: stats_max(add.get("stats").and_then(|s| s.as_str()), column),
+                });
+            }
         }
-        let v: serde_json::Value = serde_json::from_str(line).map_err(|e| e.to_string())?;
-        if let Some(info) = v.get("commitInfo") {
-            let at = info
-                .get("timestamp")
-                .and_then(serde_json::Value::as_i64)
-                .and_then(DateTime::from_timestamp_millis);
-            let op = info.get("operation").and_then(|o| o.as_str()).map(str::to_owned);
-            return Ok((at, op));
-        }
+        Ok(commit)
     }
-    Ok((None, None))
+}
+
+/// A file's max of `column` from its `add.stats` JSON: `maxValues.<column>` (a
+/// timestamp string, with or without a zone), none when every value is null, else the
+/// footer must tell.
+fn stats_max(stats: Option<&str>, column: &str) -> FileMax {
+    let Some(stats) = stats.and_then(|s| serde_json::from_str::<serde_json::Value>(s).ok()) else {
+        return FileMax::Footer;
+    };
+    if let Some(max) = stats
+        .pointer(&format!("/maxValues/{column}"))
+        .and_then(|m| m.as_str())
+        && let Some(micros) = timestamp_micros(max)
+    {
+        return FileMax::Stats(Some(micros));
+    }
+    let nulls = stats
+        .pointer(&format!("/nullCount/{column}"))
+        .and_then(serde_json::Value::as_i64);
+    let records = stats.get("numRecords").and_then(serde_json::Value::as_i64);
+    match (nulls, records) {
+        (Some(n), Some(r)) if n == r => FileMax::Stats(None),
+        _ => FileMax::Footer,
+    }
+}
+
+/// A statistics timestamp: RFC 3339 (`…Z`, `…+00:00`) or zoneless (timestamp_ntz, read
+/// as UTC like the rest of vitals does).
+fn timestamp_micros(s: &str) -> Option<i64> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Some(t.timestamp_micros());
+    }
+    NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f")
+        .ok()
+        .map(|t| t.and_utc().timestamp_micros())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_commit_says_its_time_operation_and_the_maxima_of_its_files() {
+        let commit = br#"{"add":{"path":"part-1.parquet","size":900,"stats":"{\"numRecords\":2,\"minValues\":{\"synced_at\":\"2026-11-30T05:30:50.000Z\"},\"maxValues\":{\"synced_at\":\"2026-11-30T05:30:52.523Z\"},\"nullCount\":{\"synced_at\":0}}"}}
+{"add":{"path":"part-2.parquet","size":800,"stats":"{\"numRecords\":3,\"nullCount\":{\"synced_at\":3}}"}}
+{"add":{"path":"part-3.parquet","size":700,"stats":null}}
+{"add":{"path":"part-4.parquet","size":600,"stats":"{\"numRecords\":1,\"maxValues\":{\"synced_at\":\"2026-11-30T05:30:53.5\"}}"}}
+{"commitInfo":{"timestamp":1796016652600,"operation":"WRITE"}}
+"#;
+        let c = Commit::parse(commit, Some("synced_at")).unwrap();
+        assert_eq!(c.at, DateTime::from_timestamp_millis(1_796_016_652_600));
+        assert_eq!(c.operation.as_deref(), Some("WRITE"));
+        assert!(!c.reshapes);
+        let maxes: Vec<&FileMax> = c.adds.iter().map(|a| &a.max).collect();
+        let at = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().timestamp_micros();
+        assert_eq!(
+            maxes,
+            [
+                &FileMax::Stats(Some(at("2026-11-30T05:30:52.523Z"))),
+                &FileMax::Stats(None),
+                &FileMax::Footer,
+                &FileMax::Stats(Some(at("2026-11-30T05:30:53.5Z"))),
+            ]
+        );
+        assert_eq!((c.adds[2].path.as_str(), c.adds[2].size), ("part-3.parquet", 700));
+        // Without a column only the commitInfo is read.
+        let c = Commit::parse(commit, None).unwrap();
+        assert!(c.adds.is_empty());
+        assert_eq!(c.operation.as_deref(), Some("WRITE"));
+    }
+
+    #[test]
+    fn removes_schema_changes_and_deletion_vectors_mean_reading_the_table_again() {
+        for line in [
+            r#"{"remove":{"path":"part-1.parquet","deletionTimestamp":1,"dataChange":true}}"#,
+            r#"{"metaData":{"id":"x","format":{"provider":"parquet"},"schemaString":"{}","partitionColumns":[]}}"#,
+            r#"{"protocol":{"minReaderVersion":3,"minWriterVersion":7}}"#,
+            r#"{"add":{"path":"p","size":1,"deletionVector":{"storageType":"u"}}}"#,
+        ] {
+            assert!(
+                Commit::parse(line.as_bytes(), Some("t")).unwrap().reshapes,
+                "{line}"
+            );
+            assert!(!Commit::parse(line.as_bytes(), None).unwrap().reshapes, "{line}");
+        }
+        assert!(Commit::parse(b"{\"add\": {truncated", Some("t")).is_err());
+    }
 }

@@ -251,6 +251,7 @@ mod tests {
             age: config.age_thresholds(),
             config,
             reads: Default::default(),
+            kept: Default::default(),
         }
     }
 

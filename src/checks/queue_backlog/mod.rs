@@ -144,6 +144,7 @@ impl CheckConfig for QueueBacklogConfig {
             age: self.age_thresholds(),
             config: self.clone(),
             reads: Default::default(),
+            kept: Default::default(),
         }))
     }
 }
@@ -156,6 +157,8 @@ struct Backlog {
     age: Option<Thresholds>,
     /// Reads of the table, one at a time (a hung one is reported, not repeated).
     reads: OneAtATime<crate::delta::Columns>,
+    /// The columns of the version last read (read again only after a commit).
+    kept: Arc<crate::delta::KeptColumns>,
 }
 
 #[async_trait]
@@ -205,7 +208,10 @@ impl Check for Backlog {
     async fn run(&self, cx: &RunContext) -> Reading {
         let c = &self.config;
         let columns = vec![c.status_column.clone(), c.created_column.clone()];
-        let read = crate::delta::read_columns_owned(self.location.clone(), self.options.clone(), columns);
+        let read = self
+            .kept
+            .clone()
+            .read(self.location.clone(), self.options.clone(), columns);
         let batches = match self.reads.run(cx.budget(), read).await {
             Err(hung) => return hung.reading(&self.location),
             Ok(Ok(b)) => b,
