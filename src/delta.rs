@@ -228,7 +228,6 @@ struct Kept {
     version: u64,
     batches: Vec<RecordBatch>,
     confirmed: tokio::time::Instant,
-    heads: u64,
 }
 
 impl KeptColumns {
@@ -251,7 +250,6 @@ impl KeptColumns {
                 }
             }
         }
-        let heads = slot.as_ref().map_or(0, |k| k.heads);
         *slot = None;
         let columns: Vec<&str> = columns.iter().map(String::as_str).collect();
         let (store, version, batches) = read_columns_at(&location, &options, &columns).await?;
@@ -260,14 +258,8 @@ impl KeptColumns {
             version,
             batches: batches.clone(),
             confirmed: tokio::time::Instant::now(),
-            heads,
         });
         Ok(batches)
-    }
-
-    /// HEAD requests made so far (for tests).
-    pub async fn heads(&self) -> u64 {
-        self.state.lock().await.as_ref().map_or(0, |k| k.heads)
     }
 }
 
@@ -277,7 +269,6 @@ impl Kept {
     async fn unchanged(&mut self, location: &str) -> Result<bool, OpenError> {
         let store = self.store.object_store(None);
         let unreachable = |e: ObjectStoreError| OpenError::Other(format!("cannot reach {location}: {e}"));
-        self.heads += 1;
         match store.head(&commit_uri_from_version(Some(self.version + 1))).await {
             Ok(_) => return Ok(false),
             Err(ObjectStoreError::NotFound { .. }) => {}
@@ -286,7 +277,6 @@ impl Kept {
         if self.confirmed.elapsed() < CONFIRM_EVERY {
             return Ok(true);
         }
-        self.heads += 1;
         match store.head(&commit_uri_from_version(Some(self.version))).await {
             Ok(_) => {
                 self.confirmed = tokio::time::Instant::now();
