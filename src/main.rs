@@ -121,24 +121,34 @@ enum Command {
     },
 }
 
-/// glibc's malloc gives each thread that contends for the heap an arena of its own (up
-/// to 8 per core) and keeps what is freed in each; with a blocking pool of short-lived
-/// threads reading tables, that is freed memory held in many places. Two arenas measured
-/// the smallest and flat, below mimalloc and jemalloc (docs/performance.md,
-/// "Footprint"). `MALLOC_ARENA_MAX` in the environment still decides when set.
-fn limit_malloc_arenas() {
+/// Two glibc malloc settings, each unless its environment variable is set:
+/// - `M_ARENA_MAX` 2: glibc gives each thread that contends for the heap an arena of its
+///   own (up to 8 per core) and keeps what is freed in each; with a blocking pool of
+///   short-lived threads reading tables, that is freed memory held in many places. Two
+///   arenas measured the smallest and flat, below mimalloc and jemalloc.
+/// - `M_MMAP_THRESHOLD` 128 KiB, fixed: by default glibc raises the threshold to the
+///   size of any large block freed, so later page renders and table reads of that size
+///   come from the heap and fragment it; fixed, they are mapped and given back whole.
+///
+/// (docs/performance.md, "Footprint".)
+fn tune_malloc() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
-        // SAFETY: mallopt only sets one of the allocator's tunables; it is called
-        // before any other thread exists.
-        unsafe {
-            libc::mallopt(libc::M_ARENA_MAX, 2);
+    for (variable, option, value) in [
+        ("MALLOC_ARENA_MAX", libc::M_ARENA_MAX, 2),
+        ("MALLOC_MMAP_THRESHOLD_", libc::M_MMAP_THRESHOLD, 128 * 1024),
+    ] {
+        if std::env::var_os(variable).is_none() {
+            // SAFETY: mallopt only sets one of the allocator's tunables; it is called
+            // before any other thread exists.
+            unsafe {
+                libc::mallopt(option, value);
+            }
         }
     }
 }
 
 fn main() -> anyhow::Result<ExitCode> {
-    limit_malloc_arenas();
+    tune_malloc();
     let cli = Cli::parse();
     init_logging();
     let registry =
