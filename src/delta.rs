@@ -215,6 +215,66 @@ async fn read_columns_at(
     Ok((table.log_store(), version, batches))
 }
 
+/// Where a table was last read, and how to tell whether it moved on since: one HEAD of
+/// the next commit file per call. What the Delta checks keep between runs instead of a
+/// snapshot.
+pub struct Watch {
+    /// The table's log store.
+    pub store: LogStoreRef,
+    /// The version last read.
+    pub version: u64,
+    /// When the current commit file was last known to be there.
+    confirmed: tokio::time::Instant,
+    /// HEAD requests made so far (shown in details, for tests and benchmarks).
+    pub heads: u64,
+}
+
+impl Watch {
+    /// A table just read at `version`.
+    pub fn new(store: LogStoreRef, version: u64) -> Watch {
+        Watch {
+            store,
+            version,
+            confirmed: tokio::time::Instant::now(),
+            heads: 0,
+        }
+    }
+
+    /// Whether a commit was made after the version read. With nothing new, the current
+    /// commit file is looked at too — when `confirm`, or [`CONFIRM_EVERY`] after it was
+    /// last seen — so a table that vanished is reported as `Missing`, not as unchanged.
+    pub async fn moved_on(&mut self, location: &str, confirm: bool) -> Result<bool, OpenError> {
+        let store = self.store.object_store(None);
+        let unreachable = |e: ObjectStoreError| OpenError::Other(format!("cannot reach {location}: {e}"));
+        self.heads += 1;
+        match store.head(&commit_uri_from_version(Some(self.version + 1))).await {
+            Ok(_) => return Ok(true),
+            Err(ObjectStoreError::NotFound { .. }) => {}
+            Err(e) => return Err(unreachable(e)),
+        }
+        if !confirm && self.confirmed.elapsed() < CONFIRM_EVERY {
+            return Ok(false);
+        }
+        self.heads += 1;
+        match store.head(&commit_uri_from_version(Some(self.version))).await {
+            Ok(_) => {
+                self.confirmed = tokio::time::Instant::now();
+                Ok(false)
+            }
+            Err(ObjectStoreError::NotFound { .. }) => {
+                Err(OpenError::Missing(format!("{location} has disappeared")))
+            }
+            Err(e) => Err(unreachable(e)),
+        }
+    }
+
+    /// The table was read up to `version` (its commits are there).
+    pub fn read_to(&mut self, version: u64) {
+        self.version = version;
+        self.confirmed = tokio::time::Instant::now();
+    }
+}
+
 /// A table's columns kept between runs: read whole once per version, and between
 /// commits a run costs one HEAD of the next commit file (plus, every
 /// [`CONFIRM_EVERY`], one of the current, so a vanished table is reported).
@@ -224,10 +284,8 @@ pub struct KeptColumns {
 }
 
 struct Kept {
-    store: LogStoreRef,
-    version: u64,
+    watch: Watch,
     batches: Vec<RecordBatch>,
-    confirmed: tokio::time::Instant,
 }
 
 impl KeptColumns {
@@ -241,9 +299,9 @@ impl KeptColumns {
     ) -> Columns {
         let mut slot = self.state.lock().await;
         if let Some(kept) = slot.as_mut() {
-            match kept.unchanged(&location).await {
-                Ok(true) => return Ok(kept.batches.clone()),
-                Ok(false) => {}
+            match kept.watch.moved_on(&location, false).await {
+                Ok(false) => return Ok(kept.batches.clone()),
+                Ok(true) => {}
                 Err(e) => {
                     *slot = None;
                     return Err(e);
@@ -254,39 +312,10 @@ impl KeptColumns {
         let columns: Vec<&str> = columns.iter().map(String::as_str).collect();
         let (store, version, batches) = read_columns_at(&location, &options, &columns).await?;
         *slot = Some(Kept {
-            store,
-            version,
+            watch: Watch::new(store, version),
             batches: batches.clone(),
-            confirmed: tokio::time::Instant::now(),
         });
         Ok(batches)
-    }
-}
-
-impl Kept {
-    /// Whether the table is still at the version read: no next commit file (and, now and
-    /// then, the current one still there).
-    async fn unchanged(&mut self, location: &str) -> Result<bool, OpenError> {
-        let store = self.store.object_store(None);
-        let unreachable = |e: ObjectStoreError| OpenError::Other(format!("cannot reach {location}: {e}"));
-        match store.head(&commit_uri_from_version(Some(self.version + 1))).await {
-            Ok(_) => return Ok(false),
-            Err(ObjectStoreError::NotFound { .. }) => {}
-            Err(e) => return Err(unreachable(e)),
-        }
-        if self.confirmed.elapsed() < CONFIRM_EVERY {
-            return Ok(true);
-        }
-        match store.head(&commit_uri_from_version(Some(self.version))).await {
-            Ok(_) => {
-                self.confirmed = tokio::time::Instant::now();
-                Ok(true)
-            }
-            Err(ObjectStoreError::NotFound { .. }) => {
-                Err(OpenError::Missing(format!("{location} has disappeared")))
-            }
-            Err(e) => Err(unreachable(e)),
-        }
     }
 }
 

@@ -8,23 +8,20 @@
 //! A vanished table is noticed without a second HEAD on every run: while the table looks
 //! unchanged, the current commit file is looked at again only once the data's age
 //! reaches the first threshold (the reading is about to leave `ok`, so it says *gone*
-//! rather than *stale*) or when it was last seen [`CONFIRM_EVERY`] ago.
+//! rather than *stale*) or when it was last seen [`crate::delta::CONFIRM_EVERY`] ago.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDateTime, Utc};
+use deltalake::DeltaTable;
 use deltalake::arrow::array::{Array, Int64Array, StringArray, TimestampMicrosecondArray};
 use deltalake::arrow::compute::cast;
 use deltalake::arrow::datatypes::{DataType as ArrowType, TimeUnit};
 use deltalake::kernel::{DataType, PrimitiveType};
-use deltalake::logstore::object_store::ObjectStoreExt;
-use deltalake::logstore::{LogStoreRef, commit_uri_from_version};
-use deltalake::{DeltaTable, ObjectStoreError};
 use tokio::sync::Mutex;
-use tokio::time::Instant;
 
-use crate::delta::{CONFIRM_EVERY, OpenError, error_line};
+use crate::delta::{OpenError, Watch, error_line};
 
 /// New commits read one by one at most; more than that (a long outage) and the table is
 /// opened afresh from its checkpoint instead.
@@ -59,9 +56,8 @@ pub(super) struct Snapshot {
 
 /// What is kept of the table between runs.
 pub(super) struct Open {
-    /// Its log store (the object store and where the log is): no snapshot is kept.
-    pub(super) store: LogStoreRef,
-    pub(super) version: u64,
+    /// Its log store and the version read (no snapshot is kept).
+    pub(super) watch: Watch,
     pub(super) newest: DateTime<Utc>,
     pub(super) committed_at: Option<DateTime<Utc>>,
     pub(super) operation: Option<String>,
@@ -74,10 +70,6 @@ pub(super) struct Open {
     pub(super) footers: HashMap<String, Option<i64>>,
     /// How many footers were read to get here.
     pub(super) footers_read: u64,
-    /// HEAD requests made so far (for tests and benchmarks).
-    pub(super) heads: u64,
-    /// When the current commit file was last known to be there.
-    pub(super) confirmed: Instant,
 }
 
 /// Why a run could not tell the age.
@@ -86,6 +78,15 @@ pub(super) enum Failure {
     Missing(String),
     /// Something else (unknown).
     Other(String),
+}
+
+impl From<OpenError> for Failure {
+    fn from(e: OpenError) -> Failure {
+        match e {
+            OpenError::Missing(m) => Failure::Missing(m),
+            OpenError::Other(m) => Failure::Other(m),
+        }
+    }
 }
 
 /// What reading the new commits found.
@@ -108,7 +109,7 @@ impl Table {
                 Ok(Caught::Reopen) => {
                     let (footers, counts) = (
                         std::mem::take(&mut open.footers),
-                        (open.commits_read, open.footers_read, open.heads),
+                        (open.commits_read, open.footers_read, open.watch.heads),
                     );
                     self.open(footers, counts).await.map(|open| *slot = Some(open))
                 }
@@ -125,13 +126,13 @@ impl Table {
         }
         let open = slot.as_ref().unwrap_or_else(|| unreachable!("set above"));
         Ok(Snapshot {
-            version: open.version,
+            version: open.watch.version,
             newest: open.newest,
             committed_at: open.committed_at,
             operation: open.operation.clone(),
             commits_read: open.commits_read,
             footers_read: open.footers_read,
-            heads: open.heads,
+            heads: open.watch.heads,
         })
     }
 
@@ -142,12 +143,7 @@ impl Table {
         mut footers: HashMap<String, Option<i64>>,
         (commits_read, mut footers_read, heads): (u64, u64, u64),
     ) -> Result<Open, Failure> {
-        let table = crate::delta::open_existing(&self.location, &self.options)
-            .await
-            .map_err(|e| match e {
-                OpenError::Missing(m) => Failure::Missing(m),
-                OpenError::Other(m) => Failure::Other(m),
-            })?;
+        let table = crate::delta::open_existing(&self.location, &self.options).await?;
         let Some(version) = table.version() else {
             return Err(Failure::Other(format!("{} has no commits", self.location)));
         };
@@ -173,9 +169,10 @@ impl Table {
                     .await?
             }
         };
+        let mut watch = Watch::new(store, version);
+        watch.heads = heads;
         let mut open = Open {
-            store,
-            version,
+            watch,
             newest: DateTime::<Utc>::MIN_UTC,
             committed_at,
             operation,
@@ -183,8 +180,6 @@ impl Table {
             commits_read: commits_read + 1,
             footers,
             footers_read,
-            heads,
-            confirmed: Instant::now(),
         };
         open.newest = self.newest(&open)?;
         Ok(open)
@@ -200,7 +195,7 @@ impl Table {
             (None, _) => open.committed_at.ok_or_else(|| {
                 Failure::Other(format!(
                     "commit {} of {} has no commitInfo timestamp",
-                    open.version, self.location
+                    open.watch.version, self.location
                 ))
             }),
             (Some(column), max) => {
@@ -303,23 +298,9 @@ impl Table {
             let file_max = match footers.get(path) {
                 Some(m) => *m,
                 None => {
-                    let object = deltalake::Path::from_url_path(path).map_err(|e| {
-                        Failure::Other(format!("bad file path {path} in {}: {e}", self.location))
-                    })?;
-                    let m = crate::delta::footer_max_micros(
-                        store.as_ref(),
-                        &object,
-                        sizes.value(i) as u64,
-                        column,
-                    )
-                    .await
-                    .map_err(|e| {
-                        Failure::Other(format!(
-                            "{} keeps no statistics for `{column}` in its log, and its file {path} \
-                             cannot tell either: {e}",
-                            self.location
-                        ))
-                    })?;
+                    let m = self
+                        .footer(store.as_ref(), path, sizes.value(i) as u64, column)
+                        .await?;
                     *footers_read += 1;
                     footers.insert(path.to_owned(), m);
                     m
@@ -334,37 +315,21 @@ impl Table {
     /// Brings `open` up to date: one HEAD when nothing was committed (and, now and then,
     /// one more to confirm the table is still there); else the new commits, one by one.
     async fn poll(&self, open: &mut Open) -> Result<Caught, Failure> {
-        let store = open.store.object_store(None);
-        let unreachable =
-            |e: ObjectStoreError| Failure::Other(format!("cannot reach {}: {e}", self.location));
-        open.heads += 1;
-        match store.head(&commit_uri_from_version(Some(open.version + 1))).await {
-            Ok(_) => {}
-            Err(ObjectStoreError::NotFound { .. }) => {
-                let age = (Utc::now() - open.newest).num_milliseconds() as f64 / 1000.0;
-                if age < self.confirm_after && open.confirmed.elapsed() < CONFIRM_EVERY {
-                    return Ok(Caught::Current);
-                }
-                // Nothing new, and the data is getting old (or it has been a while):
-                // make sure the table itself is still there.
-                open.heads += 1;
-                return match store.head(&commit_uri_from_version(Some(open.version))).await {
-                    Ok(_) => {
-                        open.confirmed = Instant::now();
-                        Ok(Caught::Current)
-                    }
-                    Err(ObjectStoreError::NotFound { .. }) => {
-                        Err(Failure::Missing(format!("{} has disappeared", self.location)))
-                    }
-                    Err(e) => Err(unreachable(e)),
-                };
-            }
-            Err(e) => return Err(unreachable(e)),
+        // Nothing new: done, unless the data is getting old enough to warn — then make
+        // sure the table itself is still there, so it reads as gone, not as stale.
+        let age = (Utc::now() - open.newest).num_milliseconds() as f64 / 1000.0;
+        let moved_on = open
+            .watch
+            .moved_on(&self.location, age >= self.confirm_after)
+            .await
+            .map_err(Failure::from)?;
+        if !moved_on {
+            return Ok(Caught::Current);
         }
-        let mut version = open.version + 1;
-        let last = open.version + MAX_STEPS;
+        let mut version = open.watch.version + 1;
+        let last = open.watch.version + MAX_STEPS;
         while version <= last {
-            let entry = open.store.read_commit_entry(version).await.map_err(|e| {
+            let entry = open.watch.store.read_commit_entry(version).await.map_err(|e| {
                 Failure::Other(format!(
                     "cannot read commit {version} of {}: {}",
                     self.location,
@@ -385,7 +350,9 @@ impl Table {
                     let file_max = match add.max {
                         FileMax::Stats(m) => m,
                         FileMax::Footer => {
-                            let m = self.footer(open, &add.path, add.size, column).await?;
+                            let store = open.watch.store.object_store(None);
+                            let m = self.footer(store.as_ref(), &add.path, add.size, column).await?;
+                            open.footers_read += 1;
                             open.footers.insert(add.path.clone(), m);
                             m
                         }
@@ -393,7 +360,7 @@ impl Table {
                     open.column_max = open.column_max.max(file_max);
                 }
             }
-            open.version = version;
+            open.watch.read_to(version);
             open.committed_at = commit.at;
             open.operation = commit.operation;
             version += 1;
@@ -402,32 +369,28 @@ impl Table {
             // Maybe more to read than is worth reading one by one.
             return Ok(Caught::Reopen);
         }
-        open.confirmed = Instant::now();
         open.newest = self.newest(open)?;
         Ok(Caught::Current)
     }
 
-    /// A new file's column max from its Parquet footer (its log entry has no statistics).
+    /// A file's column max from its Parquet footer (its log entry has no statistics).
     async fn footer(
         &self,
-        open: &mut Open,
+        store: &dyn deltalake::ObjectStore,
         path: &str,
         size: u64,
         column: &str,
     ) -> Result<Option<i64>, Failure> {
         let object = deltalake::Path::from_url_path(path)
             .map_err(|e| Failure::Other(format!("bad file path {path} in {}: {e}", self.location)))?;
-        let store = open.store.object_store(None);
-        let m = crate::delta::footer_max_micros(store.as_ref(), &object, size, column)
+        crate::delta::footer_max_micros(store, &object, size, column)
             .await
             .map_err(|e| {
                 Failure::Other(format!(
                     "{} keeps no statistics for `{column}` in its log, and its file {path} cannot tell either: {e}",
                     self.location
                 ))
-            })?;
-        open.footers_read += 1;
-        Ok(m)
+            })
     }
 }
 
