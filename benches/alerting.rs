@@ -14,9 +14,11 @@
 //! prometheus-node-exporter and prometheus-alertmanager.
 //! `cargo bench --bench alerting -- [--checks 40] [--skip-prometheus]`
 
+mod common;
+
 use std::collections::{BTreeMap, HashSet};
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -26,21 +28,7 @@ use tokio::time::Instant;
 use vitals::daemon::Daemon;
 use vitals::registry::registry;
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn python() -> PathBuf {
-    root().join(".venv/bin/python")
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use common::{free_port, python, root};
 
 struct Proc(Child);
 impl Drop for Proc {

@@ -6,7 +6,8 @@
 //!
 //! `cargo bench --bench alerts_page`
 
-use std::path::PathBuf;
+mod common;
+
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -49,25 +50,11 @@ sys.stdout.flush(); os._exit(0)
 "#;
 
 fn main() {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let python = root.join(".venv/bin/python");
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("alerts-page-bench");
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = common::fresh_dir("alerts-page-bench");
     let table = dir.join("alerts");
-    let out = Command::new(&python)
-        .arg("-c")
-        .arg(WRITE)
-        .arg(&table)
-        .output()
-        .expect(".venv/bin/python");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    common::run_python(WRITE, &[table.as_os_str()]);
 
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = common::free_port();
     let config = dir.join("vitals.toml");
     std::fs::write(
         &config,
@@ -115,13 +102,7 @@ fn main() {
     let (whole, _) = time("/alerts");
     let _ = daemon.kill();
     let _ = daemon.wait();
-    let out = Command::new(&python)
-        .arg("-c")
-        .arg(READ)
-        .arg(&table)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = common::run_python(READ, &[table.as_os_str()]);
     let py: f64 = String::from_utf8_lossy(&out.stdout)
         .split_whitespace()
         .next()

@@ -25,6 +25,8 @@
 //! Needs ./.venv (scripts/test.sh makes it) and the Debian packages prometheus,
 //! prometheus-node-exporter and prometheus-alertmanager. Loopback only.
 
+mod common;
+
 #[allow(dead_code)]
 #[path = "../tests/it/support/gateway.rs"]
 mod gateway;
@@ -34,21 +36,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn python() -> PathBuf {
-    root().join(".venv/bin/python")
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use common::{free_port, python, root};
 
 fn arg(name: &str) -> Option<String> {
     let args: Vec<String> = std::env::args().collect();

@@ -6,7 +6,9 @@
 //!
 //! `cargo bench --bench freshness -- [--max-commits 10000]`
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 use std::time::Instant;
@@ -23,9 +25,7 @@ use vitals::config::parse;
 use vitals::registry::registry;
 use vitals::runner::Instance;
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
+use common::root;
 
 async fn make_table(path: &Path, commits: usize, rows: usize) {
     let url = deltalake::ensure_table_uri(path.to_str().unwrap()).unwrap();

@@ -6,8 +6,8 @@
 //!
 //! `cargo bench --bench history`
 
-use std::path::PathBuf;
-use std::process::Command;
+mod common;
+
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -54,27 +54,16 @@ sys.stdout.flush(); os._exit(0)
 "#;
 
 fn main() {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let python = root.join(".venv/bin/python");
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("history-bench");
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = common::fresh_dir("history-bench");
     let table = dir.join("history");
-    let out = Command::new(&python)
-        .arg("-c")
-        .arg(WRITE)
-        .arg(&table)
-        .output()
-        .expect(".venv/bin/python");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    common::run_python(WRITE, &[table.as_os_str()]);
 
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .unwrap();
     let history = vitals::history::HistoryTable {
-        location: table.display().to_string(),
-        options: Default::default(),
+        table: vitals::delta::TableRef::local(&table),
         resolution: Duration::from_secs(60),
         retention: Duration::from_secs(30 * 86400),
         pending: Arc::new(Mutex::new(vitals::history::Rollup::new(Duration::from_secs(60)))),
@@ -102,13 +91,7 @@ fn main() {
     }
     runs.sort_by(f64::total_cmp);
     let ours = runs[3];
-    let out = Command::new(&python)
-        .arg("-c")
-        .arg(READ)
-        .arg(&table)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = common::run_python(READ, &[table.as_os_str()]);
     let py: f64 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
     println!("| | median | ratio |");
     println!("|---|---|---|");

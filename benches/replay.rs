@@ -9,8 +9,10 @@
 //!
 //! `cargo bench --bench replay`
 
+mod common;
+
 use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
@@ -185,8 +187,7 @@ fn write_week(path: &Path) -> u64 {
 }
 
 fn main() {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("replay-bench");
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = common::fresh_dir("replay-bench");
     let config = dir.join("vitals.toml");
     std::fs::write(&config, config_text()).unwrap();
     let input = dir.join("week.jsonl");
@@ -234,7 +235,7 @@ fn main() {
     let events = stdout.iter().filter(|b| **b == b'\n').count();
 
     // Baseline 2: Python's json.loads of each line.
-    let python = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
+    let python = common::python();
     let py = python.exists().then(|| {
         let t = Instant::now();
         let ok = Command::new(&python)

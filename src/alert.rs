@@ -98,6 +98,65 @@ pub struct AlertEvent {
     pub reminder: bool,
 }
 
+/// The id of an episode of `rule` on `check` that starts at `at`:
+/// `<rule>.<check>.<at in Unix ms>`.
+pub fn episode_id(rule: &str, check: &str, at: DateTime<Utc>) -> String {
+    format!("{rule}.{check}.{}", at.timestamp_millis())
+}
+
+impl AlertEvent {
+    /// An event of a new episode at `at`: `alert_id` is `<rule>.<check>.<at in Unix
+    /// ms>`, `started_at` is `at`, the host is this one, no value, not a reminder. The
+    /// later events of an episode say which with [`AlertEvent::of_episode`].
+    pub fn new(
+        rule: &str,
+        check_id: &str,
+        severity: Severity,
+        state: AlertState,
+        message: String,
+        at: DateTime<Utc>,
+    ) -> AlertEvent {
+        AlertEvent {
+            alert_id: episode_id(rule, check_id, at),
+            rule: rule.to_owned(),
+            check_id: check_id.to_owned(),
+            severity,
+            state,
+            message,
+            value: None,
+            started_at: at,
+            event_at: at,
+            host: hostname().to_owned(),
+            reminder: false,
+        }
+    }
+
+    /// The same event, of the episode `alert_id` that started at `started_at`.
+    pub fn of_episode(mut self, alert_id: &str, started_at: DateTime<Utc>) -> AlertEvent {
+        alert_id.clone_into(&mut self.alert_id);
+        self.started_at = started_at;
+        self
+    }
+
+    /// The same event, with the observation's value.
+    pub fn with_value(mut self, value: Option<f64>) -> AlertEvent {
+        self.value = value;
+        self
+    }
+
+    /// The same event, from the vitals named `host`.
+    pub fn on_host(mut self, host: &str) -> AlertEvent {
+        host.clone_into(&mut self.host);
+        self
+    }
+
+    /// The same firing event, as a reminder of an earlier one.
+    pub fn as_reminder(mut self) -> AlertEvent {
+        self.reminder = true;
+        self
+    }
+}
+
 /// An alert currently active (firing), for the page and the API.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ActiveAlert {
@@ -119,7 +178,7 @@ pub struct ActiveAlert {
 
 /// A condition that holds but whose alert is held back by a dependency.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct SuppressedAlert {
+pub struct HeldAlert {
     /// The rule.
     pub rule: String,
     /// The check.

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use tracing::{error, info, warn};
 
-use crate::alert::{ActiveAlert, AlertEvent, AlertState, Severity, SuppressedAlert};
+use crate::alert::{ActiveAlert, AlertEvent, AlertState, HeldAlert, Severity};
 use crate::config::SinkSpec;
 use crate::dispatch::{Dispatcher, SinkInstance};
 use crate::observation::Observation;
@@ -119,22 +119,15 @@ impl Alerting {
     /// event: logged and sent to the sinks that keep a record (the alerts table, the log).
     pub fn record_action(&mut self, check_id: &str, action: &str, ok: bool, message: &str) -> AlertEvent {
         let now = chrono::Utc::now();
-        let event = AlertEvent {
-            alert_id: format!("action.{check_id}.{action}.{}", now.timestamp_millis()),
-            rule: "action".into(),
-            check_id: check_id.into(),
-            severity: Severity::Info,
-            state: AlertState::Action,
-            message: format!(
-                "{action} on {check_id} {}: {message}",
-                if ok { "done" } else { "failed" }
-            ),
-            value: None,
-            started_at: now,
-            event_at: now,
-            host: crate::alert::hostname().to_owned(),
-            reminder: false,
-        };
+        let text = format!(
+            "{action} on {check_id} {}: {message}",
+            if ok { "done" } else { "failed" }
+        );
+        let event = AlertEvent::new("action", check_id, Severity::Info, AlertState::Action, text, now)
+            .of_episode(
+                &format!("action.{check_id}.{action}.{}", now.timestamp_millis()),
+                now,
+            );
         self.emit(std::slice::from_ref(&event));
         event
     }
@@ -144,14 +137,18 @@ impl Alerting {
         self.engine.active()
     }
 
-    /// The market state of every calendar the checks use.
-    pub fn markets(&self) -> Vec<crate::rules::MarketView> {
-        self.engine.markets(chrono::Utc::now())
+    /// Every calendar the checks follow, with the checks following it.
+    pub fn calendars(&self) -> Vec<(crate::market::MarketHours, Vec<String>)> {
+        self.engine
+            .calendars()
+            .into_iter()
+            .map(|(m, checks)| (m.clone(), checks))
+            .collect()
     }
 
-    /// Conditions held back by a dependency.
-    pub fn suppressed(&self) -> Vec<SuppressedAlert> {
-        self.engine.suppressed()
+    /// Conditions whose alerts are held back (maintenance, market hours, a dependency).
+    pub fn held(&self) -> Vec<HeldAlert> {
+        self.engine.held()
     }
 
     /// Takes a new config: new rules keep the state of rules with the same name, new

@@ -62,7 +62,8 @@ pub struct ActionSpec {
     pub name: &'static str,
     /// The button's text on the page ("Reconnect").
     pub label: &'static str,
-    /// What it does, for the page and `vitals plugins`.
+    /// What it does, for the page (the button's tooltip, the question a destructive
+    /// one asks) and `vitals plugins`.
     pub description: &'static str,
     /// Whether it changes data: the page asks for confirmation first, naming the check
     /// and the description.
@@ -228,18 +229,50 @@ pub trait CheckConfig:
         Vec::new()
     }
 
+    /// Validation against the check's common keys as they apply to it (`[defaults]`
+    /// filled in): e.g. a latency threshold longer than the timeout can never be
+    /// reached. Pure, like [`CheckConfig::validate`].
+    fn validate_common(&self, _common: &Common) -> Vec<KeyError> {
+        Vec::new()
+    }
+
+    /// The environment variables this check passes on to a program it runs (a plugin's
+    /// `env_passthrough`): the loader refuses any that holds one of vitals' secrets.
+    fn passes_env(&self) -> Vec<String> {
+        Vec::new()
+    }
+
     /// How checks of this kind appear on the status page: a section and an optional
     /// partial template (see [`Panel`]). `None`: a row in "Other checks".
     const PANEL: Option<&'static Panel> = None;
 
+    /// Every action a check of this kind may offer (`vitals plugins` lists them, and a
+    /// rule's `remediate` is checked against them). A check's [`Check::actions`] is a
+    /// subset: e.g. `force_sync` only where a sync command is configured.
+    const ACTIONS: &'static [ActionSpec] = &[];
+
     /// Builds the running check. May acquire resources (connections, handles).
     fn build(&self, cx: &BuildContext) -> Result<Arc<dyn Check>, BuildError>;
+}
+
+/// The common keys of a check as they apply to it (`[defaults]` filled in), for
+/// [`CheckConfig::validate_common`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Common {
+    /// How often it runs.
+    pub interval: Duration,
+    /// How long one run may take.
+    pub timeout: Duration,
 }
 
 /// A check kind's config after parsing: validated or built without knowing its type.
 pub trait ParsedCheck: ParsedComponent {
     /// See [`CheckConfig::build`].
     fn build(&self, cx: &BuildContext) -> Result<Arc<dyn Check>, BuildError>;
+    /// See [`CheckConfig::validate_common`].
+    fn validate_common(&self, common: &Common) -> Vec<KeyError>;
+    /// See [`CheckConfig::passes_env`].
+    fn passes_env(&self) -> Vec<String>;
 }
 
 impl<C: CheckConfig> ParsedComponent for C {
@@ -255,6 +288,12 @@ impl<C: CheckConfig> ParsedCheck for C {
     fn build(&self, cx: &BuildContext) -> Result<Arc<dyn Check>, BuildError> {
         CheckConfig::build(self, cx)
     }
+    fn validate_common(&self, common: &Common) -> Vec<KeyError> {
+        CheckConfig::validate_common(self, common)
+    }
+    fn passes_env(&self) -> Vec<String> {
+        CheckConfig::passes_env(self)
+    }
 }
 
 /// The family of check kinds.
@@ -264,7 +303,16 @@ pub enum Checks {}
 impl Family for Checks {
     const NOUN: &'static str = "check kind";
     type Parsed = dyn ParsedCheck;
-    type Extra = Option<&'static Panel>;
+    type Extra = CheckExtra;
+}
+
+/// What a check kind's registration carries beyond the common fields.
+#[derive(Debug)]
+pub struct CheckExtra {
+    /// See [`CheckConfig::PANEL`].
+    pub panel: Option<&'static Panel>,
+    /// See [`CheckConfig::ACTIONS`].
+    pub actions: &'static [ActionSpec],
 }
 
 /// One registered check kind.
@@ -282,14 +330,22 @@ impl Registration<Checks> {
             line,
             parse: parse_as::<C>,
             keys: keys_of::<C>,
-            extra: C::PANEL,
+            extra: CheckExtra {
+                panel: C::PANEL,
+                actions: C::ACTIONS,
+            },
         }
     }
 
     /// How checks of this kind appear on the status page (`None`: a row of "Other
     /// checks").
     pub fn panel(&self) -> Option<&'static Panel> {
-        self.extra
+        self.extra.panel
+    }
+
+    /// Every action a check of this kind may offer.
+    pub fn actions(&self) -> &'static [ActionSpec] {
+        self.extra.actions
     }
 }
 

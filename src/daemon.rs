@@ -32,8 +32,8 @@ pub struct Parts {
     pub alerting: AlertingConfig,
     /// `[history]`: where the health history goes, if kept.
     pub history: Option<crate::history::HistoryTable>,
-    /// The alerts table (the first `delta` sink's), for the alerts page.
-    pub alerts_table: Option<crate::web::alerts::AlertsTable>,
+    /// The alerts table (the first a sink appends to), for the alerts page.
+    pub alerts_table: Option<crate::delta::TableRef>,
 }
 
 /// Takes a loaded config apart: the runner gets the checks, alerting the rules (the
@@ -42,21 +42,18 @@ pub struct Parts {
 pub fn split(config: Config) -> Parts {
     let config_dir = config.dir();
     let state_dir = config.state_dir();
-    let alerts_table = config.sinks.iter().find(|s| s.kind == "delta").and_then(|s| {
-        let params = s.params.to_json();
-        let table = params.get("table")?.as_str()?;
-        let options = serde_json::from_value(params.get("storage_options")?.clone()).unwrap_or_default();
-        Some(crate::web::alerts::AlertsTable {
-            location: crate::delta::location(table, &config_dir),
-            options,
-        })
-    });
+    let alerts_table = config
+        .sinks
+        .iter()
+        .find_map(|s| s.params.alerts_table(&config_dir));
     let history = config.history.as_ref().map(|h| crate::history::HistoryTable {
-        location: match &h.table {
-            Some(t) => crate::delta::location(t, &config_dir),
-            None => state_dir.join("history").display().to_string(),
+        table: crate::delta::TableRef {
+            location: match &h.table {
+                Some(t) => crate::delta::location(t, &config_dir),
+                None => state_dir.join("history").display().to_string(),
+            },
+            options: h.storage_options.clone(),
         },
-        options: h.storage_options.clone(),
         resolution: *h.resolution,
         retention: *h.retention,
         pending: Arc::new(Mutex::new(crate::history::Rollup::new(*h.resolution))),
@@ -125,7 +122,7 @@ pub struct Daemon {
     /// The history table and its writer, when `[history]` is set (as started).
     history: Option<(crate::history::HistoryTable, tokio::task::JoinHandle<()>)>,
     /// The alerts table, for the alerts page (as started).
-    alerts_table: Option<crate::web::alerts::AlertsTable>,
+    alerts_table: Option<crate::delta::TableRef>,
 }
 
 impl Daemon {
@@ -149,7 +146,7 @@ impl Daemon {
         let evaluating = tokio::spawn(evaluate_rules(board.follow(), alerting.clone()));
         let alerts_table = parts.alerts_table.clone();
         let history = parts.history.map(|h| {
-            info!(table = %h.location, "keeping the health history in {}", h.location);
+            info!(table = %h.table.location, "keeping the health history in {}", h.table.location);
             let writer = tokio::spawn(crate::history::run(h.clone(), board.follow()));
             (h, writer)
         });
@@ -365,11 +362,11 @@ async fn reload_last_hour(table: crate::history::HistoryTable, board: Board, ids
                 board.seed_history(&id, samples);
             }
             Err(e) => {
-                warn!(table = %table.location, "cannot reload the last hour of {id} from the history: {e}");
+                warn!(table = %table.table.location, "cannot reload the last hour of {id} from the history: {e}");
             }
         }
     }
-    debug!("reloaded {seeded} history points from {}", table.location);
+    debug!("reloaded {seeded} history points from {}", table.table.location);
 }
 
 /// Sends a state to systemd's notify socket, if vitals was started with one

@@ -14,10 +14,13 @@
 
 pub mod alert;
 pub mod alerting;
+pub mod alerts_table;
 pub mod board;
 pub mod bounded;
 pub mod check;
+#[path = "../checks/mod.rs"]
 pub mod checks;
+pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod delta;

@@ -6,10 +6,11 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::Parser;
 use tokio::sync::mpsc;
 
 use vitals::check::BuildContext;
+use vitals::cli::{Cli, Command, Format};
 use vitals::config::{self, Diagnostics};
 use vitals::daemon::{Control, Daemon};
 use vitals::registry::{self, Registry};
@@ -35,91 +36,6 @@ const EXIT_USAGE: u8 = 64;
 const EXIT_DATA: u8 = 65;
 /// EX_NOINPUT from sysexits.h: an input file cannot be read.
 const EXIT_NOINPUT: u8 = 66;
-
-#[derive(Parser)]
-#[command(
-    name = "vitals",
-    version,
-    about = "Health checks for an IB + Delta Lake trading system"
-)]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(clap::Args)]
-struct ConfigArg {
-    /// The config file.
-    #[arg(short, long, env = "VITALS_CONFIG", default_value = config::DEFAULT_PATH)]
-    config: PathBuf,
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum Format {
-    Text,
-    Json,
-}
-
-#[derive(Subcommand)]
-enum Command {
-    /// Run the daemon: checks on their schedules, status changes logged; SIGHUP or a
-    /// changed file reloads the config, SIGTERM stops cleanly.
-    Run {
-        #[command(flatten)]
-        config: ConfigArg,
-    },
-    /// Run checks once and print them. Exit 2 if any is critical, else 3 if any is
-    /// unknown, else 1 if any is warning, else 0.
-    Check {
-        #[command(flatten)]
-        config: ConfigArg,
-        /// Output format.
-        #[arg(long, value_enum, default_value = "text")]
-        format: Format,
-        /// The checks to run (all when none are named).
-        ids: Vec<String>,
-    },
-    /// Check the config file without touching anything outside it. Exit 0 if valid,
-    /// 78 if not, with every error printed as FILE:LINE:COL: [section] key `KEY`: message.
-    Validate {
-        #[command(flatten)]
-        config: ConfigArg,
-    },
-    /// Feed recorded observations (one JSON object a line, as in /api/status, in time
-    /// order) through the config's rules, depends_on, maintenance windows, market hours
-    /// and check_unknown, on virtual time. Every alert event goes to stdout as a JSON
-    /// line, a summary to stderr; nothing else is touched. Exit 65 on a bad line.
-    Replay {
-        #[command(flatten)]
-        config: ConfigArg,
-        /// The observations file (`-` for standard input).
-        #[arg(required_unless_present = "history", conflicts_with = "history")]
-        observations: Option<PathBuf>,
-        /// Replay the history table instead (one observation per check and bucket: its
-        /// worst status and last value).
-        #[arg(long)]
-        history: Option<String>,
-        /// With --history: from this time (RFC 3339; default: a week before --to).
-        #[arg(long, requires = "history")]
-        from: Option<chrono::DateTime<chrono::Utc>>,
-        /// With --history: to this time (RFC 3339; default: now).
-        #[arg(long, requires = "history")]
-        to: Option<chrono::DateTime<chrono::Utc>>,
-    },
-    /// Run rule tests (observation series and the alerts expected of them, see
-    /// docs/market-hours.md). Exit 0 if all pass, 1 if one fails.
-    Test {
-        /// Test files.
-        #[arg(required = true)]
-        files: Vec<PathBuf>,
-    },
-    /// List the registered check kinds with their keys and defaults.
-    Plugins {
-        /// Output format.
-        #[arg(long, value_enum, default_value = "text")]
-        format: Format,
-    },
-}
 
 /// Two glibc malloc settings, each unless its environment variable is set:
 /// - `M_ARENA_MAX` 2: glibc gives each thread that contends for the heap an arena of its
@@ -226,14 +142,20 @@ fn print_diagnostics(diags: &Diagnostics) {
     eprintln!("{n} error{} in the config", if n == 1 { "" } else { "s" });
 }
 
+/// Loads the config, or prints every problem and gives the exit code (78): the one way
+/// every command reads its config.
+fn load_or_exit(path: &Path, registry: &'static Registry) -> Result<config::Config, ExitCode> {
+    config::load(path, registry).map_err(|diags| {
+        print_diagnostics(&diags);
+        ExitCode::from(EXIT_CONFIG)
+    })
+}
+
 fn replay(path: &Path, observations: &Path, registry: &'static Registry) -> ExitCode {
     use std::io::{BufRead, BufReader, BufWriter};
-    let config = match config::load(path, registry) {
+    let config = match load_or_exit(path, registry) {
         Ok(c) => c,
-        Err(d) => {
-            eprintln!("{d}");
-            return ExitCode::from(EXIT_CONFIG);
-        }
+        Err(code) => return code,
     };
     let input: Box<dyn BufRead> = if observations == Path::new("-") {
         Box::new(std::io::stdin().lock())
@@ -257,10 +179,7 @@ fn replay(path: &Path, observations: &Path, registry: &'static Registry) -> Exit
         Err(e) => {
             let _ = std::io::Write::flush(&mut out);
             eprintln!("vitals replay: {}: {e}", observations.display());
-            ExitCode::from(match e {
-                vitals::replay::ReplayError::Input { .. } => EXIT_DATA,
-                vitals::replay::ReplayError::Io(_) => EXIT_NOINPUT,
-            })
+            replay_exit(&e)
         }
     }
 }
@@ -273,57 +192,39 @@ async fn replay_history(
     to: Option<chrono::DateTime<chrono::Utc>>,
     registry: &'static Registry,
 ) -> anyhow::Result<ExitCode> {
-    use std::io::Write;
-    let config = match config::load(path, registry) {
+    let config = match load_or_exit(path, registry) {
         Ok(c) => c,
-        Err(d) => {
-            eprintln!("{d}");
-            return Ok(ExitCode::from(EXIT_CONFIG));
-        }
+        Err(code) => return Ok(code),
     };
     let to = to.unwrap_or_else(chrono::Utc::now);
     let from = from.unwrap_or(to - chrono::Duration::days(7));
-    let location = vitals::delta::location(table, &std::env::current_dir().unwrap_or_default());
-    let rows = match vitals::history::read_table(&location, &Default::default(), None, from, to).await {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("vitals replay: cannot read the history table {location}: {e}");
-            return Ok(ExitCode::from(EXIT_NOINPUT));
-        }
+    let table = vitals::delta::TableRef {
+        location: vitals::delta::location(table, &std::env::current_dir().unwrap_or_default()),
+        options: Default::default(),
     };
     let started = std::time::Instant::now();
-    let mut replayer = vitals::replay::Replayer::new(config);
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-    for (n, (check, t, v)) in rows.into_iter().enumerate() {
-        let o = vitals::observation::Observation {
-            id: check,
-            kind: v.kind,
-            status: v.status,
-            label: None,
-            value: v.value_last,
-            unit: v.unit,
-            message: format!("from the history: {} samples", v.samples),
-            observed_at: chrono::DateTime::from_timestamp_micros(t).unwrap_or_default(),
-            duration_ms: 0.0,
-            details: Default::default(),
-        };
-        match replayer.observe(&o) {
-            Ok(events) => {
-                for e in &events {
-                    vitals::replay::write_event(&mut out, e)?;
-                }
-            }
-            Err(message) => {
-                out.flush()?;
-                eprintln!("vitals replay: {location}: row {}: {message}", n + 1);
-                return Ok(ExitCode::from(EXIT_DATA));
-            }
+    match vitals::replay::replay_history(config, &table, from, to, &mut out).await {
+        Ok(summary) => {
+            eprint!("{summary}");
+            eprintln!("in {:.2} s", started.elapsed().as_secs_f64());
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            let _ = std::io::Write::flush(&mut out);
+            eprintln!("vitals replay: {e}");
+            Ok(replay_exit(&e))
         }
     }
-    out.flush()?;
-    eprint!("{}", replayer.summary());
-    eprintln!("in {:.2} s", started.elapsed().as_secs_f64());
-    Ok(ExitCode::SUCCESS)
+}
+
+/// The exit code of a replay that stopped.
+fn replay_exit(e: &vitals::replay::ReplayError) -> ExitCode {
+    use vitals::replay::ReplayError;
+    ExitCode::from(match e {
+        ReplayError::Input { .. } => EXIT_DATA,
+        ReplayError::Io(_) | ReplayError::Table { .. } => EXIT_NOINPUT,
+    })
 }
 
 fn rule_tests(files: &[PathBuf], registry: &'static Registry) -> ExitCode {
@@ -346,7 +247,7 @@ fn rule_tests(files: &[PathBuf], registry: &'static Registry) -> ExitCode {
                 }
             }
             Err(vitals::ruletest::TestFileError::Config(d)) => {
-                eprintln!("{d}");
+                print_diagnostics(&d);
                 return ExitCode::from(EXIT_CONFIG);
             }
             Err(e) => {
@@ -364,22 +265,18 @@ fn rule_tests(files: &[PathBuf], registry: &'static Registry) -> ExitCode {
 }
 
 fn validate(path: &Path, registry: &'static Registry) -> ExitCode {
-    match config::load(path, registry) {
-        Ok(config) => {
-            for note in &config.notes {
-                eprintln!("{note}");
-            }
-            for warning in config.warnings() {
-                eprintln!("{}", vitals::text::visible(&warning));
-            }
-            println!("{}: valid ({} checks)", path.display(), config.checks.len());
-            ExitCode::SUCCESS
-        }
-        Err(diags) => {
-            print_diagnostics(&diags);
-            ExitCode::from(EXIT_CONFIG)
-        }
+    let config = match load_or_exit(path, registry) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    for note in &config.notes {
+        eprintln!("{note}");
     }
+    for warning in config.warnings() {
+        eprintln!("{}", vitals::text::visible(&warning));
+    }
+    println!("{}: valid ({} checks)", path.display(), config.checks.len());
+    ExitCode::SUCCESS
 }
 
 async fn check(
@@ -388,12 +285,9 @@ async fn check(
     format: Format,
     ids: Vec<String>,
 ) -> anyhow::Result<ExitCode> {
-    let config = match config::load(path, registry) {
+    let config = match load_or_exit(path, registry) {
         Ok(c) => c,
-        Err(diags) => {
-            print_diagnostics(&diags);
-            return Ok(ExitCode::from(EXIT_CONFIG));
-        }
+        Err(code) => return Ok(code),
     };
     let known: Vec<&str> = config.checks.iter().map(|c| c.id.as_str()).collect();
     for id in &ids {

@@ -64,6 +64,10 @@ pub struct Panel {
     /// Every `details` key the partial reads. A test checks it against the template
     /// and against what the kind writes, so the two cannot drift apart.
     pub reads: &'static [&'static str],
+    /// CSS the partial needs (`include_str!("panel.css")`, or `""`): added to the
+    /// page's stylesheet, since the page's Content-Security-Policy allows no inline
+    /// styles. Scope its rules under the kind's own classes.
+    pub css: &'static str,
 }
 
 impl Section {

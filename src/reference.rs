@@ -4,6 +4,7 @@
 
 use serde::Serialize;
 
+use crate::check::ActionSpec;
 use crate::config::{CommonSettings, Defaults, ServerConfig, SinkSettings};
 use crate::plugin::{Family, KindDoc, Kinds};
 use crate::registry::Registry;
@@ -31,6 +32,9 @@ pub fn plugins_text(registry: &Registry) -> String {
         let width = kind.keys.iter().map(|k| k.name.len()).max().unwrap_or(0);
         for key in &kind.keys {
             out.push_str(&format!("      {:<width$}  {}\n", key.name, key_summary(key)));
+        }
+        for a in actions_of(registry, kind.name) {
+            out.push_str(&format!("      action {}  {}\n", a.name, action_summary(a)));
         }
     }
     out.push_str("\nCommon keys of every [checks.<id>]:\n");
@@ -61,6 +65,21 @@ pub const CHECK_UNKNOWN_TEXT: &str = "pages when a check has been `unknown` (it 
      `unknown_severity` (default WARNING); resolves at the check's first other status. Set both in \
      [defaults] or on a check. Maintenance windows and depends_on hold it back like any rule.";
 
+/// The actions a check kind declares.
+fn actions_of(registry: &Registry, kind: &str) -> &'static [ActionSpec] {
+    registry.checks.get(kind).map(|k| k.actions()).unwrap_or_default()
+}
+
+/// "“Force sync”: runs … (asks first)".
+fn action_summary(a: &ActionSpec) -> String {
+    format!(
+        "“{}”: {}{}",
+        a.label,
+        a.description,
+        if a.destructive { " (asks first)" } else { "" }
+    )
+}
+
 fn key_summary(key: &KeyDoc) -> String {
     let default = match (&key.default, key.required) {
         (_, true) => "required".to_owned(),
@@ -75,11 +94,19 @@ pub fn plugins_json(registry: &Registry) -> String {
     #[derive(Serialize)]
     struct Out {
         check_kinds: Vec<KindDoc>,
+        /// Each check kind's actions, by kind.
+        check_actions: std::collections::BTreeMap<&'static str, &'static [ActionSpec]>,
         common_check_keys: Vec<KeyDoc>,
         sink_kinds: Vec<KindDoc>,
     }
     serde_json::to_string_pretty(&Out {
         check_kinds: kinds(&registry.checks),
+        check_actions: registry
+            .checks
+            .kinds()
+            .filter(|k| !k.actions().is_empty())
+            .map(|k| (k.name, k.actions()))
+            .collect(),
         common_check_keys: keys_of::<CommonSettings>(),
         sink_kinds: kinds(&registry.sinks),
     })
@@ -147,6 +174,9 @@ pub fn configuration_reference(registry: &Registry) -> String {
         }
         out.push_str(".\n\n");
         out.push_str(&key_table(&(kind.keys)()));
+        for a in kind.actions() {
+            out.push_str(&format!("\nAction `{}`: {}.\n", a.name, action_summary(a)));
+        }
         out.push_str(&format!(
             "\n```toml\n[checks.my_{}]\nkind = \"{}\"\n{}```\n",
             kind.name, kind.name, kind.example

@@ -31,6 +31,14 @@ pub enum ReplayError {
     /// Reading the input or writing the output failed.
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    /// The history table could not be read.
+    #[error("cannot read the history table {location}: {message}")]
+    Table {
+        /// Where it is.
+        location: String,
+        /// Why.
+        message: String,
+    },
 }
 
 /// One alert event as `vitals replay` prints it: the alerts table's columns (without
@@ -232,6 +240,48 @@ pub fn replay(config: Config, input: impl BufRead, out: &mut impl Write) -> Resu
             line: number,
             message,
         })?;
+        for e in &events {
+            write_event(out, e)?;
+        }
+    }
+    out.flush()?;
+    Ok(r.summary)
+}
+
+/// Replays the history table between two times (`vitals replay --history`): one
+/// observation per check and bucket (its worst status and last value), in time order,
+/// through `config`, writing every alert event to `out`. A row the config's rules
+/// cannot take is an [`ReplayError::Input`] naming its row.
+pub async fn replay_history(
+    config: Config,
+    table: &crate::delta::TableRef,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    out: &mut impl Write,
+) -> Result<Summary, ReplayError> {
+    let rows = crate::history::read_table(table, None, from, to)
+        .await
+        .map_err(|message| ReplayError::Table {
+            location: table.location.clone(),
+            message,
+        })?;
+    let mut r = Replayer::new(config);
+    for (n, (check, t, v)) in rows.into_iter().enumerate() {
+        let o = Observation {
+            id: check,
+            kind: v.kind,
+            status: v.status,
+            label: None,
+            value: v.value_last,
+            unit: v.unit,
+            message: format!("from the history: {} samples", v.samples),
+            observed_at: DateTime::from_timestamp_micros(t).unwrap_or_default(),
+            duration_ms: 0.0,
+            details: Default::default(),
+        };
+        let events = r
+            .observe(&o)
+            .map_err(|message| ReplayError::Input { line: n + 1, message })?;
         for e in &events {
             write_event(out, e)?;
         }

@@ -54,6 +54,26 @@ impl Thresholds {
     /// Checks the pair for a kind (`what` names the value, e.g. "CPU usage") and, where
     /// given, the range the values must lie in. Errors name the key to fix.
     pub fn validate(&self, keys: (&str, &str), what: &str, range: Option<(f64, f64)>) -> Vec<KeyError> {
+        self.validate_shown(keys, what, range, fmt_num)
+    }
+
+    /// [`Thresholds::validate`] for a pair given as durations and kept in `per_second`
+    /// units a second (1 for seconds, 1000 for milliseconds): messages show the
+    /// durations as the user writes them ("crit (1s) is below warn (2s)").
+    pub fn validate_durations(&self, keys: (&str, &str), what: &str, per_second: f64) -> Vec<KeyError> {
+        self.validate_shown(keys, what, None, |v| {
+            crate::duration::format(std::time::Duration::from_secs_f64((v / per_second).max(0.0)))
+        })
+    }
+
+    /// [`Thresholds::validate`] with values shown by `show`.
+    pub fn validate_shown(
+        &self,
+        keys: (&str, &str),
+        what: &str,
+        range: Option<(f64, f64)>,
+        show: impl Fn(f64) -> String,
+    ) -> Vec<KeyError> {
         let (warn_key, crit_key) = keys;
         let mut errors = Vec::new();
         for (key, v) in [(warn_key, self.warn), (crit_key, self.crit)] {
@@ -73,8 +93,8 @@ impl Thresholds {
                 crit_key,
                 format!(
                     "{crit_key} ({}) is below {warn_key} ({}): higher {what} is worse, so {crit_key} must be at least {warn_key}",
-                    fmt_num(self.crit),
-                    fmt_num(self.warn)
+                    show(self.crit),
+                    show(self.warn)
                 ),
             ));
         }

@@ -9,7 +9,7 @@ use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
 use super::diag::Collector;
-use super::walk::{deserialize_table, keys_of, report_unknown_keys};
+use super::walk::{deserialize_table, keys_of, without_unknown_keys};
 use crate::duration::Span;
 use crate::market::{BUILT_IN, Calendar, CalendarConfig, MarketHours};
 use crate::plugin::{suggest, valid_id};
@@ -77,10 +77,8 @@ pub(super) fn parse(c: &mut Collector, value: &Spanned<DeValue<'_>>) -> Calendar
             );
             continue;
         };
-        if report_unknown_keys(c, &section, t, &keys, "keys of a calendar") {
-            continue;
-        }
-        let Some(config) = deserialize_table::<CalendarConfig>(c, &section, t, value.span()) else {
+        let known = without_unknown_keys(c, &section, t, &keys, "keys of a calendar");
+        let Some(config) = deserialize_table::<CalendarConfig>(c, &section, &known, value.span()) else {
             continue;
         };
         match Calendar::compile(name, &config) {

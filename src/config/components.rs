@@ -7,10 +7,10 @@ use std::collections::{BTreeMap, HashSet};
 
 use serde::Deserialize;
 use toml::Spanned;
-use toml::de::{DeTable, DeValue, ValueDeserializer};
+use toml::de::{DeTable, DeValue};
 
 use super::diag::Collector;
-use super::walk::{deserialize_table, report_de_error, report_unknown_keys};
+use super::walk::{deserialize_table, deserialize_with, without_unknown_keys};
 use super::{COMMON_KEYS, CheckSpec, CommonSettings, Defaults, SINK_COMMON_KEYS, SinkSettings, SinkSpec};
 use crate::check::Checks;
 use crate::plugin::{Family, Kinds, ParsedComponent, Registration, suggest, valid_id};
@@ -98,13 +98,19 @@ fn parse_component<'t, F: Family, S: CommonKeys>(
             own.insert(k.clone(), v.clone());
         }
     }
-    let settings: S = deserialize_table(c, section, &common, value.span())?;
-    let Some(kind) = kinds.get(settings.kind()) else {
+    // Every problem of the table at once: the common keys, the kind's keys (unknown
+    // ones, then each that does not fit), then the kind's own validation.
+    let settings: Option<S> = deserialize_table(c, section, &common, value.span());
+    let kind_name = match &settings {
+        Some(s) => s.kind().to_owned(),
+        // The common keys failed: the kind may still be readable.
+        None => table.get("kind").and_then(|k| k.get_ref().as_str())?.to_owned(),
+    };
+    let Some(kind) = kinds.get(&kind_name) else {
         let m = format!(
-            "unknown {} `{}`{}",
+            "unknown {} `{kind_name}`{}",
             F::NOUN,
-            settings.kind(),
-            kinds.unknown_kind_hint(settings.kind())
+            kinds.unknown_kind_hint(&kind_name)
         );
         c.error(
             table.get("kind").map(Spanned::span),
@@ -117,24 +123,20 @@ fn parse_component<'t, F: Family, S: CommonKeys>(
     let kind_keys: Vec<String> = (kind.keys)().into_iter().map(|k| k.name).collect();
     let mut allowed: Vec<&str> = kind_keys.iter().map(String::as_str).collect();
     allowed.extend(S::KEYS);
-    if report_unknown_keys(c, section, &own, &allowed, &format!("keys of `{}`", kind.name)) {
-        return None;
-    }
-    let de = ValueDeserializer::from(Spanned::new(value.span(), DeValue::Table(own.clone())));
-    let params = match (kind.parse)(de) {
-        Ok(p) => p,
-        Err(e) => {
-            report_de_error(c, section, table, value.span(), &e);
-            return None;
-        }
-    };
+    let own = without_unknown_keys(c, section, &own, &allowed, &format!("keys of `{}`", kind.name));
+    let params = deserialize_with(c, section, &own, value.span(), kind.parse)?;
+    let settings = settings?;
     let mut ok = true;
     for e in params.validate() {
-        let span = table
-            .get_key_value(e.key.as_str())
-            .map(|(_, v)| v.span())
-            .unwrap_or(value.span());
-        c.error(Some(span), Some(section), Some(&e.key), e.message);
+        let (span, message) = match table.get_key_value(e.key.as_str()) {
+            Some((_, v)) => (v.span(), e.message),
+            // A key the table does not set: its default is what is wrong.
+            None => (
+                value.span(),
+                format!("{} (`{}` is not set here: that is its default)", e.message, e.key),
+            ),
+        };
+        c.error(Some(span), Some(section), Some(&e.key), message);
         ok = false;
     }
     ok.then_some(Component {
@@ -196,6 +198,18 @@ pub(super) fn parse_check(
             );
             ok = false;
         }
+    }
+    let common = crate::check::Common {
+        interval: *interval,
+        timeout: *timeout,
+    };
+    for e in params.validate_common(&common) {
+        let span = table
+            .get_key_value(e.key.as_str())
+            .map(|(_, v)| v.span())
+            .unwrap_or(value.span());
+        c.error(Some(span), Some(&section), Some(&e.key), e.message);
+        ok = false;
     }
     let maintenance = compile_windows(c, &section, table, &settings.maintenance);
     let market = super::calendars::resolve(

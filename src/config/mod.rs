@@ -1,227 +1,78 @@
 //! Loading `vitals.toml`: every error at once, each with file, line, column, section
-//! and key. Loading is pure: it reads the one file and touches nothing else.
+//! and key. Loading is pure: it reads the one file and touches nothing else (the
+//! warnings about where the config would write are apart, in [`warnings`]).
+//!
+//! This module dispatches the top-level sections to their owners: a section that
+//! validates itself implements [`Section`] (`[server]`, `[defaults]`, `[history]`);
+//! components (`[checks.*]`, `[sinks.*]`), rules and calendars have their own modules.
 
 mod calendars;
 mod components;
 pub mod diag;
 mod rules;
+pub mod secrets;
+mod server;
+mod settings;
 mod walk;
+pub mod warnings;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
 pub use calendars::Calendars;
 use diag::Collector;
 pub use diag::{Diagnostic, Diagnostics, Level};
+pub use server::{LOOPBACK_HOSTS, ServerConfig};
+pub use settings::{COMMON_KEYS, CommonSettings, Defaults, SINK_COMMON_KEYS, SinkSettings};
 
 use crate::alert::Severity as AlertSeverity;
 use crate::check::ParsedCheck;
-use crate::duration::{Span, SpanOrOff};
 use crate::market::MarketHours;
+use crate::plugin::KeyError;
 use crate::registry::Registry;
 use crate::rules::{Rule, Window, WindowConfig};
 use crate::sinks::ParsedSink;
 
+/// A top-level section that validates itself: its problems are reported at their keys.
+pub trait Section: for<'de> Deserialize<'de> + JsonSchema {
+    /// Its name (`[server]` → `"server"`).
+    const NAME: &'static str;
+    /// Every problem with its values, each at its key. Pure.
+    fn validate(&self) -> Vec<KeyError>;
+}
+
+impl Section for crate::history::HistoryConfig {
+    const NAME: &'static str = "history";
+    fn validate(&self) -> Vec<KeyError> {
+        crate::history::HistoryConfig::validate(self)
+    }
+}
+
+/// Reads a [`Section`]: unknown keys, type errors and its own validation, each at its
+/// key. `None` when any was found.
+fn section<T: Section>(c: &mut Collector, value: &Spanned<DeValue<'_>>) -> Option<T> {
+    let parsed: T = walk::section(c, T::NAME, value)?;
+    let problems = parsed.validate();
+    let table = value.get_ref().as_table();
+    for e in &problems {
+        let span = table.and_then(|t| t.get(e.key.as_str())).map(|v| v.span());
+        c.error(
+            span.or(Some(value.span())),
+            Some(T::NAME),
+            Some(&e.key),
+            e.message.clone(),
+        );
+    }
+    problems.is_empty().then_some(parsed)
+}
+
 /// The config file used when neither `-c` nor `$VITALS_CONFIG` names one.
 pub const DEFAULT_PATH: &str = "config/vitals.toml";
-
-/// `[server]`: the HTTP server (status page, API, metrics).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields, default)]
-pub struct ServerConfig {
-    /// Address and port the web server listens on. Loopback by default: put a reverse
-    /// proxy with TLS in front before exposing it.
-    pub listen: String,
-    /// Name of the environment variable holding the bearer token that `POST` actions
-    /// require. When the variable is unset or empty, actions are disabled (403).
-    pub token_env: String,
-    /// Directory for vitals' own state: alert state (so a restart neither re-sends nor
-    /// forgets an alert) and each sink's outbox of undelivered events. Relative paths
-    /// resolve against the config file's directory. Unset: `$STATE_DIRECTORY` (set by
-    /// systemd's `StateDirectory=`: `/var/lib/vitals` with dist/systemd/vitals.service),
-    /// else `state` beside the config file.
-    pub state_dir: Option<PathBuf>,
-    /// Connections the web server serves at once; more are closed at once (refused,
-    /// not queued), so idle or slow clients cannot use up vitals' file descriptors.
-    pub max_connections: usize,
-    /// How long a client may take to send a request's headers, and how long a
-    /// keep-alive connection may stay idle: then the server closes it.
-    pub header_timeout: Span,
-    /// Host names the web server answers to, besides `localhost`, `127.0.0.1`, `::1`
-    /// and the `listen` address: the name a reverse proxy or the desk's browsers use,
-    /// e.g. `["vitals.desk.example"]`. Any other `Host` gets 421 on every route, and a
-    /// `POST` must come from a page on one of these names (against DNS rebinding).
-    pub allowed_hosts: Vec<String>,
-    /// Name of an environment variable holding a token that reading needs too: when it
-    /// is set and not empty, `/`, `/api/*` and `/metrics` ask for it (HTTP Basic with
-    /// any user name, or `Authorization: Bearer`); `/healthz` stays open. For a page
-    /// reached beyond loopback without a proxy in front. Unset by default.
-    pub read_token_env: Option<String>,
-    /// The URL people reach the page at through a reverse proxy, e.g.
-    /// `"https://vitals.desk.example/"`: its host name is answered to like
-    /// `allowed_hosts`, and the page's buttons work from it (their `Origin`). A proxy
-    /// that rewrites `Host` (nginx's default `proxy_pass`) needs nothing else.
-    pub public_url: Option<String>,
-}
-
-/// The names the web server always answers to.
-pub const LOOPBACK_HOSTS: [&str; 3] = ["localhost", "127.0.0.1", "::1"];
-
-impl ServerConfig {
-    /// Every host name the web server answers to (lowercase, without ports).
-    pub fn allowed_hosts(&self) -> Vec<String> {
-        let mut hosts: Vec<String> = LOOPBACK_HOSTS.map(str::to_owned).to_vec();
-        if let Ok(addr) = self.listen.parse::<std::net::SocketAddr>()
-            && !addr.ip().is_unspecified()
-        {
-            hosts.push(addr.ip().to_string());
-        }
-        let public = self.public_url.as_deref().and_then(public_host);
-        for h in self.allowed_hosts.iter().chain(public.as_ref()) {
-            let h = h
-                .trim()
-                .trim_start_matches('[')
-                .trim_end_matches(']')
-                .to_ascii_lowercase();
-            if !h.is_empty() && !hosts.contains(&h) {
-                hosts.push(h);
-            }
-        }
-        hosts
-    }
-}
-
-impl Default for ServerConfig {
-    fn default() -> Self {
-        ServerConfig {
-            listen: "127.0.0.1:8686".into(),
-            token_env: "VITALS_TOKEN".into(),
-            state_dir: None,
-            max_connections: 512,
-            header_timeout: Span::secs(10),
-            allowed_hosts: Vec::new(),
-            read_token_env: None,
-            public_url: None,
-        }
-    }
-}
-
-/// `[defaults]`: settings every check inherits unless it sets its own.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields, default)]
-pub struct Defaults {
-    /// How often each check runs. Missed ticks are skipped, never bunched up.
-    pub interval: Span,
-    /// How long one run may take before the runner reports the check `unknown`
-    /// ("timed out after …"). A check whose target hangs reports that itself, as
-    /// `critical`, just before this.
-    pub timeout: Span,
-    /// Each check starts at a random offset up to this (capped at its interval) and
-    /// keeps that phase, so checks do not all fire in the same instant.
-    pub jitter: Span,
-    /// The built-in rule `check_unknown` pages when a check has been `unknown` (it
-    /// could not tell: a corrupt table, a permission error, a broken plugin) or has not
-    /// managed a first run for this long: "vitals cannot see <check>: …". `"off"`
-    /// disables it.
-    pub unknown_after: SpanOrOff,
-    /// The severity of `check_unknown` alerts.
-    pub unknown_severity: AlertSeverity,
-}
-
-impl Default for Defaults {
-    fn default() -> Self {
-        Defaults {
-            interval: Span::secs(5),
-            timeout: Span::secs(3),
-            jitter: Span::secs(1),
-            unknown_after: SpanOrOff::After(Span::secs(120)),
-            unknown_severity: AlertSeverity::Warning,
-        }
-    }
-}
-
-/// The keys every `[checks.<id>]` has, whatever its kind.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CommonSettings {
-    /// The check kind: one of those `vitals plugins` lists.
-    pub kind: String,
-    /// How often this check runs (default: `[defaults] interval`).
-    #[serde(default)]
-    pub interval: Option<Span>,
-    /// How long one run may take (default: `[defaults] timeout`).
-    #[serde(default)]
-    pub timeout: Option<Span>,
-    /// Largest random start offset (default: `[defaults] jitter`).
-    #[serde(default)]
-    pub jitter: Option<Span>,
-    /// Ids of checks this one depends on: while one of them is not ok, this check's
-    /// alerts are held back (an IB outage does not also page for every stale table).
-    #[serde(default)]
-    pub depends_on: Vec<String>,
-    /// Maintenance windows during which this check's alerts are held back, e.g.
-    /// weekends for market-data freshness: `[{ start = "0 17 * * FRI", duration =
-    /// "62h", timezone = "America/New_York", reason = "market closed" }]`.
-    #[serde(default)]
-    pub maintenance: Vec<WindowConfig>,
-    /// A market calendar (`"nyse"`, `"nyse_extended"` or a `[calendars.<name>]`):
-    /// outside its session this check's alerts are held back the way maintenance holds
-    /// them, with the cause named ("market closed: Thanksgiving Day"), and fire
-    /// afterwards only if still true. The check keeps running and the page shows its
-    /// real status.
-    #[serde(default)]
-    pub market_hours: Option<String>,
-    /// How long after the session opens alerts are still held (data needs a few
-    /// minutes to catch up), e.g. `"5m"`; needs `market_hours`.
-    #[serde(default)]
-    pub market_grace: Option<Span>,
-    /// How long this check may stay `unknown` before `check_unknown` pages (default:
-    /// `[defaults] unknown_after`; `"off"` disables it for this check).
-    #[serde(default)]
-    pub unknown_after: Option<SpanOrOff>,
-    /// The severity of this check's `check_unknown` alerts (default: `[defaults]
-    /// unknown_severity`).
-    #[serde(default)]
-    pub unknown_severity: Option<AlertSeverity>,
-}
-
-/// The common keys, as written in `[checks.<id>]`.
-pub const COMMON_KEYS: [&str; 10] = [
-    "kind",
-    "interval",
-    "timeout",
-    "jitter",
-    "depends_on",
-    "maintenance",
-    "market_hours",
-    "market_grace",
-    "unknown_after",
-    "unknown_severity",
-];
-
-/// The keys every `[sinks.<id>]` has, whatever its kind.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct SinkSettings {
-    /// The sink kind: one of those `vitals plugins` lists.
-    pub kind: String,
-    /// Alert events below this severity (`INFO` < `WARNING` < `CRITICAL`) are not sent
-    /// to this sink.
-    #[serde(default = "lowest_severity")]
-    pub min_severity: AlertSeverity,
-}
-
-fn lowest_severity() -> AlertSeverity {
-    AlertSeverity::Info
-}
-
-/// The common keys of `[sinks.<id>]`.
-pub const SINK_COMMON_KEYS: [&str; 2] = ["kind", "min_severity"];
 
 /// One configured check, validated and ready to build.
 #[derive(Debug)]
@@ -325,98 +176,16 @@ impl Config {
         }
     }
 
-    /// What `vitals validate` warns about beyond the file itself (loading reads nothing
-    /// else; this does, read-only): a sink's `path` outside the state directory that
-    /// names an existing file which is not a vitals alert log — the sink would append
-    /// to it.
+    /// What `vitals validate` and `vitals run` warn about beyond the file itself (see
+    /// [`warnings::warnings`]).
     pub fn warnings(&self) -> Vec<String> {
-        use std::io::{BufRead, Read};
-        let state = self.state_dir();
-        let mut out = Vec::new();
-        if let Some(why) = not_for_data(&state) {
-            out.push(format!(
-                "{}: [server] key `state_dir`: warning: vitals' state would go to {}, {why}; set `state_dir = \"/var/lib/vitals\"`, or leave it unset under systemd (StateDirectory=vitals)",
-                self.path.display(),
-                state.display()
-            ));
-        }
-        for sink in &self.sinks {
-            let params = sink.params.to_json();
-            let Some(path) = params.get("path").and_then(|p| p.as_str()) else {
-                continue;
-            };
-            let file = crate::plugin::resolve_path(&self.dir(), Path::new(path));
-            if let Some(why) = not_for_data(&file) {
-                out.push(format!(
-                    "{}: [sinks.{}] key `path`: warning: the sink would write {}, {why}; use an absolute path under /var/lib or /var/log",
-                    self.path.display(),
-                    sink.id,
-                    file.display()
-                ));
-                continue;
-            }
-            if file.starts_with(&state) || !file.is_file() {
-                continue;
-            }
-            let first = std::fs::File::open(&file).ok().and_then(|f| {
-                let mut line = String::new();
-                std::io::BufReader::new(f.take(64 * 1024))
-                    .read_line(&mut line)
-                    .ok()?;
-                Some(line)
-            });
-            let is_log = first.as_deref().is_none_or(|l| {
-                l.trim().is_empty()
-                    || serde_json::from_str::<serde_json::Value>(l).is_ok_and(|v| v.get("alert_id").is_some())
-            });
-            if !is_log {
-                out.push(format!(
-                    "{}: [sinks.{}] key `path`: warning: {} is an existing file that is not a vitals alert log; the sink would append alert events to it",
-                    self.path.display(),
-                    sink.id,
-                    file.display()
-                ));
-            }
-        }
-        out
+        warnings::warnings(self)
     }
 
     /// The check with this id.
     pub fn check(&self, id: &str) -> Option<&CheckSpec> {
         self.checks.iter().find(|c| c.id == id)
     }
-}
-
-/// The host name of a `public_url` (`https://name:port/path` → `name`).
-fn public_host(url: &str) -> Option<String> {
-    let rest = url
-        .strip_prefix("https://")
-        .or_else(|| url.strip_prefix("http://"))?;
-    let authority = rest.split(['/', '?', '#']).next()?;
-    let authority = authority.rsplit('@').next()?;
-    let name = match authority.strip_prefix('[') {
-        Some(v6) => v6.split(']').next()?,
-        None => authority.split(':').next()?,
-    };
-    (!name.is_empty()).then(|| name.to_ascii_lowercase())
-}
-
-/// Why vitals should not write under `path`: a system directory (read-only for a
-/// hardened service, `ProtectSystem=strict`), or a place this user cannot write.
-fn not_for_data(path: &Path) -> Option<String> {
-    const SYSTEM: [&str; 8] = ["/etc", "/usr", "/boot", "/bin", "/sbin", "/lib", "/proc", "/sys"];
-    if let Some(dir) = SYSTEM.iter().find(|d| path.starts_with(d)) {
-        return Some(format!(
-            "under {dir}: read-only for the service (ProtectSystem=strict) and no place for data"
-        ));
-    }
-    let mut existing = path;
-    while !existing.exists() {
-        existing = existing.parent()?;
-    }
-    nix::unistd::access(existing, nix::unistd::AccessFlags::W_OK)
-        .err()
-        .map(|_| format!("and {} is not writable by this user", existing.display()))
 }
 
 /// The directory of a config file (`.` for a bare file name).
@@ -491,89 +260,10 @@ pub fn parse(path: &Path, src: &str, registry: &Registry) -> Result<Config, Diag
     for (key, value) in root.iter() {
         let name = key.get_ref().as_ref();
         match name {
-            "server" => {
-                if let Some(s) = walk::section::<ServerConfig>(&mut c, "server", value) {
-                    let key_span = |key: &str| match value.get_ref() {
-                        DeValue::Table(t) => t.get(key).map(|v| v.span()),
-                        _ => None,
-                    };
-                    if let Err(e) = s.listen.parse::<std::net::SocketAddr>() {
-                        c.error(
-                            key_span("listen").or(Some(value.span())),
-                            Some("server"),
-                            Some("listen"),
-                            format!(
-                                "`{}` is not an address and port ({e}); expected e.g. \"127.0.0.1:8686\"",
-                                s.listen
-                            ),
-                        );
-                    }
-                    if s.max_connections == 0 {
-                        c.error(
-                            key_span("max_connections").or(Some(value.span())),
-                            Some("server"),
-                            Some("max_connections"),
-                            "must be at least 1",
-                        );
-                    }
-                    if let Some(url) = &s.public_url
-                        && public_host(url).is_none()
-                    {
-                        c.error(
-                            key_span("public_url").or(Some(value.span())),
-                            Some("server"),
-                            Some("public_url"),
-                            format!("`{url}` is not a URL: write e.g. \"https://vitals.desk.example/\""),
-                        );
-                    }
-                    if s.header_timeout.is_zero() {
-                        c.error(
-                            key_span("header_timeout").or(Some(value.span())),
-                            Some("server"),
-                            Some("header_timeout"),
-                            "must be longer than 0s",
-                        );
-                    }
-                    server = s;
-                }
-            }
-            "defaults" => {
-                if let Some(d) = walk::section::<Defaults>(&mut c, "defaults", value) {
-                    defaults = d;
-                }
-            }
+            "server" => server = section(&mut c, value).unwrap_or(server),
+            "defaults" => defaults = section(&mut c, value).unwrap_or(defaults),
             "calendars" => calendar_table = Some(value),
-            "history" => {
-                if let Some(h) = walk::section::<crate::history::HistoryConfig>(&mut c, "history", value) {
-                    let key_span = |key: &str| match value.get_ref() {
-                        DeValue::Table(t) => t.get(key).map(|v| v.span()),
-                        _ => None,
-                    };
-                    let mut problems = Vec::new();
-                    if *h.resolution < Duration::from_secs(1) {
-                        problems.push(crate::plugin::KeyError::new("resolution", "must be at least 1s"));
-                    }
-                    if *h.retention <= *h.resolution {
-                        problems.push(crate::plugin::KeyError::new(
-                            "retention",
-                            "must be longer than the resolution",
-                        ));
-                    }
-                    if let Some(table) = &h.table {
-                        problems.extend(crate::delta::table_key(table, "the history table"));
-                        problems.extend(crate::delta::storage_options_key(table, &h.storage_options));
-                    }
-                    for e in problems {
-                        c.error(
-                            key_span(&e.key).or(Some(value.span())),
-                            Some("history"),
-                            Some(&e.key),
-                            e.message,
-                        );
-                    }
-                    history = Some(h);
-                }
-            }
+            "history" => history = section::<crate::history::HistoryConfig>(&mut c, value),
             "checks" => match value.get_ref() {
                 DeValue::Table(t) => check_tables.extend(t.iter()),
                 other => c.error(
@@ -618,7 +308,6 @@ pub fn parse(path: &Path, src: &str, registry: &Registry) -> Result<Config, Diag
             ),
         }
     }
-    validate_durations(&mut c, &defaults);
     let calendars = calendar_table.map_or_else(Calendars::default, |v| calendars::parse(&mut c, v));
 
     let mut checks = Vec::new();
@@ -665,7 +354,8 @@ pub fn parse(path: &Path, src: &str, registry: &Registry) -> Result<Config, Diag
             sinks.push(spec);
         }
     }
-    refuse_secret_passthrough(&mut c, &server, &sinks, &checks, &check_tables);
+    let secrets = secrets::secret_variables(&server, &sinks);
+    secrets::refuse_passthrough(&mut c, &secrets, &checks, &check_tables);
     // Report in file order; problems without a place (none so far) first.
     c.out.sort_by_key(|d| d.position);
     if c.has_errors() {
@@ -682,56 +372,4 @@ pub fn parse(path: &Path, src: &str, registry: &Registry) -> Result<Config, Diag
         history,
         notes: c.out,
     })
-}
-
-/// No check may pass a plugin a variable that the config names as holding a secret:
-/// `[server] token_env`, `read_token_env`, and every sink key ending in `_env`
-/// (`password_env`…).
-fn refuse_secret_passthrough(
-    c: &mut Collector,
-    server: &ServerConfig,
-    sinks: &[SinkSpec],
-    checks: &[CheckSpec],
-    tables: &[(&Spanned<std::borrow::Cow<'_, str>>, &Spanned<DeValue<'_>>)],
-) {
-    let mut secrets = vec![server.token_env.clone()];
-    secrets.extend(server.read_token_env.clone());
-    for sink in sinks {
-        if let serde_json::Value::Object(keys) = sink.params.to_json() {
-            secrets.extend(
-                keys.iter()
-                    .filter(|(k, _)| k.ends_with("_env"))
-                    .filter_map(|(_, v)| v.as_str().map(str::to_owned)),
-            );
-        }
-    }
-    for check in checks {
-        let listed = check.params.to_json();
-        let Some(names) = listed.get("env_passthrough").and_then(|v| v.as_array()) else {
-            continue;
-        };
-        for name in names.iter().filter_map(|n| n.as_str()) {
-            if secrets.iter().any(|s| s == name) {
-                let span = tables
-                    .iter()
-                    .find(|(id, _)| id.get_ref().as_ref() == check.id)
-                    .and_then(|(_, t)| t.get_ref().as_table()?.get("env_passthrough").map(Spanned::span));
-                c.error(
-                    span,
-                    Some(&format!("checks.{}", check.id)),
-                    Some("env_passthrough"),
-                    format!("`{name}` holds a secret of vitals' (another key of this config names it): it is never passed to a plugin"),
-                );
-            }
-        }
-    }
-}
-
-fn validate_durations(c: &mut Collector, d: &Defaults) {
-    if d.interval.is_zero() {
-        c.error(None, Some("defaults"), Some("interval"), "must be longer than 0s");
-    }
-    if d.timeout.is_zero() {
-        c.error(None, Some("defaults"), Some("timeout"), "must be longer than 0s");
-    }
 }

@@ -6,7 +6,7 @@ use toml::Spanned;
 use toml::de::DeValue;
 
 use super::diag::Collector;
-use super::walk::{deserialize_table, keys_of, report_unknown_keys};
+use super::walk::{deserialize_table, keys_of, without_unknown_keys};
 use crate::check::Checks;
 use crate::plugin::{Kinds, suggest};
 use crate::rules::{CHECK_UNKNOWN, Rule, RuleConfig};
@@ -36,10 +36,8 @@ pub(super) fn parse_rule(
     };
     let keys = keys_of::<RuleConfig>();
     let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
-    if report_unknown_keys(c, &section, table, &keys, "keys of a rule") {
-        return None;
-    }
-    let config: RuleConfig = deserialize_table(c, &section, table, value.span())?;
+    let known = without_unknown_keys(c, &section, table, &keys, "keys of a rule");
+    let config: RuleConfig = deserialize_table(c, &section, &known, value.span())?;
     let span_of = |key: &str| table.get(key).map(Spanned::span).or(Some(value.span()));
     let mut ok = true;
     if config.name == CHECK_UNKNOWN {

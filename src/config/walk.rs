@@ -32,14 +32,32 @@ pub(super) fn section<T: for<'de> Deserialize<'de> + JsonSchema>(
     };
     let keys = keys_of::<T>();
     let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
-    if report_unknown_keys(c, name, table, &keys, "keys") {
-        return None;
+    // Unknown keys are reported, and the rest is still read: every problem at once.
+    let known = without_unknown_keys(c, name, table, &keys, "keys");
+    deserialize_table(c, name, &known, value.span())
+}
+
+/// Reports the keys of `table` not in `allowed` and returns the table without them, so
+/// the rest can still be checked.
+pub(super) fn without_unknown_keys<'t>(
+    c: &mut Collector,
+    section: &str,
+    table: &DeTable<'t>,
+    allowed: &[&str],
+    what: &str,
+) -> DeTable<'t> {
+    report_unknown_keys(c, section, table, allowed, what);
+    let mut known = DeTable::new();
+    for (k, v) in table.iter() {
+        if allowed.contains(&k.get_ref().as_ref()) {
+            known.insert(k.clone(), v.clone());
+        }
     }
-    deserialize_table(c, name, table, value.span())
+    known
 }
 
 /// Reports keys of `table` not in `allowed`; true if there were any.
-pub(super) fn report_unknown_keys(
+fn report_unknown_keys(
     c: &mut Collector,
     section: &str,
     table: &DeTable<'_>,
@@ -77,30 +95,99 @@ pub(super) fn deserialize_table<T: for<'de> Deserialize<'de>>(
     table: &DeTable<'_>,
     span: Range<usize>,
 ) -> Option<T> {
-    let de = ValueDeserializer::from(Spanned::new(span.clone(), DeValue::Table(table.clone())));
-    match T::deserialize(de) {
-        Ok(v) => Some(v),
-        Err(e) => {
-            report_de_error(c, section, table, span, &e);
-            None
-        }
-    }
+    deserialize_with(c, section, table, span, |de| T::deserialize(de))
 }
 
+/// Deserializes a table with `parse`, reporting every key that fails, not only the
+/// first: after a failure at a key, that key is set aside and the rest is read again.
+/// `None` if any key failed.
+pub(super) fn deserialize_with<T>(
+    c: &mut Collector,
+    section: &str,
+    table: &DeTable<'_>,
+    span: Range<usize>,
+    parse: impl Fn(ValueDeserializer<'_>) -> Result<T, toml::de::Error>,
+) -> Option<T> {
+    let mut rest = table.clone();
+    let mut failed = false;
+    // Each round sets one key aside; the bound only guards against a mistake.
+    for _ in 0..=table.len() {
+        let de = ValueDeserializer::from(Spanned::new(span.clone(), DeValue::Table(rest.clone())));
+        let e = match parse(de) {
+            Ok(v) => return (!failed).then_some(v),
+            Err(e) => e,
+        };
+        // A required key set aside is missing now: its problem is reported already, and
+        // every other key was read without one.
+        let set_aside = e
+            .message()
+            .strip_prefix("missing field `")
+            .and_then(|m| m.split('`').next())
+            .is_some_and(|k| table.contains_key(k) && !rest.contains_key(k));
+        if set_aside {
+            return None;
+        }
+        failed = true;
+        let key = report_de_error(c, section, table, span.clone(), &e);
+        match key {
+            Some(k) if rest.contains_key(k.as_str()) => {
+                rest.remove(k.as_str());
+            }
+            _ => return None,
+        }
+    }
+    None
+}
+
+/// Reports a deserialization error at the key it concerns, in the user's words;
+/// returns that key when it is known.
 pub(super) fn report_de_error(
     c: &mut Collector,
     section: &str,
     table: &DeTable<'_>,
     span: Range<usize>,
     e: &toml::de::Error,
-) {
+) -> Option<String> {
     let (key, at) = locate(table, e.span(), e.message());
     let message = e.message().to_owned();
     let message = match message.strip_prefix("missing field ") {
         Some(field) => format!("required key {field} is missing"),
-        None => message,
+        None => in_words(&message),
     };
     c.error(Some(at.unwrap_or(span)), Some(section), key.as_deref(), message);
+    key
+}
+
+/// serde's type names in a message, in a TOML writer's words: "expected u16" becomes
+/// "expected a whole number from 0 to 65535".
+pub(super) fn in_words(message: &str) -> String {
+    const WORDS: [(&str, &str); 14] = [
+        ("expected u8", "expected a whole number from 0 to 255"),
+        ("expected u16", "expected a whole number from 0 to 65535"),
+        ("expected u32", "expected a whole number from 0 to 4294967295"),
+        ("expected u64", "expected a whole number, 0 or more"),
+        ("expected usize", "expected a whole number, 0 or more"),
+        ("expected i8", "expected a whole number from -128 to 127"),
+        ("expected i16", "expected a whole number from -32768 to 32767"),
+        ("expected i32", "expected a whole number"),
+        ("expected i64", "expected a whole number"),
+        ("expected f32", "expected a number"),
+        ("expected f64", "expected a number"),
+        ("expected a sequence", "expected an array, e.g. [\"a\", \"b\"]"),
+        ("expected a map", "expected a table, e.g. { key = \"value\" }"),
+        ("expected a boolean", "expected true or false"),
+    ];
+    let mut out = message.to_owned();
+    for (from, to) in WORDS {
+        if let Some(at) = out.find(from) {
+            let end = at + from.len();
+            // Whole words only: `u16` must not match inside `u160`.
+            if out[end..].chars().next().is_none_or(|ch| !ch.is_alphanumeric()) {
+                out.replace_range(at..end, to);
+            }
+        }
+    }
+    out
 }
 
 /// Which key of `table` an error is about, and where to point.
@@ -123,11 +210,46 @@ fn locate(
         }
     }
     // "missing field `x`" points at the table; name the key anyway.
-    let key = message
+    if let Some(key) = message
         .strip_prefix("missing field `")
         .and_then(|m| m.split('`').next())
-        .map(str::to_owned);
-    (key, span)
+    {
+        return (Some(key.to_owned()), span);
+    }
+    // A key of a flattened part (`table` of the Delta kinds) comes back without its
+    // place: find the value the message quotes.
+    if let Some((k, v)) = quoted_value(message).and_then(|quoted| {
+        table
+            .iter()
+            .find(|(_, v)| value_text(v.get_ref()).is_some_and(|t| t == quoted))
+    }) {
+        return (Some(k.get_ref().to_string()), Some(v.span()));
+    }
+    (None, span)
+}
+
+/// The value an "invalid type: integer `5`, …" or "invalid type: string \"x\", …"
+/// message quotes, as it would be written.
+fn quoted_value(message: &str) -> Option<String> {
+    let rest = message
+        .strip_prefix("invalid type: ")
+        .or_else(|| message.strip_prefix("invalid value: "))?;
+    if let Some(s) = rest.strip_prefix("string \"") {
+        return Some(format!("\"{}\"", s.split('"').next()?));
+    }
+    let (_, after) = rest.split_once('`')?;
+    Some(after.split('`').next()?.to_owned())
+}
+
+/// A scalar value as the messages quote it.
+fn value_text(v: &DeValue<'_>) -> Option<String> {
+    Some(match v {
+        DeValue::String(s) => format!("\"{s}\""),
+        DeValue::Integer(i) => i.to_string(),
+        DeValue::Float(f) => f.to_string(),
+        DeValue::Boolean(b) => b.to_string(),
+        _ => return None,
+    })
 }
 
 /// The allowed keys of `T` (from its schema).

@@ -22,7 +22,7 @@ pub use outbox::Outbox;
 
 use crate::config::SinkSpec;
 use crate::plugin::BuildError;
-use crate::sinks::{Sink, SinkContext};
+use crate::sinks::{Sink, SinkContext, Takes};
 
 /// First retry delay.
 pub const BACKOFF_START: Duration = Duration::from_secs(1);
@@ -39,6 +39,8 @@ pub struct SinkInstance {
     pub id: String,
     /// Events below this severity are not sent to it.
     pub min_severity: Severity,
+    /// Which events its kind takes.
+    pub takes: Takes,
     /// The sink.
     pub sink: Result<Arc<dyn Sink>, BuildError>,
 }
@@ -60,6 +62,7 @@ impl SinkInstance {
         SinkInstance {
             id: spec.id.clone(),
             min_severity: spec.min_severity,
+            takes: spec.params.takes(),
             sink: spec.params.build(&cx),
         }
     }
@@ -68,6 +71,7 @@ impl SinkInstance {
 struct Queue {
     id: String,
     min_severity: Severity,
+    takes: Takes,
     tx: mpsc::UnboundedSender<AlertEvent>,
     outbox: Arc<Outbox>,
 }
@@ -75,6 +79,8 @@ struct Queue {
 /// The running fan-out.
 pub struct Dispatcher {
     queues: Vec<Queue>,
+    /// Sinks that take no events (a heartbeat): kept alive, never queued to.
+    quiet: Vec<Arc<dyn Sink>>,
     tasks: Vec<JoinHandle<()>>,
     cancel: CancellationToken,
 }
@@ -85,7 +91,17 @@ impl Dispatcher {
         let cancel = CancellationToken::new();
         let mut queues = Vec::new();
         let mut tasks = Vec::new();
+        let mut quiet = Vec::new();
         for t in targets {
+            if t.takes == Takes::Nothing {
+                match t.sink {
+                    Ok(sink) => quiet.push(sink),
+                    Err(e) => {
+                        error!(sink = %t.id, "the sink could not be set up: {}", crate::text::visible(&e.to_string()))
+                    }
+                }
+                continue;
+            }
             let (tx, rx) = mpsc::unbounded_channel();
             let outbox = Arc::new(Outbox::new(state_dir, &t.id));
             // Read before anything new is queued, so an event is never taken twice.
@@ -101,12 +117,14 @@ impl Dispatcher {
             queues.push(Queue {
                 id: t.id,
                 min_severity: t.min_severity,
+                takes: t.takes,
                 tx,
                 outbox,
             });
         }
         Dispatcher {
             queues,
+            quiet,
             tasks,
             cancel,
         }
@@ -116,6 +134,7 @@ impl Dispatcher {
     pub fn none() -> Dispatcher {
         Dispatcher {
             queues: Vec::new(),
+            quiet: Vec::new(),
             tasks: Vec::new(),
             cancel: CancellationToken::new(),
         }
@@ -126,7 +145,7 @@ impl Dispatcher {
     /// a sink.
     pub fn send(&self, event: &AlertEvent) {
         for q in &self.queues {
-            if event.severity < q.min_severity {
+            if event.severity < q.min_severity || !q.takes.takes(event) {
                 continue;
             }
             q.outbox.append(std::slice::from_ref(event));
@@ -140,6 +159,7 @@ impl Dispatcher {
     /// it holds; anything undelivered stays in its outbox for the next start.
     pub async fn shutdown(self, grace: Duration) {
         drop(self.queues);
+        drop(self.quiet);
         self.cancel.cancel();
         let all = futures::future::join_all(self.tasks);
         if tokio::time::timeout(grace + Duration::from_secs(1), all)
@@ -226,17 +246,17 @@ async fn run_sink(
                 backoff = BACKOFF_START;
             }
             Err(e) if !e.retryable => {
-                error!(sink = %id, events = pending.len(), "delivery refused for good, events moved to the dead-letter file: {e}");
+                error!(sink = %id, events = pending.len(), "delivery refused for good, events moved to the dead-letter file: {}", crate::text::visible(&e.message));
                 outbox.bury(&pending);
                 outbox.remove_first(pending.len());
                 pending.clear();
             }
             Err(e) => {
                 if cancel.is_cancelled() {
-                    warn!(sink = %id, "{} alert events stay in the outbox for the next start: {e}", pending.len());
+                    warn!(sink = %id, "{} alert events stay in the outbox for the next start: {}", pending.len(), crate::text::visible(&e.message));
                     return;
                 }
-                warn!(sink = %id, events = pending.len(), "delivery failed, retrying in {backoff:?}: {e}");
+                warn!(sink = %id, events = pending.len(), "delivery failed, retrying in {backoff:?}: {}", crate::text::visible(&e.message));
                 let until = Instant::now() + backoff;
                 backoff = next_backoff(backoff);
                 loop {
@@ -331,6 +351,7 @@ mod tests {
         });
         let d = Dispatcher::start(
             vec![SinkInstance {
+                takes: Takes::All,
                 id: "s".into(),
                 min_severity: Severity::Warning,
                 sink: Ok(sink.clone()),
@@ -359,6 +380,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let d = Dispatcher::start(
             vec![SinkInstance {
+                takes: Takes::All,
                 id: "broken".into(),
                 min_severity: Severity::Info,
                 sink: Err(BuildError::Environment("no runtime")),

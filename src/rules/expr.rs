@@ -178,7 +178,39 @@ mod properties {
             detail in any::<f64>(),
         ) {
             if let Ok(c) = Condition::compile(&source) {
-                let _ = c.eval(&observation(status, value, label, detail));
+                // Either a truth value or a reason, never a panic or a silent nothing.
+                if let Err(e) = c.eval(&observation(status, value, label, detail)) {
+                    prop_assert!(!e.is_empty(), "{}", source);
+                }
+            }
+        }
+
+        #[test]
+        fn a_comparison_evaluates_as_rust_compares(
+            value in prop::option::of(-1e6f64..1e6),
+            threshold in -1e6f64..1e6,
+            op in prop::sample::select(vec![">", ">=", "<", "<=", "==", "!="]),
+        ) {
+            let source = format!("value {op} {threshold:?}");
+            let c = Condition::compile(&source).unwrap();
+            let got = c.eval(&observation(Status::Ok, value, String::new(), 0.0));
+            match value {
+                // A missing value is not equal to any number, and cannot be ordered
+                // against one: the condition cannot tell.
+                None if op == "==" => prop_assert_eq!(got, Ok(false)),
+                None if op == "!=" => prop_assert_eq!(got, Ok(true)),
+                None => prop_assert!(got.is_err(), "{} -> {:?}", source, got),
+                Some(v) => {
+                    let expected = match op {
+                        ">" => v > threshold,
+                        ">=" => v >= threshold,
+                        "<" => v < threshold,
+                        "<=" => v <= threshold,
+                        "==" => v == threshold,
+                        _ => v != threshold,
+                    };
+                    prop_assert_eq!(got, Ok(expected), "{} with value {}", source, v);
+                }
             }
         }
     }

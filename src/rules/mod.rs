@@ -12,6 +12,8 @@
 
 pub mod config;
 pub mod expr;
+mod held;
+mod state;
 pub mod template;
 pub mod window;
 
@@ -20,10 +22,12 @@ use std::collections::{BTreeMap, HashMap};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::alert::{ActiveAlert, AlertEvent, AlertState, SuppressedAlert, hostname};
+use crate::alert::{ActiveAlert, AlertEvent, AlertState, hostname};
 use crate::observation::{Observation, Status};
 pub use config::{CHECK_UNKNOWN, Rule, RuleConfig, UnknownPolicy};
 pub use expr::Condition;
+pub use held::HeldRecord;
+pub use state::EngineState;
 pub use template::{PLACEHOLDERS, render, validate_template};
 pub use window::{Window, WindowConfig};
 
@@ -40,32 +44,6 @@ pub struct CheckMeta {
     pub market: Option<MarketHours>,
 }
 
-/// A calendar's state now, for the page and `/api/status`.
-#[derive(Debug, Clone, Serialize)]
-pub struct MarketView {
-    /// The state.
-    #[serde(flatten)]
-    pub state: crate::market::MarketState,
-    /// One line for people.
-    pub text: String,
-    /// The checks whose alerts follow it.
-    pub checks: Vec<String>,
-}
-
-/// A condition held back: which pair, why, from when (for `vitals replay`'s summary).
-#[derive(Debug, Clone, PartialEq)]
-pub struct HoldRecord {
-    /// The rule's name.
-    pub rule: String,
-    /// The check's id.
-    pub check: String,
-    /// Why ("market closed: Thanksgiving Day", "in maintenance: …", "held back: ib is
-    /// critical").
-    pub cause: String,
-    /// When the hold began.
-    pub at: DateTime<Utc>,
-}
-
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "phase", rename_all = "lowercase")]
 enum Phase {
@@ -73,7 +51,8 @@ enum Phase {
     Pending {
         since: DateTime<Utc>,
     },
-    Suppressed {
+    #[serde(rename = "held", alias = "suppressed")]
+    Held {
         since: DateTime<Utc>,
         cause: String,
         message: String,
@@ -117,15 +96,11 @@ pub struct Engine {
     /// Set when a pair changes phase (or an event is emitted): the state should be saved.
     changed: bool,
     /// Holds as they begin, when asked for ([`Engine::record_holds`]).
-    holds: Option<Vec<HoldRecord>>,
+    holds: Option<Vec<HeldRecord>>,
     /// No pair is due before this (none: no pair is due at all): `advance` looks at
     /// the pairs only once it is reached.
     wake: Option<DateTime<Utc>>,
 }
-
-/// Why a pair is held back, and when the hold lifts by itself (none: at an
-/// observation).
-type Held = (String, Option<DateTime<Utc>>);
 
 impl Engine {
     /// An engine for `rules`, with what it needs to know of each check.
@@ -143,8 +118,9 @@ impl Engine {
         }
     }
 
-    /// The market state of every calendar the checks use, with the checks using it.
-    pub fn markets(&self, now: DateTime<Utc>) -> Vec<MarketView> {
+    /// Every calendar the checks follow, with the checks following it (sorted by id),
+    /// by calendar name.
+    pub fn calendars(&self) -> Vec<(&MarketHours, Vec<String>)> {
         let mut by_name: BTreeMap<&str, (&MarketHours, Vec<String>)> = BTreeMap::new();
         for (id, meta) in &self.checks {
             if let Some(m) = &meta.market {
@@ -159,54 +135,9 @@ impl Engine {
             .into_values()
             .map(|(m, mut checks)| {
                 checks.sort();
-                let state = m.calendar.state(now);
-                MarketView {
-                    text: state.describe(),
-                    state,
-                    checks,
-                }
+                (m, checks)
             })
             .collect()
-    }
-
-    /// Keeps a record of every hold as it begins, for [`Engine::take_holds`].
-    pub fn record_holds(&mut self) {
-        self.holds = Some(Vec::new());
-    }
-
-    /// The holds that began since the last call (empty unless recording).
-    pub fn take_holds(&mut self) -> Vec<HoldRecord> {
-        self.holds.as_mut().map(std::mem::take).unwrap_or_default()
-    }
-
-    /// Why alerts of `rule` on `check` are held back at `now`: a maintenance window of
-    /// the rule or the check, the market hours of the rule or the check, or a
-    /// dependency that is not ok (or not yet seen).
-    fn suppression(&self, rule: &Rule, check: &str, now: DateTime<Utc>) -> Option<Held> {
-        let meta = self.checks.get(check);
-        if let Some((cause, until)) = window::open_window(&rule.windows, now)
-            .or_else(|| meta.and_then(|m| window::open_window(&m.windows, now)))
-        {
-            return Some((cause, Some(until)));
-        }
-        if let Some(hold) = rule
-            .market
-            .as_ref()
-            .and_then(|m| m.hold(now))
-            .or_else(|| meta.and_then(|m| m.market.as_ref()?.hold(now)))
-        {
-            return Some((hold.cause, Some(hold.until)));
-        }
-        let deps = &meta?.depends_on;
-        let causes: Vec<String> = deps
-            .iter()
-            .filter_map(|d| match self.statuses.get(d) {
-                Some(Status::Ok) => None,
-                Some(s) => Some(format!("{d} is {s}")),
-                None => Some(format!("{d} has not reported yet")),
-            })
-            .collect();
-        (!causes.is_empty()).then(|| (format!("held back: {}", causes.join(", ")), None))
     }
 
     /// When the pair next changes by itself, without an observation.
@@ -219,7 +150,7 @@ impl Engine {
         match phase {
             Phase::Inactive => None,
             Phase::Pending { since } => since.checked_add_signed(span(*rule.for_)),
-            Phase::Suppressed { until, .. } => *until,
+            Phase::Held { until, .. } => *until,
             Phase::Firing(f) if f.holding => {
                 let repeat = rule.repeat.filter(|r| !r.is_zero())?;
                 (!f.acknowledged).then(|| f.last_sent.checked_add_signed(span(*repeat)))?
@@ -272,10 +203,10 @@ impl Engine {
         if let Some(due) = self.due(&key, &next) {
             self.wake = Some(self.wake.map_or(due, |w| w.min(due)));
         }
-        if let (Some(holds), Phase::Suppressed { cause, .. }) = (self.holds.as_mut(), &next) {
-            let same = matches!(before, Phase::Suppressed { cause: was, .. } if was == cause);
+        if let (Some(holds), Phase::Held { cause, .. }) = (self.holds.as_mut(), &next) {
+            let same = matches!(before, Phase::Held { cause: was, .. } if was == cause);
             if !same {
-                holds.push(HoldRecord {
+                holds.push(HeldRecord {
                     rule: self.rules[key.0].config.name.clone(),
                     check: key.1.clone(),
                     cause: cause.clone(),
@@ -353,26 +284,20 @@ impl Engine {
         // Rendered only when an event or a stored phase needs it (most observations
         // change nothing).
         let message = || render(&rule.message, &rule.name, rule.severity, o);
-        let event = |f: &Firing, state: AlertState, reminder: bool, message: String| AlertEvent {
-            alert_id: f.alert_id.clone(),
-            rule: rule.name.clone(),
-            check_id: o.id.clone(),
-            severity: rule.severity,
-            state,
-            message,
-            value: o.value,
-            started_at: f.started_at,
-            event_at: now,
-            host: self.host.clone(),
-            reminder,
+        let event = |f: &Firing, state: AlertState, reminder: bool, message: String| {
+            let e = AlertEvent::new(&rule.name, &o.id, rule.severity, state, message, now)
+                .of_episode(&f.alert_id, f.started_at)
+                .with_value(o.value)
+                .on_host(&self.host);
+            if reminder { e.as_reminder() } else { e }
         };
         let for_ = chrono::Duration::from_std(*rule.for_).unwrap_or_default();
         let fire_or_hold = |since: DateTime<Utc>, events: &mut Vec<AlertEvent>| -> Phase {
             if now - since < for_ {
                 return Phase::Pending { since };
             }
-            if let Some((cause, until)) = self.suppression(&self.rules[index], &o.id, now) {
-                return Phase::Suppressed {
+            if let Some((cause, until)) = self.hold(&self.rules[index], &o.id, now) {
+                return Phase::Held {
                     since,
                     cause,
                     message: message(),
@@ -381,7 +306,7 @@ impl Engine {
             }
             let text = message();
             let f = Firing {
-                alert_id: format!("{}.{}.{}", rule.name, o.id, now.timestamp_millis()),
+                alert_id: crate::alert::episode_id(&rule.name, &o.id, now),
                 started_at: now,
                 last_true: now,
                 last_sent: now,
@@ -397,21 +322,21 @@ impl Engine {
             // A hold that lifts by itself at `until` (a window, the market) stands until
             // then: the cause is not looked up again at every observation.
             (
-                Phase::Suppressed {
+                Phase::Held {
                     since,
                     cause,
                     until: Some(until),
                     ..
                 },
                 true,
-            ) if now < until => Phase::Suppressed {
+            ) if now < until => Phase::Held {
                 since,
                 cause,
                 message: message(),
                 until: Some(until),
             },
-            (Phase::Pending { since } | Phase::Suppressed { since, .. }, true) => fire_or_hold(since, events),
-            (Phase::Inactive | Phase::Pending { .. } | Phase::Suppressed { .. }, false) => Phase::Inactive,
+            (Phase::Pending { since } | Phase::Held { since, .. }, true) => fire_or_hold(since, events),
+            (Phase::Inactive | Phase::Pending { .. } | Phase::Held { .. }, false) => Phase::Inactive,
             (Phase::Firing(mut f), true) => {
                 f.last_true = now;
                 f.holding = true;
@@ -419,7 +344,7 @@ impl Engine {
                 if let Some(repeat) = rule.repeat
                     && !f.acknowledged
                     && now - f.last_sent >= chrono::Duration::from_std(*repeat).unwrap_or_default()
-                    && self.suppression(&self.rules[index], &o.id, now).is_none()
+                    && self.hold(&self.rules[index], &o.id, now).is_none()
                 {
                     f.last_sent = now;
                     events.push(event(&f, AlertState::Firing, true, f.message.clone()));
@@ -452,19 +377,18 @@ impl Engine {
                 f.acknowledged = true;
                 self.changed = true;
                 let rule = &self.rules[*index].config;
-                return Some(AlertEvent {
-                    alert_id: f.alert_id.clone(),
-                    rule: rule.name.clone(),
-                    check_id: check.clone(),
-                    severity: rule.severity,
-                    state: AlertState::Acknowledged,
-                    message: f.message.clone(),
-                    value: None,
-                    started_at: f.started_at,
-                    event_at: now,
-                    host: self.host.clone(),
-                    reminder: false,
-                });
+                return Some(
+                    AlertEvent::new(
+                        &rule.name,
+                        check,
+                        rule.severity,
+                        AlertState::Acknowledged,
+                        f.message.clone(),
+                        now,
+                    )
+                    .of_episode(&f.alert_id, f.started_at)
+                    .on_host(&self.host),
+                );
             }
         }
         None
@@ -493,99 +417,6 @@ impl Engine {
             .collect();
         out.sort_by(|a, b| b.severity.cmp(&a.severity).then(a.started_at.cmp(&b.started_at)));
         out
-    }
-
-    /// The conditions that hold but are held back by a dependency.
-    pub fn suppressed(&self) -> Vec<SuppressedAlert> {
-        self.phases
-            .iter()
-            .filter_map(|((index, check), phase)| match phase {
-                Phase::Suppressed {
-                    since,
-                    cause,
-                    message,
-                    ..
-                } => {
-                    let rule = &self.rules[*index].config;
-                    Some(SuppressedAlert {
-                        rule: rule.name.clone(),
-                        check_id: check.clone(),
-                        severity: rule.severity,
-                        message: message.clone(),
-                        cause: cause.clone(),
-                        since: *since,
-                    })
-                }
-                _ => None,
-            })
-            .collect()
-    }
-}
-
-/// The engine's state as saved to disk: every non-inactive (rule, check) pair, keyed by
-/// names (not positions) so it survives restarts and config reloads.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct EngineState {
-    entries: Vec<StateEntry>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct StateEntry {
-    rule: String,
-    check: String,
-    #[serde(flatten)]
-    phase: Phase,
-}
-
-impl EngineState {
-    /// Number of saved (rule, check) pairs.
-    pub fn len(&self) -> usize {
-        self.entries.len()
-    }
-
-    /// Whether nothing is saved.
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
-    }
-}
-
-impl Engine {
-    /// What to save: every pending, suppressed or firing pair.
-    pub fn state(&self) -> EngineState {
-        EngineState {
-            entries: self
-                .phases
-                .iter()
-                .filter(|(_, p)| **p != Phase::Inactive)
-                .map(|((index, check), phase)| StateEntry {
-                    rule: self.rules[*index].config.name.clone(),
-                    check: check.clone(),
-                    phase: phase.clone(),
-                })
-                .collect(),
-        }
-    }
-
-    /// Takes over saved state: pairs whose rule still exists (and selects the check) go
-    /// on where they were — a firing alert is not fired again, and resolves on the next
-    /// observation that clears it. Returns how many pairs were restored.
-    pub fn restore(&mut self, state: EngineState) -> usize {
-        let mut restored = 0;
-        for entry in state.entries {
-            // By name, and for rules that name their checks (the built-in check_unknown
-            // is one rule per check), by check too.
-            let same = |r: &Rule| {
-                r.config.name == entry.rule
-                    && (r.config.checks.is_empty()
-                        || !r.config.kinds.is_empty()
-                        || r.config.checks.contains(&entry.check))
-            };
-            if let Some(index) = self.rules.iter().position(same) {
-                self.phases.insert((index, entry.check), entry.phase);
-                restored += 1;
-            }
-        }
-        restored
     }
 }
 
@@ -712,7 +543,7 @@ mod tests {
         // Stale from Wednesday's close through Thanksgiving: nothing fires.
         assert!(e.observe(&stale(ny(25, 16, 30)), ny(25, 16, 30)).is_empty());
         assert!(e.observe(&stale(ny(26, 12, 0)), ny(26, 12, 0)).is_empty());
-        assert_eq!(e.suppressed()[0].cause, "market closed: Thanksgiving Day");
+        assert_eq!(e.held()[0].cause, "market closed: Thanksgiving Day");
         // Still stale at Friday's open: it fires when the grace ends, 09:35, exactly.
         assert!(e.observe(&stale(ny(27, 9, 31)), ny(27, 9, 31)).is_empty());
         let fired = e.advance(ny(27, 10, 0));
@@ -742,10 +573,10 @@ mod tests {
             HashMap::from([("db".to_owned(), meta)]),
         );
         assert!(e.observe(&obs("db", Status::Ok, 20.0, 0), at(0)).is_empty());
-        assert_eq!(e.suppressed()[0].cause, "held back: ib has not reported yet");
+        assert_eq!(e.held()[0].cause, "ib has not reported yet");
         e.observe(&obs("ib", Status::Critical, 0.0, 1), at(1));
         e.observe(&obs("db", Status::Ok, 20.0, 2), at(2));
-        assert_eq!(e.suppressed()[0].cause, "held back: ib is critical");
+        assert_eq!(e.held()[0].cause, "ib is critical");
         e.observe(&obs("ib", Status::Ok, 0.0, 3), at(3));
         let fired = e.observe(&obs("db", Status::Ok, 20.0, 4), at(4));
         assert_eq!(fired.len(), 1, "released once the dependency is ok");

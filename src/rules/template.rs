@@ -135,7 +135,16 @@ mod properties {
             }
             let r = Reading::new(Status::Warning, "msg").with_value(1.5, "s").with_detail("k", "v");
             let o = Observation::from_reading("c", "k", r, chrono::Utc::now(), Default::default());
-            let _ = render(&template, "rule", Severity::Warning, &o);
+            let out = render(&template, "rule", Severity::Warning, &o);
+            // Text without a placeholder comes out as it went in.
+            if !template.contains('{') {
+                prop_assert_eq!(&out, &template);
+            }
+            // A known placeholder on its own is replaced by its value.
+            let out = render(&format!("{template}{{check}}"), "rule", Severity::Warning, &o);
+            if !template.contains('{') {
+                prop_assert_eq!(out, format!("{template}c"));
+            }
         }
 
         #[test]

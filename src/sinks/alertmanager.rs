@@ -15,7 +15,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::{Sink, SinkConfig, SinkContext, SinkError};
+use super::{Sink, SinkConfig, SinkContext, SinkError, Takes};
 use crate::alert::{AlertEvent, AlertState};
 use crate::check::{BuildError, KeyError};
 use crate::duration::Span;
@@ -53,6 +53,7 @@ impl SinkConfig for AlertmanagerConfig {
     const KIND: &'static str = "alertmanager";
     const SUMMARY: &'static str = "posts alerts to a Prometheus Alertmanager (/api/v2/alerts)";
     const EXAMPLE: &'static str = "url = \"http://127.0.0.1:9093\"\nresend_interval = \"1m\"\n";
+    const TAKES: Takes = Takes::Alerts;
 
     fn validate(&self) -> Vec<KeyError> {
         let mut errors = Vec::new();
@@ -69,10 +70,11 @@ impl SinkConfig for AlertmanagerConfig {
     }
 
     fn build(&self, cx: &SinkContext) -> Result<Arc<dyn Sink>, BuildError> {
-        let client = super::http_client(*self.timeout)?;
+        let client = super::http::client(*self.timeout)?;
         let inner = Arc::new(Inner {
             client,
-            endpoint: format!("{}/api/v2/alerts", self.url.trim_end_matches('/')),
+            endpoint: super::http::join(&self.url, "/api/v2/alerts"),
+            shown: super::http::masked(&self.url),
             page_url: self.page_url.clone(),
             host: crate::alert::hostname().to_owned(),
             active: Mutex::new(BTreeMap::new()),
@@ -86,6 +88,8 @@ impl SinkConfig for AlertmanagerConfig {
 struct Inner {
     client: reqwest::Client,
     endpoint: String,
+    /// The URL as logs may show it.
+    shown: String,
     page_url: Option<String>,
     host: String,
     /// Firing alerts delivered, by id, to re-send.
@@ -146,24 +150,8 @@ impl Inner {
         if alerts.is_empty() {
             return Ok(());
         }
-        let response = self
-            .client
-            .post(&self.endpoint)
-            .json(&alerts)
-            .send()
-            .await
-            .map_err(|e| SinkError::retry(format!("Alertmanager at {} unreachable: {e}", self.endpoint)))?;
-        let status = response.status();
-        if status.is_success() {
-            return Ok(());
-        }
-        let body = response.text().await.unwrap_or_default();
-        let message = format!("Alertmanager answered {status}: {}", body.trim());
-        if status.is_server_error() || status.as_u16() == 429 {
-            Err(SinkError::retry(message))
-        } else {
-            Err(SinkError::permanent(message))
-        }
+        let sent = self.client.post(&self.endpoint).json(&alerts).send().await;
+        super::http::outcome("Alertmanager", &self.shown, sent).await
     }
 }
 

@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{Sink, SinkConfig, SinkContext, SinkError};
+use super::{Sink, SinkConfig, SinkContext, SinkError, Takes};
 use crate::alert::AlertEvent;
 use crate::check::{BuildError, KeyError};
 use crate::duration::Span;
@@ -59,6 +59,11 @@ impl SinkConfig for HeartbeatConfig {
     const KIND: &'static str = "heartbeat";
     const SUMMARY: &'static str = "a dead-man's switch: pings a URL every interval while vitals keeps its schedule (alert events are not sent)";
     const EXAMPLE: &'static str = "url_env = \"VITALS_HEARTBEAT_URL\"\nmethod = \"GET\"\ninterval = \"1m\"\n";
+    const TAKES: Takes = Takes::Nothing;
+
+    fn secret_env(&self) -> Vec<String> {
+        self.url_env.iter().cloned().collect()
+    }
 
     fn validate(&self) -> Vec<KeyError> {
         let mut errors = Vec::new();
@@ -100,10 +105,10 @@ impl SinkConfig for HeartbeatConfig {
             }
             (None, None) => unreachable!("validate requires one"),
         };
-        let client = super::http_client(*self.timeout)?;
+        let client = super::http::client(*self.timeout)?;
         let inner = Arc::new(Inner {
             client,
-            shown: shown(&url),
+            shown: super::http::masked(&url),
             url,
             method: self.method,
             health: cx.health.clone(),
@@ -111,15 +116,6 @@ impl SinkConfig for HeartbeatConfig {
         tokio::spawn(beat(Arc::downgrade(&inner), *self.interval));
         Ok(Arc::new(Heartbeat(inner)))
     }
-}
-
-/// The URL as logs may show it: scheme and host only (the path is the secret).
-fn shown(url: &str) -> String {
-    let rest = url.split_once("://").map_or(url, |(_, r)| r);
-    let host = rest.split(['/', '?']).next().unwrap_or_default();
-    let host = host.rsplit('@').next().unwrap_or_default();
-    let scheme = url.split_once("://").map_or("http", |(s, _)| s);
-    format!("{scheme}://{host}/…")
 }
 
 struct Inner {
@@ -139,12 +135,9 @@ impl Inner {
                 crate::alert::hostname()
             )),
         };
-        let response = request.send().await.map_err(|e| e.without_url().to_string())?;
-        if response.status().is_success() {
-            Ok(())
-        } else {
-            Err(format!("answered {}", response.status()))
-        }
+        super::http::outcome("the heartbeat service", &self.shown, request.send().await)
+            .await
+            .map_err(|e| e.message)
     }
 }
 
@@ -190,14 +183,3 @@ impl Sink for Heartbeat {
 }
 
 crate::register_sink!(HeartbeatConfig);
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn logs_show_the_host_not_the_secret_path() {
-        assert_eq!(shown("https://hc-ping.com/0f1e-secret"), "https://hc-ping.com/…");
-        assert_eq!(shown("http://user:pw@127.0.0.1:9/x?y"), "http://127.0.0.1:9/…");
-    }
-}

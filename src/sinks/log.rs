@@ -26,6 +26,12 @@ impl SinkConfig for LogConfig {
     const SUMMARY: &'static str = "one JSON line per alert event, to a file or standard output";
     const EXAMPLE: &'static str = "path = \"alerts.jsonl\"\n";
 
+    fn appends_to(&self, config_dir: &std::path::Path) -> Option<PathBuf> {
+        self.path
+            .as_deref()
+            .map(|p| crate::plugin::resolve_path(config_dir, p))
+    }
+
     fn build(&self, cx: &SinkContext) -> Result<Arc<dyn Sink>, BuildError> {
         Ok(Arc::new(LogSink {
             path: self.path.as_deref().map(|p| cx.resolve_path(p)),

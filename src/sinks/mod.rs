@@ -7,9 +7,10 @@ mod alertmanager;
 mod delta;
 mod email;
 mod heartbeat;
+pub mod http;
 mod log;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,6 +18,7 @@ use async_trait::async_trait;
 use serde::Serialize;
 
 use crate::alert::AlertEvent;
+use crate::delta::TableRef;
 use crate::plugin::{BuildError, Family, KeyError, ParsedComponent, Registration};
 use crate::schema::keys_of;
 
@@ -83,16 +85,28 @@ impl SinkContext {
     }
 }
 
-/// The HTTP client of a sink that posts (Alertmanager, heartbeat): each request bounded
-/// by `timeout`.
-pub(crate) fn http_client(timeout: Duration) -> Result<reqwest::Client, BuildError> {
-    reqwest::Client::builder()
-        .timeout(timeout)
-        .build()
-        .map_err(|e| BuildError::Setup {
-            what: "HTTP client".into(),
-            message: e.to_string(),
-        })
+/// Which alert events a sink kind takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Takes {
+    /// Every event: alerts and the record of actions (the alerts table, the log).
+    All,
+    /// Alert events (firing, resolved, acknowledged), not the record of actions (email,
+    /// Alertmanager: an operator's button press pages no one).
+    Alerts,
+    /// None: the sink only says that vitals is alive (`heartbeat`). Nothing is queued
+    /// for it and it keeps no outbox.
+    Nothing,
+}
+
+impl Takes {
+    /// Whether a sink that takes these takes `event`.
+    pub fn takes(self, event: &AlertEvent) -> bool {
+        match self {
+            Takes::All => true,
+            Takes::Alerts => event.state != crate::alert::AlertState::Action,
+            Takes::Nothing => false,
+        }
+    }
 }
 
 /// A sink kind's typed configuration (the keys of `[sinks.<id>]` beyond `kind` and
@@ -106,9 +120,29 @@ pub trait SinkConfig:
     const SUMMARY: &'static str;
     /// A complete example of the kind's keys.
     const EXAMPLE: &'static str;
+    /// Which events it takes (default: all of them).
+    const TAKES: Takes = Takes::All;
 
     /// Pure validation.
     fn validate(&self) -> Vec<KeyError> {
+        Vec::new()
+    }
+
+    /// The alerts Delta table this sink appends to, if it does: the `/alerts` page reads
+    /// the first such table.
+    fn alerts_table(&self, _config_dir: &Path) -> Option<TableRef> {
+        None
+    }
+
+    /// The file this sink appends to, if it does: `vitals validate` warns when it is an
+    /// existing file that is not an alert log, or in a place no service should write.
+    fn appends_to(&self, _config_dir: &Path) -> Option<PathBuf> {
+        None
+    }
+
+    /// The environment variables this sink reads a secret from (a password, a URL with
+    /// a token): no check may pass them on to a plugin.
+    fn secret_env(&self) -> Vec<String> {
         Vec::new()
     }
 
@@ -120,6 +154,14 @@ pub trait SinkConfig:
 pub trait ParsedSink: ParsedComponent {
     /// See [`SinkConfig::build`].
     fn build(&self, cx: &SinkContext) -> Result<Arc<dyn Sink>, BuildError>;
+    /// See [`SinkConfig::TAKES`].
+    fn takes(&self) -> Takes;
+    /// See [`SinkConfig::alerts_table`].
+    fn alerts_table(&self, config_dir: &Path) -> Option<TableRef>;
+    /// See [`SinkConfig::appends_to`].
+    fn appends_to(&self, config_dir: &Path) -> Option<PathBuf>;
+    /// See [`SinkConfig::secret_env`].
+    fn secret_env(&self) -> Vec<String>;
 }
 
 /// Wraps a sink config so the blanket impls of checks and sinks do not overlap.
@@ -138,6 +180,18 @@ impl<C: SinkConfig> ParsedComponent for SinkParams<C> {
 impl<C: SinkConfig> ParsedSink for SinkParams<C> {
     fn build(&self, cx: &SinkContext) -> Result<Arc<dyn Sink>, BuildError> {
         self.0.build(cx)
+    }
+    fn takes(&self) -> Takes {
+        C::TAKES
+    }
+    fn alerts_table(&self, config_dir: &Path) -> Option<TableRef> {
+        self.0.alerts_table(config_dir)
+    }
+    fn appends_to(&self, config_dir: &Path) -> Option<PathBuf> {
+        self.0.appends_to(config_dir)
+    }
+    fn secret_env(&self) -> Vec<String> {
+        self.0.secret_env()
     }
 }
 

@@ -10,35 +10,11 @@ use axum::extract::{Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use chrono::{DateTime, Utc};
-use deltalake::arrow::array::{Array, Float64Array, RecordBatch, StringArray, TimestampMicrosecondArray};
-use deltalake::arrow::compute::cast;
-use deltalake::arrow::datatypes::{DataType as ArrowType, TimeUnit};
 use serde::{Deserialize, Serialize};
 
+use crate::alert::{AlertEvent, AlertState};
+
 use super::{Web, error};
-
-/// Where the alerts table is.
-#[derive(Debug, Clone)]
-pub struct AlertsTable {
-    /// Its location.
-    pub location: String,
-    /// Its object store's options.
-    pub options: crate::delta::StorageOptions,
-}
-
-/// One row of the alerts table.
-#[derive(Debug, Clone, Serialize)]
-struct Event {
-    alert_id: String,
-    rule: String,
-    check_id: String,
-    severity: String,
-    state: String,
-    message: String,
-    value: Option<f64>,
-    started_at: DateTime<Utc>,
-    event_at: DateTime<Utc>,
-}
 
 /// One alert from firing to resolve.
 #[derive(Debug, Clone, Serialize)]
@@ -68,101 +44,24 @@ pub(super) struct Filters {
     state: Option<String>,
 }
 
-fn text_column(batch: &RecordBatch, name: &str) -> Result<StringArray, String> {
-    let c = batch
-        .column_by_name(name)
-        .ok_or_else(|| format!("no column `{name}`"))?;
-    let c = cast(c, &ArrowType::Utf8).map_err(|e| e.to_string())?;
-    c.as_any()
-        .downcast_ref::<StringArray>()
-        .cloned()
-        .ok_or_else(|| format!("`{name}` is not text"))
-}
-
-fn time_column(batch: &RecordBatch, name: &str) -> Result<TimestampMicrosecondArray, String> {
-    let c = batch
-        .column_by_name(name)
-        .ok_or_else(|| format!("no column `{name}`"))?;
-    let c = cast(
-        c,
-        &ArrowType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
-    )
-    .map_err(|e| e.to_string())?;
-    c.as_any()
-        .downcast_ref::<TimestampMicrosecondArray>()
-        .cloned()
-        .ok_or_else(|| format!("`{name}` is not a timestamp"))
-}
-
-async fn read_events(t: &AlertsTable) -> Result<Vec<Event>, String> {
-    let columns = [
-        "alert_id",
-        "rule",
-        "check_id",
-        "severity",
-        "state",
-        "message",
-        "value",
-        "started_at",
-        "event_at",
-    ];
-    let batches = match crate::delta::read_columns(&t.location, &t.options, &columns).await {
-        Ok(b) => b,
-        Err(crate::delta::OpenError::Missing(_)) => return Ok(Vec::new()),
-        Err(crate::delta::OpenError::Other(e)) => return Err(e),
-    };
-    let mut out = Vec::new();
-    for b in &batches {
-        let (ids, rules, checks) = (
-            text_column(b, "alert_id")?,
-            text_column(b, "rule")?,
-            text_column(b, "check_id")?,
-        );
-        let (sev, state, msg) = (
-            text_column(b, "severity")?,
-            text_column(b, "state")?,
-            text_column(b, "message")?,
-        );
-        let (started, at) = (time_column(b, "started_at")?, time_column(b, "event_at")?);
-        let value = b
-            .column_by_name("value")
-            .and_then(|c| c.as_any().downcast_ref::<Float64Array>())
-            .ok_or("`value` is not double")?;
-        for i in 0..b.num_rows() {
-            out.push(Event {
-                alert_id: ids.value(i).to_owned(),
-                rule: rules.value(i).to_owned(),
-                check_id: checks.value(i).to_owned(),
-                severity: sev.value(i).to_owned(),
-                state: state.value(i).to_owned(),
-                message: msg.value(i).to_owned(),
-                value: (!value.is_null(i)).then(|| value.value(i)),
-                started_at: DateTime::from_timestamp_micros(started.value(i)).unwrap_or_default(),
-                event_at: DateTime::from_timestamp_micros(at.value(i)).unwrap_or_default(),
-            });
-        }
-    }
-    Ok(out)
-}
-
-fn keep(f: &Filters, e: &Event, since: DateTime<Utc>) -> bool {
+fn keep(f: &Filters, e: &AlertEvent) -> bool {
     let is = |want: &Option<String>, have: &str| {
         want.as_deref()
             .is_none_or(|w| w.is_empty() || w.eq_ignore_ascii_case(have))
     };
-    e.started_at >= since && is(&f.severity, &e.severity) && is(&f.check, &e.check_id) && is(&f.rule, &e.rule)
+    is(&f.severity, e.severity.as_str()) && is(&f.check, &e.check_id) && is(&f.rule, &e.rule)
 }
 
-fn episodes(events: &[Event], active: &[String], now: DateTime<Utc>) -> Vec<Episode> {
+fn episodes(events: &[AlertEvent], active: &[String], now: DateTime<Utc>) -> Vec<Episode> {
     let mut by_id: BTreeMap<&str, Episode> = BTreeMap::new();
-    let mut sorted: Vec<&Event> = events.iter().filter(|e| e.state != "action").collect();
+    let mut sorted: Vec<&AlertEvent> = events.iter().filter(|e| e.state != AlertState::Action).collect();
     sorted.sort_by_key(|e| e.event_at);
     for e in sorted {
         let ep = by_id.entry(&e.alert_id).or_insert_with(|| Episode {
             alert_id: e.alert_id.clone(),
             rule: e.rule.clone(),
             check_id: e.check_id.clone(),
-            severity: e.severity.clone(),
+            severity: e.severity.as_str().to_owned(),
             message: e.message.clone(),
             started_at: e.started_at,
             acknowledged_at: None,
@@ -212,7 +111,9 @@ pub(super) async fn page(State(web): State<Arc<Web>>, Query(f): Query<Filters>) 
             "no alerts table: add a sink of kind `delta` to keep the alerts' history",
         );
     };
-    let events = match read_events(table).await {
+    let now = Utc::now();
+    let since = now - chrono::Duration::hours(i64::from(f.hours.unwrap_or(720)));
+    let events = match crate::alerts_table::read(table, since).await {
         Ok(e) => e,
         Err(e) => {
             return error(
@@ -221,9 +122,7 @@ pub(super) async fn page(State(web): State<Arc<Web>>, Query(f): Query<Filters>) 
             );
         }
     };
-    let now = Utc::now();
-    let since = now - chrono::Duration::hours(i64::from(f.hours.unwrap_or(720)));
-    let kept: Vec<Event> = events.into_iter().filter(|e| keep(&f, e, since)).collect();
+    let kept: Vec<AlertEvent> = events.into_iter().filter(|e| keep(&f, e)).collect();
     let active: Vec<String> = web
         .alerting
         .lock()
@@ -303,14 +202,14 @@ pub(super) async fn csv(State(web): State<Arc<Web>>, Query(f): Query<Filters>) -
             "no alerts table: add a sink of kind `delta`",
         );
     };
-    let events = match read_events(table).await {
-        Ok(e) => e,
-        Err(e) => return error(StatusCode::SERVICE_UNAVAILABLE, e),
-    };
     let since = Utc::now() - chrono::Duration::hours(i64::from(f.hours.unwrap_or(720)));
-    let mut rows: Vec<&Event> = events.iter().filter(|e| keep(&f, e, since)).collect();
+    let events = match crate::alerts_table::read(table, since).await {
+        Ok(e) => e,
+        Err(e) => return error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+    };
+    let mut rows: Vec<&AlertEvent> = events.iter().filter(|e| keep(&f, e)).collect();
     if let Some(state) = f.state.as_deref().filter(|s| !s.is_empty()) {
-        rows.retain(|e| e.state == state);
+        rows.retain(|e| e.state.as_str() == state);
     }
     rows.sort_by_key(|e| e.event_at);
     let mut out = String::from("alert_id,rule,check_id,severity,state,message,value,started_at,event_at\n");
@@ -320,8 +219,8 @@ pub(super) async fn csv(State(web): State<Arc<Web>>, Query(f): Query<Filters>) -
                 csv_field(&e.alert_id),
                 csv_field(&e.rule),
                 csv_field(&e.check_id),
-                csv_field(&e.severity),
-                csv_field(&e.state),
+                csv_field(e.severity.as_str()),
+                csv_field(e.state.as_str()),
                 csv_field(&e.message),
                 e.value.map(|v| v.to_string()).unwrap_or_default(),
                 e.started_at.to_rfc3339(),

@@ -37,17 +37,20 @@ fn status_json(web: &Web) -> Value {
             o
         })
         .collect();
-    let (alerts, suppressed, markets) = {
+    let (alerts, held, calendars) = {
         let a = web.alerting.lock().unwrap_or_else(|e| e.into_inner());
-        (a.active(), a.suppressed(), a.markets())
+        (a.active(), a.held(), a.calendars())
     };
+    let now = Utc::now();
     json!({
-        "markets": markets,
-        "generated_at": Utc::now(),
+        "markets": super::markets::views(calendars, now),
+        "generated_at": now,
         "host": web.host,
         "checks": checks,
         "alerts": alerts,
-        "suppressed": suppressed,
+        "held": held,
+        // The name `held` had before; kept for clients that read it.
+        "suppressed": held,
         "actions_enabled": web.actions_enabled(),
         "actions": web.actions(),
     })
@@ -98,7 +101,7 @@ pub(super) async fn history(
         .into_response(),
         Err(e) => error(
             StatusCode::SERVICE_UNAVAILABLE,
-            format!("cannot read the history table {}: {e}", table.location),
+            format!("cannot read the history table {}: {e}", table.table.location),
         ),
     }
 }

@@ -74,10 +74,16 @@ pub fn render(web: &Web) -> String {
         "vitals_alerts_acknowledged",
         "Firing alerts someone acknowledged, by severity",
     );
+    let held = gauges(
+        &mut registry,
+        "vitals_alerts_held",
+        "Alert conditions held back (maintenance, market hours, a failing dependency)",
+    );
+    // The name `vitals_alerts_held` had before; kept for dashboards that read it.
     let suppressed = gauges(
         &mut registry,
         "vitals_alerts_suppressed",
-        "Alert conditions held back by a failing dependency",
+        "Alert conditions held back (the old name of vitals_alerts_held)",
     );
     let build = gauges(&mut registry, "vitals_build_info", "vitals' version (always 1)");
     let started = gauges(
@@ -120,9 +126,9 @@ pub fn render(web: &Web) -> String {
                 .get_or_create(&labels)
                 .set(firing.filter(|x| x.acknowledged).count() as f64);
         }
-        suppressed
-            .get_or_create(&Vec::new())
-            .set(a.suppressed().len() as f64);
+        let n = a.held().len() as f64;
+        held.get_or_create(&Vec::new()).set(n);
+        suppressed.get_or_create(&Vec::new()).set(n);
     }
     build
         .get_or_create(&vec![(

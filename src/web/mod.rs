@@ -7,6 +7,7 @@ pub mod alerts;
 mod api;
 mod cache;
 mod guard;
+mod markets;
 mod metrics;
 mod page;
 mod server;
@@ -62,10 +63,12 @@ pub struct Web {
     read_token: Option<String>,
     /// The page's templates (an error in a kind's partial is shown by `GET /`).
     templates: Result<minijinja::Environment<'static>, minijinja::Error>,
+    /// The page's stylesheet with the kinds' CSS.
+    stylesheet: String,
     /// The health history, when kept (`[history]`).
     history: Option<crate::history::HistoryTable>,
     /// The alerts table (the `delta` sink's), for `/alerts`.
-    alerts_table: Option<alerts::AlertsTable>,
+    alerts_table: Option<crate::delta::TableRef>,
 }
 
 impl Web {
@@ -96,6 +99,7 @@ impl Web {
             allowed_hosts: crate::config::LOOPBACK_HOSTS.map(str::to_owned).to_vec(),
             read_token: None,
             templates: page::templates(kinds),
+            stylesheet: page::stylesheet(kinds),
             history: None,
             alerts_table: None,
         }
@@ -109,7 +113,7 @@ impl Web {
     }
 
     /// Serves `/alerts` from this alerts table.
-    pub fn with_alerts_table(mut self, table: Option<alerts::AlertsTable>) -> Web {
+    pub fn with_alerts_table(mut self, table: Option<crate::delta::TableRef>) -> Web {
         self.alerts_table = table;
         self
     }

@@ -16,12 +16,12 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::Web;
+use super::markets::MarketView;
 use crate::alert::Severity;
 use crate::board::Sample;
 use crate::check::{ActionSpec, Checks, Observation, Status};
 use crate::panel::{Layout, Section};
 use crate::plugin::Kinds;
-use crate::rules::MarketView;
 
 /// The generic panel of a kind that declares a section but no partial.
 const CARD: &str = "card.html";
@@ -177,6 +177,15 @@ fn view(
                 confirm: format!("{} {}: {}. Go ahead?", a.label, o.id, a.description),
                 url: format!("/api/checks/{}/actions/{}", o.id, a.name),
             })
+            // Every check can be run now, whatever its kind.
+            .chain(web.actions_enabled().then(|| Action {
+                name: "run",
+                label: "Run now",
+                description: "runs the check once now and shows the result",
+                destructive: false,
+                confirm: String::new(),
+                url: format!("/api/checks/{}/run", o.id),
+            }))
             .collect(),
         spark: sparkline(&web.board.history(&o.id), &o.unit, now),
         template,
@@ -198,10 +207,11 @@ pub fn render(web: &Web) -> Result<String, minijinja::Error> {
         })
         .collect();
     views.sort_by(|a, b| a.id.cmp(&b.id));
-    let (mut alerts, suppressed, markets) = {
+    let (mut alerts, held, calendars) = {
         let a = web.alerting.lock().unwrap_or_else(|e| e.into_inner());
-        (a.active(), a.suppressed(), a.markets())
+        (a.active(), a.held(), a.calendars())
     };
+    let markets = super::markets::views(calendars, now);
     let sections = sections(web.kinds, &views, &markets);
     let counts = |s: Status| views.iter().filter(|v| v.status == s.as_str()).count();
     let worst = views
@@ -254,7 +264,7 @@ pub fn render(web: &Web) -> Result<String, minijinja::Error> {
         sections => sections,
         others => views.iter().filter(|v| v.place.is_none()).collect::<Vec<_>>(),
         alerts => alerts,
-        suppressed => suppressed,
+        held => held,
         trends => trends,
     };
     let env = web.templates.as_ref().map_err(|e| {
@@ -338,15 +348,31 @@ pub async fn page(State(web): State<Arc<Web>>) -> Response {
     }
 }
 
-pub async fn css() -> Response {
+pub async fn css(State(web): State<Arc<Web>>) -> Response {
     (
         [
             (header::CONTENT_TYPE, "text/css; charset=utf-8"),
             (header::CACHE_CONTROL, "max-age=300"),
         ],
-        include_str!("page.css"),
+        web.stylesheet.clone(),
     )
         .into_response()
+}
+
+/// The page's stylesheet: its own, then the CSS each registered kind's panel brings
+/// (once per panel, in kind order).
+pub fn stylesheet(kinds: &Kinds<Checks>) -> String {
+    let mut css = include_str!("page.css").to_owned();
+    let mut seen: Vec<*const crate::panel::Panel> = Vec::new();
+    for kind in kinds.kinds() {
+        if let Some(p) = kind.panel().filter(|p| !p.css.is_empty())
+            && !seen.contains(&std::ptr::from_ref(p))
+        {
+            seen.push(std::ptr::from_ref(p));
+            css.push_str(&format!("\n/* {} */\n{}", kind.name, p.css));
+        }
+    }
+    css
 }
 
 /// A static file with its type, cached for 5 minutes.

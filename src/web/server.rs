@@ -76,14 +76,39 @@ pub async fn serve(
         };
         at_limit_logged = false;
         let service = TowerToHyperService::new(router.clone());
-        let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+        let (http, watcher, header_timeout) = (http.clone(), graceful.watcher(), limits.header_timeout);
         tokio::spawn(async move {
-            let _ = connection.await;
+            if let Some(stream) = unless_h2(stream, header_timeout).await {
+                let _ = watcher
+                    .watch(http.serve_connection(TokioIo::new(stream), service))
+                    .await;
+            }
             drop(slot);
         });
     }
     // In-flight requests finish; idle connections are closed now.
     graceful.shutdown().await;
+}
+
+/// HTTP/2 with prior knowledge (h2c) is not spoken: a connection that opens with its
+/// preface gets a plain HTTP/1.1 505 and is closed, so the client learns why instead
+/// of meeting a silent close. Gives the stream back when it is not that.
+async fn unless_h2(mut stream: tokio::net::TcpStream, wait: Duration) -> Option<tokio::net::TcpStream> {
+    use tokio::io::AsyncWriteExt;
+    let mut first = [0u8; 4];
+    let peeked = tokio::time::timeout(wait, stream.peek(&mut first)).await;
+    if !matches!(peeked, Ok(Ok(4))) || &first != b"PRI " {
+        return Some(stream);
+    }
+    const BODY: &str = "vitals speaks HTTP/1.1 only.\r\n";
+    let answer = format!(
+        "HTTP/1.1 505 HTTP Version Not Supported\r\ncontent-type: text/plain; charset=utf-8\r\n\
+         content-length: {}\r\nconnection: close\r\n\r\n{BODY}",
+        BODY.len()
+    );
+    let _ = tokio::time::timeout(wait, stream.write_all(answer.as_bytes())).await;
+    let _ = stream.shutdown().await;
+    None
 }
 
 /// A web server running on its own thread and runtime.

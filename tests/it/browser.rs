@@ -4,124 +4,23 @@
 //! check whose status the test flips. Screenshots (desktop and phone widths) go to
 //! `test-output/web/`.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::time::Duration;
 
-use fantoccini::{Client, ClientBuilder, Locator};
+use fantoccini::{Client, Locator};
 use serde_json::{Value, json};
 
 use vitals::daemon::Daemon;
 use vitals::registry::registry;
 
 use crate::support::Daemonized;
+use crate::support::browser::{ChromeDriver, Nginx, screenshot, text, until};
 use crate::support::delta::make;
 use crate::support::free_port;
 use crate::support::gateway::Gateway;
 use crate::support::write_config;
 
 const TOKEN: &str = "browser-test-token";
-
-struct ChromeDriver {
-    child: Child,
-    port: u16,
-}
-
-impl ChromeDriver {
-    async fn start() -> ChromeDriver {
-        let port = free_port();
-        let child = Command::new("chromedriver")
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("chromedriver (Debian chromium-driver; scripts/test.sh installs it)");
-        let driver = ChromeDriver { child, port };
-        let url = format!("http://127.0.0.1:{port}/status");
-        for _ in 0..100 {
-            if reqwest::get(&url).await.is_ok_and(|r| r.status().is_success()) {
-                return driver;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        panic!("chromedriver did not come up on port {port}");
-    }
-
-    async fn browser(&self, profile: &Path) -> Client {
-        self.browser_with(profile, &[]).await
-    }
-
-    /// A browser with extra command-line switches.
-    async fn browser_with(&self, profile: &Path, extra: &[String]) -> Client {
-        let mut args = vec![
-            "--headless=new".to_owned(),
-            "--no-sandbox".into(),
-            "--disable-gpu".into(),
-            "--disable-dev-shm-usage".into(),
-            "--disable-quic".into(),
-            "--no-first-run".into(),
-            "--disable-background-networking".into(),
-            "--disable-component-update".into(),
-            "--disable-sync".into(),
-            "--window-size=1280,1000".into(),
-            format!("--user-data-dir={}", profile.display()),
-        ];
-        args.extend(extra.iter().cloned());
-        let caps = json!({
-            "browserName": "chrome",
-            // Dialogs stay open until the test answers them.
-            "unhandledPromptBehavior": "ignore",
-            "goog:chromeOptions": {
-                "binary": "/usr/bin/chromium",
-                "args": args,
-            },
-        });
-        let Value::Object(caps) = caps else { unreachable!() };
-        ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
-            .capabilities(caps)
-            .connect(&format!("http://127.0.0.1:{}", self.port))
-            .await
-            .expect("a Chromium session")
-    }
-}
-
-impl Drop for ChromeDriver {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn output_dir() -> PathBuf {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("test-output/web");
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-/// Evaluates `script` (a function body) until it returns `true`, or panics after 20 s.
-async fn until(c: &Client, what: &str, script: &str) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        if c.execute(script, vec![]).await.ok() == Some(Value::Bool(true)) {
-            return;
-        }
-        if tokio::time::Instant::now() > deadline {
-            let text = c.find(Locator::Css("body")).await.unwrap().text().await.unwrap();
-            panic!("the page never showed {what}; it shows:\n{text}");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-async fn text(c: &Client, css: &str) -> String {
-    c.find(Locator::Css(css)).await.unwrap().text().await.unwrap()
-}
-
-async fn screenshot(c: &Client, name: &str) {
-    let png = c.screenshot().await.unwrap();
-    assert!(png.starts_with(b"\x89PNG"), "a PNG");
-    std::fs::write(output_dir().join(name), png).unwrap();
-}
 
 fn config(dir: &Path, port: u16, gateway: u16, flag: &Path) -> String {
     format!(
@@ -493,87 +392,6 @@ async fn a_kind_from_outside_the_crate_brings_its_panel_and_action() {
     c.close().await.unwrap();
     server.stop(Duration::from_secs(2));
     daemon.shutdown().await;
-}
-
-/// The real nginx (Debian), with a self-signed TLS certificate, in front of a daemon:
-/// proxied with nginx's defaults (it rewrites `Host` to the upstream's address).
-struct Nginx {
-    child: Child,
-}
-
-impl Nginx {
-    fn start(dir: &Path, port: u16, upstream: u16) -> Nginx {
-        let cert = dir.join("cert.pem");
-        let key = dir.join("key.pem");
-        let ok = Command::new("openssl")
-            .args([
-                "req",
-                "-x509",
-                "-newkey",
-                "rsa:2048",
-                "-nodes",
-                "-days",
-                "1",
-                "-subj",
-                "/CN=vitals.desk.example",
-            ])
-            .args(["-addext", "subjectAltName=DNS:vitals.desk.example"])
-            .arg("-keyout")
-            .arg(&key)
-            .arg("-out")
-            .arg(&cert)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .expect("openssl");
-        assert!(ok.success());
-        let d = dir.display();
-        let conf = dir.join("nginx.conf");
-        std::fs::write(
-            &conf,
-            format!(
-                "daemon off;\nworker_processes 1;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\n\
-                 events {{ worker_connections 64; }}\n\
-                 http {{\n  access_log off;\n  client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n\
-                   fastcgi_temp_path {d}/fastcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n\
-                   server {{\n    listen 127.0.0.1:{port} ssl;\n    server_name vitals.desk.example;\n\
-                     ssl_certificate {cert};\n    ssl_certificate_key {key};\n\
-                     location / {{ proxy_pass http://127.0.0.1:{upstream}; }}\n  }}\n}}\n",
-                cert = cert.display(),
-                key = key.display(),
-            ),
-        )
-        .unwrap();
-        let child = Command::new("nginx")
-            .arg("-e")
-            .arg(dir.join("error.log"))
-            .arg("-p")
-            .arg(dir)
-            .arg("-c")
-            .arg(&conf)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("nginx (Debian nginx; scripts/test.sh installs it)");
-        let nginx = Nginx { child };
-        for _ in 0..100 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return nginx;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!(
-            "nginx did not listen on {port}: {}",
-            std::fs::read_to_string(dir.join("error.log")).unwrap_or_default()
-        );
-    }
-}
-
-impl Drop for Nginx {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// Behind nginx with TLS, on the desk's name (`[server] public_url`): the page loads,

@@ -78,6 +78,7 @@ impl Sink for Hang {
 
 fn target(id: &str, sink: Arc<dyn Sink>, min: Severity) -> SinkInstance {
     SinkInstance {
+        takes: vitals::sinks::Takes::All,
         id: id.into(),
         min_severity: min,
         sink: Ok(sink),

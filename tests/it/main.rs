@@ -32,3 +32,4 @@ mod secrets;
 mod service;
 mod support;
 mod web;
+mod writing_a_sink;

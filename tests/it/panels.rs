@@ -36,15 +36,41 @@ fn every_partial_reads_exactly_what_its_kind_declares() {
     assert!(with_partial >= 6, "{with_partial} kinds have a partial");
 }
 
+/// Every partial renders one check, with no details at all (a check that could not
+/// read anything), showing its id and its badge: a partial that errors or shows nothing
+/// fails here, not on the desk's page.
 #[test]
-fn every_partial_renders() {
+fn every_partial_renders_its_check() {
     let env = vitals::web::templates(&registry().unwrap().checks).expect("every template parses");
+    let mut rendered = 0;
     for kind in registry().unwrap().checks.kinds() {
-        if kind.panel().and_then(|p| p.template).is_some() {
-            env.get_template(kind.name)
-                .unwrap_or_else(|e| panic!("kind `{}`: {e:#}", kind.name));
+        if kind.panel().and_then(|p| p.template).is_none() {
+            continue;
         }
+        let v = serde_json::json!({
+            "id": "probe-check-7", "kind": kind.name, "status": "critical",
+            "class": "s-critical", "icon": "✖", "text": "PROBE-BADGE",
+            "message": "probe message", "value": null, "shown": "—", "unit": "",
+            "observed_at": "2026-12-04T12:00:00Z", "since": "2026-12-04T11:00:00Z",
+            "details": {}, "actions": [], "spark": "",
+        });
+        let html = env
+            .get_template(kind.name)
+            .and_then(|t| t.render(minijinja::context! { v => v, actions_enabled => true }))
+            .unwrap_or_else(|e| panic!("kind `{}`: {e:#}", kind.name));
+        assert!(
+            html.contains("data-check=\"probe-check-7\""),
+            "kind `{}` does not mark its check:\n{html}",
+            kind.name
+        );
+        assert!(
+            html.contains("✖ PROBE-BADGE"),
+            "kind `{}` shows no badge:\n{html}",
+            kind.name
+        );
+        rendered += 1;
     }
+    assert!(rendered >= 6, "{rendered} partials rendered");
 }
 
 /// Asserts that an observation of a kind with a panel has every details key its

@@ -209,7 +209,7 @@ fn a_thanksgiving_week_pages_for_the_real_faults_only() {
         "market closed: after the close 16:00",
         "market opening: grace until 09:35",
         "in maintenance: IB Gateway nightly restart",
-        "held back: ib is critical",
+        "ib is critical",
     ] {
         assert!(stderr.contains(cause), "{cause} in\n{stderr}");
     }

@@ -152,16 +152,16 @@ fn a_dependency_outage_holds_back_dependent_alerts() {
         e.observe(&obs("positions", Status::Ok, Some(70.0), t(1)), t(1))
             .is_empty()
     );
-    let held = e.suppressed();
+    let held = e.held();
     assert_eq!(held.len(), 1);
-    assert_eq!(held[0].cause, "held back: ib is critical");
+    assert_eq!(held[0].cause, "ib is critical");
     assert_eq!(held[0].message, "positions stale (70s old)");
     // IB is back and the data is still stale: now it fires.
     e.observe(&obs("ib", Status::Ok, Some(1.0), t(5)), t(5));
     let ev = e.observe(&obs("positions", Status::Ok, Some(75.0), t(6)), t(6));
     assert_eq!(ev.len(), 1);
     assert_eq!(ev[0].state, AlertState::Firing);
-    assert!(e.suppressed().is_empty());
+    assert!(e.held().is_empty());
 
     // Another outage where the data recovers before IB does: never paged.
     let mut e = engine(STALE);
@@ -179,7 +179,7 @@ fn a_dependency_outage_holds_back_dependent_alerts() {
         e.observe(&obs("positions", Status::Ok, Some(5.0), t(11)), t(11))
             .is_empty()
     );
-    assert!(e.suppressed().is_empty() && e.active().is_empty());
+    assert!(e.held().is_empty() && e.active().is_empty());
 
     // A dependency not seen yet counts as not ok.
     let mut e = engine(STALE);
@@ -187,7 +187,7 @@ fn a_dependency_outage_holds_back_dependent_alerts() {
         e.observe(&obs("positions", Status::Ok, Some(70.0), t(0)), t(0))
             .is_empty()
     );
-    assert_eq!(e.suppressed()[0].cause, "held back: ib has not reported yet");
+    assert_eq!(e.held()[0].cause, "ib has not reported yet");
 }
 
 #[test]
@@ -244,8 +244,14 @@ fn rule_config_errors_name_the_rule_and_key() {
         joined.contains("[rules.x] key `message`: unknown placeholder `{chek}` (did you mean `{check}`?)"),
         "{joined}"
     );
+    // An unknown key hides no other problem of the rule.
     let e = rule_errors("[[rules]]\nname = \"x\"\nwhen = \"true\"\nseverity = \"INFO\"\nfoo = 1\n");
-    assert!(e[0].contains("[rules.x] key `foo`: unknown key `foo`"), "{e:#?}");
+    assert_eq!(e.len(), 2, "{e:#?}");
+    assert!(
+        e[0].contains("[rules.x] key `checks`: a rule must select checks"),
+        "{e:#?}"
+    );
+    assert!(e[1].contains("[rules.x] key `foo`: unknown key `foo`"), "{e:#?}");
     let e =
         rule_errors("[[rules]]\nname = \"x\"\nwhen = \"value >\"\nseverity = \"INFO\"\nchecks = [\"ib\"]\n");
     assert!(e[0].contains("key `when`: invalid condition:"), "{e:#?}");
@@ -272,7 +278,7 @@ fn a_rule_maintenance_window_across_midnight_in_new_york_holds_alerts_back() {
     };
     // Stale from 23:50 to 00:20: held back in the window, fires once it closes.
     assert!(at(new_york(27, 23, 50), &mut e, 70.0).is_empty());
-    let held = e.suppressed();
+    let held = e.held();
     assert_eq!(held.len(), 1);
     assert!(
         held[0]
@@ -295,7 +301,7 @@ fn a_rule_maintenance_window_across_midnight_in_new_york_holds_alerts_back() {
     assert!(at(new_york(27, 23, 46), &mut e, 70.0).is_empty());
     assert!(at(new_york(28, 0, 5), &mut e, 5.0).is_empty());
     assert!(at(new_york(28, 0, 20), &mut e, 5.0).is_empty());
-    assert!(e.active().is_empty() && e.suppressed().is_empty());
+    assert!(e.active().is_empty() && e.held().is_empty());
 }
 
 #[test]
@@ -311,7 +317,7 @@ fn a_check_maintenance_window_holds_back_every_rule_on_it() {
         e.observe(&obs("positions", Status::Ok, Some(500.0), saturday), saturday)
             .is_empty()
     );
-    assert!(e.suppressed()[0].cause.contains("market closed"));
+    assert!(e.held()[0].cause.contains("market closed"));
     let monday = new_york(30, 9, 30);
     let fired = e.observe(&obs("positions", Status::Ok, Some(500.0), monday), monday);
     assert_eq!(fired.len(), 1, "Monday morning it is a real alert");

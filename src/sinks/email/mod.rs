@@ -14,7 +14,7 @@ use minijinja::{Environment, context};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{Sink, SinkConfig, SinkContext, SinkError};
+use super::{Sink, SinkConfig, SinkContext, SinkError, Takes};
 use crate::alert::{AlertEvent, AlertState, Severity};
 use crate::check::{BuildError, KeyError};
 use crate::duration::Span;
@@ -87,6 +87,11 @@ impl SinkConfig for EmailConfig {
     const KIND: &'static str = "email";
     const SUMMARY: &'static str = "groups alert events into one email over SMTP (plain text and HTML)";
     const EXAMPLE: &'static str = "host = \"smtp.example.com\"\ntls = \"starttls\"\nusername = \"vitals\"\npassword_env = \"VITALS_SMTP_PASSWORD\"\nfrom = \"vitals <vitals@example.com>\"\nto = [\"desk@example.com\"]\ngroup_wait = \"10s\"\npage_url = \"http://127.0.0.1:8686/\"\n";
+    const TAKES: Takes = Takes::Alerts;
+
+    fn secret_env(&self) -> Vec<String> {
+        self.password_env.iter().cloned().collect()
+    }
 
     fn validate(&self) -> Vec<KeyError> {
         let mut errors = Vec::new();
@@ -275,13 +280,7 @@ impl Sink for Email {
     }
 
     async fn deliver(&self, events: &[AlertEvent]) -> Result<(), SinkError> {
-        // Operator actions are recorded in the alerts table and the log, not mailed.
-        let events: Vec<AlertEvent> = events
-            .iter()
-            .filter(|e| e.state != AlertState::Action)
-            .cloned()
-            .collect();
-        let events = events.as_slice();
+        // Operator actions never reach it (`Takes::Alerts`).
         if events.is_empty() {
             return Ok(());
         }

@@ -41,6 +41,14 @@ static PANEL: Panel = Panel {
     rank: 0,
     template: Some(include_str!("gauge.html.j2")),
     reads: &["crit", "file", "warn"],
+    css: ".gauge .file { font-family: monospace; }\n",
+};
+
+const RESET: ActionSpec = ActionSpec {
+    name: "reset",
+    label: "Reset gauge",
+    description: "writes 0 to the gauge's file",
+    destructive: false,
 };
 
 impl CheckConfig for GaugeConfig {
@@ -49,6 +57,7 @@ impl CheckConfig for GaugeConfig {
     const UNIT: &'static str = "%";
     const EXAMPLE: &'static str = "file = \"level\"\nwarn = 50\ncrit = 80\n";
     const PANEL: Option<&'static Panel> = Some(&PANEL);
+    const ACTIONS: &'static [ActionSpec] = &[RESET];
 
     fn validate(&self) -> Vec<KeyError> {
         if self.warn > self.crit {
@@ -95,12 +104,7 @@ impl Check for Gauge {
     }
 
     fn actions(&self) -> Vec<ActionSpec> {
-        vec![ActionSpec {
-            name: "reset",
-            label: "Reset gauge",
-            description: "writes 0 to the gauge's file",
-            destructive: false,
-        }]
+        vec![RESET]
     }
 
     async fn act(&self, action: &str, cx: &RunContext) -> Result<ActionOutcome, ActionError> {

@@ -2,7 +2,9 @@
 //! ports, the test Python and the Delta fixtures it writes and reads.
 
 pub mod alertmanager;
+pub mod browser;
 pub mod delta;
+pub mod faults;
 pub mod gateway;
 pub mod smtp;
 
@@ -119,8 +121,8 @@ pub fn promtool(body: &str) -> Result<(), String> {
 pub fn shipped_registry() -> Registry {
     let all = registry().expect("no duplicate kinds");
     Registry {
-        checks: Kinds::from_kinds(all.checks.kinds().filter(|k| k.file.starts_with("src/"))).unwrap(),
-        sinks: Kinds::from_kinds(all.sinks.kinds().filter(|k| k.file.starts_with("src/"))).unwrap(),
+        checks: Kinds::from_kinds(all.checks.kinds().filter(|k| !k.file.starts_with("tests/"))).unwrap(),
+        sinks: Kinds::from_kinds(all.sinks.kinds().filter(|k| !k.file.starts_with("tests/"))).unwrap(),
     }
 }
 
@@ -191,6 +193,33 @@ impl Daemonized {
                 Err(_) => panic!("the daemon never logged {needle:?}"),
             }
         }
+    }
+
+    /// Waits until every one of `needles` has been logged, in any order (a check's
+    /// first run may be logged before or after the line that announces it).
+    pub fn expect_all(&self, needles: &[&str]) -> Vec<String> {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        let mut found: Vec<Option<String>> = vec![None; needles.len()];
+        while found.iter().any(Option::is_none) {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    if let Some(i) =
+                        (0..needles.len()).find(|&i| found[i].is_none() && line.contains(needles[i]))
+                    {
+                        found[i] = Some(line);
+                    }
+                }
+                Err(_) => {
+                    let missing: Vec<&str> = (0..needles.len())
+                        .filter(|&i| found[i].is_none())
+                        .map(|i| needles[i])
+                        .collect();
+                    panic!("the daemon never logged {missing:?}");
+                }
+            }
+        }
+        found.into_iter().flatten().collect()
     }
 
     /// Every line logged since the last `expect` or `drain`, without waiting.

@@ -1,0 +1,275 @@
+//! `delta_freshness`: how old is the newest data of a Delta table? Without `column`,
+//! the latest commit's time; with it, the largest value of that timestamp column (from
+//! the files' statistics — rows are never scanned).
+//!
+//! Cheap on big tables: the table stays open between runs, and a run where nothing new
+//! was committed costs one HEAD of the next commit file (plus one of the current one, to
+//! notice a table that vanished). Only when a new commit exists are the new commits
+//! applied and the newest commit's `commitInfo.timestamp` read.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::Utc;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use tokio::sync::Mutex;
+
+use crate::check::{
+    ActionError, ActionOutcome, ActionSpec, BuildContext, BuildError, Check, CheckConfig, KeyError, Reading,
+    RunContext, Status,
+};
+use crate::duration;
+use crate::duration::Span;
+mod read;
+
+use crate::delta::OpenError;
+use crate::panel::{Layout, Panel, Section};
+use crate::thresholds::{Thresholds, fmt_num};
+use read::{Snapshot, Table};
+
+use crate::bounded::OneAtATime;
+
+/// `kind = "delta_freshness"`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct DeltaFreshnessConfig {
+    /// Where the table is: `table` and `storage_options`.
+    #[serde(flatten)]
+    pub delta: crate::delta::TableKeys,
+    /// A timestamp column (`timestamp` or `timestamp_ntz`, read as UTC) whose largest
+    /// value is the time of the newest data. Absent: the time of the latest commit.
+    #[serde(default)]
+    pub column: Option<String>,
+    /// Age at which the table is `warning` (label WARNING).
+    #[serde(default = "crate::duration::secs::<30>")]
+    pub warn: Span,
+    /// Age at which the table is `critical` (label STALE).
+    #[serde(default = "crate::duration::secs::<60>")]
+    pub crit: Span,
+    /// A command that makes the writer sync now, e.g. `["/opt/desk/bin/sync",
+    /// "--positions"]`: the check's `force_sync` action runs it (no shell; a path with `/`
+    /// resolves against the config file's directory), then checks the table again. Like
+    /// a command plugin it gets only PATH, HOME, USER, LOGNAME, LANG, LC_ALL, TZ, TMPDIR
+    /// and SHELL from vitals' environment, never its secrets.
+    #[serde(default)]
+    pub force_sync: Option<Vec<String>>,
+    /// How long the `force_sync` command may run before its process group is killed.
+    #[serde(default = "crate::duration::secs::<120>")]
+    pub force_sync_timeout: Span,
+}
+
+impl DeltaFreshnessConfig {
+    fn thresholds(&self) -> Thresholds {
+        Thresholds::higher_is_worse(self.warn.as_secs_f64(), self.crit.as_secs_f64())
+    }
+}
+
+/// The status page's "Data freshness" section: one table row per table.
+pub static FRESHNESS_SECTION: Section = Section {
+    id: "freshness",
+    title: "Data freshness",
+    order: 20,
+    layout: Layout::Table {
+        columns: &["Table", "Newest data", "Age", "Status", ""],
+    },
+    placeholder: Some("<p class=\"muted\">No <code>delta_freshness</code> check is configured.</p>"),
+    head: "",
+};
+
+static PANEL: Panel = Panel {
+    section: &FRESHNESS_SECTION,
+    rank: 0,
+    template: Some(include_str!("panel.html.j2")),
+    reads: &["newest"],
+    css: "",
+};
+
+/// `force_sync`: offered where `force_sync` names a command.
+const FORCE_SYNC: ActionSpec = ActionSpec {
+    name: "force_sync",
+    label: "Force sync",
+    description: "runs the configured sync command, then checks the table again",
+    destructive: false,
+};
+
+impl CheckConfig for DeltaFreshnessConfig {
+    const KIND: &'static str = "delta_freshness";
+    const SUMMARY: &'static str =
+        "age of the newest data in a Delta table (latest commit, or a timestamp column's max)";
+    const UNIT: &'static str = "s";
+    const EXAMPLE: &'static str =
+        "table = \"../data/positions\"\ncolumn = \"synced_at\"\nwarn = \"30s\"\ncrit = \"60s\"\n";
+    const PANEL: Option<&'static Panel> = Some(&PANEL);
+    const ACTIONS: &'static [ActionSpec] = &[FORCE_SYNC];
+
+    fn validate(&self) -> Vec<KeyError> {
+        let mut errors = self
+            .thresholds()
+            .validate_durations(("warn", "crit"), "data age", 1.0);
+        errors.extend(self.delta.validate("the table"));
+        if self
+            .force_sync
+            .as_ref()
+            .is_some_and(|c| c.first().is_none_or(|p| p.trim().is_empty()))
+        {
+            errors.push(KeyError::new(
+                "force_sync",
+                "must name a program: force_sync = [\"/path/to/sync\", \"arg\"]",
+            ));
+        }
+        if self.column.as_deref().is_some_and(|c| c.trim().is_empty()) {
+            errors.push(KeyError::new("column", "must name a column, or be left out"));
+        }
+        errors
+    }
+
+    fn build(&self, cx: &BuildContext) -> Result<Arc<dyn Check>, BuildError> {
+        let force_sync = self.force_sync.as_ref().map(|cmd| {
+            let program = std::path::PathBuf::from(&cmd[0]);
+            let program = if cmd[0].contains('/') {
+                cx.resolve_path(&program)
+            } else {
+                program
+            };
+            (program, cmd[1..].to_vec())
+        });
+        Ok(Arc::new(Freshness {
+            force_sync,
+            sync_timeout: *self.force_sync_timeout,
+            publisher: cx.publisher(),
+            table: Arc::new(Table {
+                location: crate::delta::location(&self.delta.table, &cx.config_dir),
+                options: self.delta.storage_options.clone(),
+                column: self.column.clone(),
+                confirm_after: {
+                    let t = self.thresholds();
+                    t.warn.min(t.crit)
+                },
+                state: Mutex::new(None),
+            }),
+            reads: OneAtATime::default(),
+            thresholds: self.thresholds(),
+        }))
+    }
+}
+
+struct Freshness {
+    force_sync: Option<(std::path::PathBuf, Vec<String>)>,
+    sync_timeout: Duration,
+    publisher: crate::check::Publisher,
+    /// The table, kept open between runs.
+    table: Arc<Table>,
+    /// Its reads, one at a time: a hung read is reported, never started twice.
+    reads: OneAtATime<Result<Snapshot, OpenError>>,
+    thresholds: Thresholds,
+}
+
+#[async_trait]
+impl Check for Freshness {
+    fn actions(&self) -> Vec<ActionSpec> {
+        match self.force_sync {
+            Some(_) => vec![FORCE_SYNC],
+            None => Vec::new(),
+        }
+    }
+
+    async fn act(&self, action: &str, cx: &RunContext) -> Result<ActionOutcome, ActionError> {
+        let Some((program, args)) = self.force_sync.as_ref().filter(|_| action == "force_sync") else {
+            return Err(ActionError::NoSuchAction {
+                check: cx.id.clone(),
+                action: action.to_owned(),
+                available: self.actions().iter().map(|a| a.name).collect(),
+            });
+        };
+        let shown = program.display().to_string();
+        let finished = crate::process::run(program, args, &Default::default(), &[], self.sync_timeout)
+            .await
+            .map_err(|e| ActionError::Failed(format!("cannot run `{shown}`: {e}")))?;
+        let mut details = serde_json::Map::new();
+        details.insert(
+            "stdout".into(),
+            finished.stdout.chars().take(4000).collect::<String>().into(),
+        );
+        details.insert(
+            "stderr".into(),
+            finished.stderr.chars().take(4000).collect::<String>().into(),
+        );
+        let (ok, mut message) = match finished.exit {
+            None => (
+                false,
+                format!(
+                    "`{shown}` did not finish within {}; its process group was killed",
+                    duration::format(self.sync_timeout)
+                ),
+            ),
+            Some(s) if s.success() => (true, format!("`{shown}` finished")),
+            Some(s) => (false, format!("`{shown}` failed ({s})")),
+        };
+        if let Some(code) = finished.exit.and_then(|s| s.code()) {
+            details.insert("exit_code".into(), code.into());
+        }
+        // Check again at once, and put the result on the board.
+        let reading = self.run(cx).await;
+        message.push_str(&format!(
+            "; the table is now {}",
+            reading.label.as_deref().unwrap_or(reading.status.as_str())
+        ));
+        details.insert("status".into(), reading.status.as_str().into());
+        details.insert("message".into(), reading.message.clone().into());
+        self.publisher.publish(reading);
+        Ok(ActionOutcome { ok, message, details })
+    }
+
+    async fn run(&self, cx: &RunContext) -> Reading {
+        let location = &self.table.location;
+        let open = match self.reads.run(cx.budget(), self.table.clone().read()).await {
+            Ok(Ok(snapshot)) => snapshot,
+            Ok(Err(OpenError::Missing(m))) => return Reading::new(Status::Critical, m).with_label("STALE"),
+            Ok(Err(OpenError::Other(m))) => return Reading::unknown(m),
+            Err(hung) => return hung.reading(location).with_detail("table", location.clone()),
+        };
+        let age = (Utc::now() - open.newest).num_microseconds().unwrap_or(i64::MAX) as f64 / 1e6;
+        let age = age.max(0.0);
+        let status = self.thresholds.grade(age);
+        let label = match status {
+            Status::Ok => "FRESH",
+            Status::Warning => "WARNING",
+            _ => "STALE",
+        };
+        let what = self
+            .table
+            .column
+            .as_deref()
+            .map_or("latest commit".to_owned(), |c| format!("newest `{c}`"));
+        let mut r = Reading::new(
+            status,
+            format!(
+                "{}: {what} {}s old ({})",
+                self.table.location,
+                fmt_num(age),
+                self.thresholds.describe("s")
+            ),
+        )
+        .with_value(age, "s")
+        .with_label(label)
+        .with_detail("table", self.table.location.clone())
+        .with_detail("version", open.version)
+        .with_detail("newest", open.newest.to_rfc3339())
+        .with_detail("commits_read", open.commits_read)
+        .with_detail("footers_read", open.footers_read)
+        .with_detail("heads", open.heads);
+        if let Some(at) = open.committed_at {
+            r = r.with_detail("last_commit_at", at.to_rfc3339());
+        }
+        if let Some(op) = &open.operation {
+            r = r.with_detail("operation", op.clone());
+        }
+        if let Some(c) = &self.table.column {
+            r = r.with_detail("column", c.clone());
+        }
+        r
+    }
+}
+
+crate::register_check!(DeltaFreshnessConfig);

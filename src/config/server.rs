@@ -1,0 +1,136 @@
+//! `[server]`: the web server's address, tokens, limits and the names it answers to.
+
+use std::path::PathBuf;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::duration::Span;
+use crate::plugin::KeyError;
+
+/// `[server]`: the HTTP server (status page, API, metrics).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Address and port the web server listens on. Loopback by default: put a reverse
+    /// proxy with TLS in front before exposing it.
+    pub listen: String,
+    /// Name of the environment variable holding the bearer token that `POST` actions
+    /// require. When the variable is unset or empty, actions are disabled (403).
+    pub token_env: String,
+    /// Directory for vitals' own state: alert state (so a restart neither re-sends nor
+    /// forgets an alert) and each sink's outbox of undelivered events. Relative paths
+    /// resolve against the config file's directory. Unset: `$STATE_DIRECTORY` (set by
+    /// systemd's `StateDirectory=`: `/var/lib/vitals` with dist/systemd/vitals.service),
+    /// else `state` beside the config file.
+    pub state_dir: Option<PathBuf>,
+    /// Connections the web server serves at once; more are closed at once (refused,
+    /// not queued), so idle or slow clients cannot use up vitals' file descriptors.
+    pub max_connections: usize,
+    /// How long a client may take to send a request's headers, and how long a
+    /// keep-alive connection may stay idle: then the server closes it.
+    pub header_timeout: Span,
+    /// Host names the web server answers to, besides `localhost`, `127.0.0.1`, `::1`
+    /// and the `listen` address: the name a reverse proxy or the desk's browsers use,
+    /// e.g. `["vitals.desk.example"]`. Any other `Host` gets 421 on every route, and a
+    /// `POST` must come from a page on one of these names (against DNS rebinding).
+    pub allowed_hosts: Vec<String>,
+    /// Name of an environment variable holding a token that reading needs too: when it
+    /// is set and not empty, `/`, `/api/*` and `/metrics` ask for it (HTTP Basic with
+    /// any user name, or `Authorization: Bearer`); `/healthz` stays open. For a page
+    /// reached beyond loopback without a proxy in front. Unset by default.
+    pub read_token_env: Option<String>,
+    /// The URL people reach the page at through a reverse proxy, e.g.
+    /// `"https://vitals.desk.example/"`: its host name is answered to like
+    /// `allowed_hosts`, and the page's buttons work from it (their `Origin`). A proxy
+    /// that rewrites `Host` (nginx's default `proxy_pass`) needs nothing else.
+    pub public_url: Option<String>,
+}
+
+/// The names the web server always answers to.
+pub const LOOPBACK_HOSTS: [&str; 3] = ["localhost", "127.0.0.1", "::1"];
+
+impl ServerConfig {
+    /// Every host name the web server answers to (lowercase, without ports).
+    pub fn allowed_hosts(&self) -> Vec<String> {
+        let mut hosts: Vec<String> = LOOPBACK_HOSTS.map(str::to_owned).to_vec();
+        if let Ok(addr) = self.listen.parse::<std::net::SocketAddr>()
+            && !addr.ip().is_unspecified()
+        {
+            hosts.push(addr.ip().to_string());
+        }
+        let public = self.public_url.as_deref().and_then(public_host);
+        for h in self.allowed_hosts.iter().chain(public.as_ref()) {
+            let h = h
+                .trim()
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_ascii_lowercase();
+            if !h.is_empty() && !hosts.contains(&h) {
+                hosts.push(h);
+            }
+        }
+        hosts
+    }
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: "127.0.0.1:8686".into(),
+            token_env: "VITALS_TOKEN".into(),
+            state_dir: None,
+            max_connections: 512,
+            header_timeout: Span::secs(10),
+            allowed_hosts: Vec::new(),
+            read_token_env: None,
+            public_url: None,
+        }
+    }
+}
+
+impl super::Section for ServerConfig {
+    const NAME: &'static str = "server";
+
+    fn validate(&self) -> Vec<KeyError> {
+        let mut errors = Vec::new();
+        if let Err(e) = self.listen.parse::<std::net::SocketAddr>() {
+            errors.push(KeyError::new(
+                "listen",
+                format!(
+                    "`{}` is not an address and port ({e}); expected e.g. \"127.0.0.1:8686\"",
+                    self.listen
+                ),
+            ));
+        }
+        if self.max_connections == 0 {
+            errors.push(KeyError::new("max_connections", "must be at least 1"));
+        }
+        if let Some(url) = &self.public_url
+            && public_host(url).is_none()
+        {
+            errors.push(KeyError::new(
+                "public_url",
+                format!("`{url}` is not a URL: write e.g. \"https://vitals.desk.example/\""),
+            ));
+        }
+        if self.header_timeout.is_zero() {
+            errors.push(KeyError::new("header_timeout", "must be longer than 0s"));
+        }
+        errors
+    }
+}
+
+/// The host name of a `public_url` (`https://name:port/path` → `name`).
+fn public_host(url: &str) -> Option<String> {
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))?;
+    let authority = rest.split(['/', '?', '#']).next()?;
+    let authority = authority.rsplit('@').next()?;
+    let name = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next()?,
+        None => authority.split(':').next()?,
+    };
+    (!name.is_empty()).then(|| name.to_ascii_lowercase())
+}
