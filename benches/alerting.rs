@@ -285,6 +285,7 @@ async fn ten_thousand_events() -> (usize, f64, f64, usize) {
             event_at: now,
             host: "bench".into(),
             reminder: false,
+            label: None,
         });
         if n % 100 == 99 {
             tokio::time::sleep(Duration::from_millis(5)).await;
@@ -347,6 +348,7 @@ async fn single_commits(n: usize) -> Vec<f64> {
             event_at: now,
             host: "bench".into(),
             reminder: false,
+            label: None,
         });
         while outbox.exists() {
             tokio::time::sleep(Duration::from_micros(500)).await;

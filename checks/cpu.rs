@@ -40,6 +40,7 @@ impl CheckConfig for CpuConfig {
     const KIND: &'static str = "cpu";
     const SUMMARY: &'static str = "CPU usage of the host, averaged over the check's interval";
     const UNIT: &'static str = "%";
+    const VALUE_WHEN_CRITICAL: bool = true;
     const EXAMPLE: &'static str = "warn = 50\ncrit = 80\n";
     const PANEL: Option<&'static Panel> = Some(&super::system::SYSTEM_CARD);
 

@@ -100,11 +100,10 @@ impl Check for Disk {
             Some(Ok(Err(e))) => return Reading::unknown(e.to_string()),
             Some(Ok(Ok(u))) => u,
         };
-        if usage.total == 0 {
+        let Some(pct) = usage.percent_used().filter(|_| usage.total > 0) else {
             return Reading::unknown(format!("{} reports a size of 0 bytes", usage.mount_point));
-        }
-        let used = usage.total.saturating_sub(usage.available);
-        let pct = used as f64 * 100.0 / usage.total as f64;
+        };
+        let (used, reserved) = (usage.used(), usage.reserved());
         Reading::new(
             self.thresholds.grade(pct),
             format!(
@@ -124,6 +123,7 @@ impl Check for Disk {
         .with_detail("total_bytes", usage.total)
         .with_detail("available_bytes", usage.available)
         .with_detail("used_bytes", used)
+        .with_detail("reserved_bytes", reserved)
         .with_detail("warn", self.thresholds.warn)
         .with_detail("crit", self.thresholds.crit)
     }

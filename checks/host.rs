@@ -44,6 +44,7 @@ impl CheckConfig for HostConfig {
     const KIND: &'static str = "host";
     const SUMMARY: &'static str = "uptime, process count and load average of the host";
     const UNIT: &'static str = "s";
+    const VALUE_WHEN_CRITICAL: bool = true;
     const EXAMPLE: &'static str = "procs_warn = 2000\nprocs_crit = 4000\n";
     const PANEL: Option<&'static Panel> = Some(&PANEL);
 

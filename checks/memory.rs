@@ -41,6 +41,7 @@ impl CheckConfig for MemoryConfig {
     const KIND: &'static str = "memory";
     const SUMMARY: &'static str = "memory in use, in percent of the host's RAM";
     const UNIT: &'static str = "%";
+    const VALUE_WHEN_CRITICAL: bool = true;
     const EXAMPLE: &'static str = "warn = 50\ncrit = 80\n";
     const PANEL: Option<&'static Panel> = Some(&super::system::SYSTEM_CARD);
 

@@ -73,7 +73,7 @@ pub static REGISTRY_SECTION: Section = Section {
     title: "Active strategy registry",
     order: 40,
     layout: Layout::Stack,
-    placeholder: Some("<p class=\"muted\">No <code>strategy_slots</code> check is configured.</p>"),
+    listed_when_empty: true,
     head: "<label class=\"filter\">Filter by symbol <input id=\"symbol-filter\" type=\"search\" placeholder=\"e.g. SPY\" autocomplete=\"off\"></label>",
 };
 

@@ -10,7 +10,7 @@ pub static SYSTEM_SECTION: Section = Section {
     title: "System metrics",
     order: 30,
     layout: Layout::Grid,
-    placeholder: Some("<p class=\"muted\">No system checks are configured.</p>"),
+    listed_when_empty: true,
     head: "",
 };
 

@@ -96,6 +96,10 @@ pub struct AlertEvent {
     pub host: String,
     /// Whether this firing event is a reminder of an earlier one.
     pub reminder: bool,
+    /// The check's label when it happened (`STALE`, `DISCONNECTED`), for short
+    /// subjects; not a column of the alerts table.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
 }
 
 /// The id of an episode of `rule` on `check` that starts at `at`:
@@ -128,7 +132,14 @@ impl AlertEvent {
             event_at: at,
             host: hostname().to_owned(),
             reminder: false,
+            label: None,
         }
+    }
+
+    /// The same event, with the check's label.
+    pub fn with_label(mut self, label: Option<String>) -> AlertEvent {
+        self.label = label;
+        self
     }
 
     /// The same event, of the episode `alert_id` that started at `started_at`.

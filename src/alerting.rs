@@ -29,6 +29,21 @@ pub struct AlertingConfig {
     pub config_dir: PathBuf,
     /// The daemon's health, for the sinks that say "alive".
     pub health: crate::health::Health,
+    /// The desk's time zone.
+    pub zone: crate::timezone::DeskZone,
+    /// `[server] public_url`.
+    pub public_url: Option<String>,
+}
+
+impl AlertingConfig {
+    fn sink_env(&self) -> crate::sinks::SinkEnv {
+        crate::sinks::SinkEnv {
+            config_dir: self.config_dir.clone(),
+            liveness: self.health.clone(),
+            zone: self.zone,
+            public_url: self.public_url.clone(),
+        }
+    }
 }
 
 /// How long sinks get to deliver what they hold when vitals stops or reloads.
@@ -39,6 +54,8 @@ pub struct Alerting {
     engine: Engine,
     dispatcher: Dispatcher,
     state_file: PathBuf,
+    /// Each sink's state as last fed to the engine (`sink_failing`).
+    sink_states: HashMap<String, crate::dispatch::SinkState>,
 }
 
 fn load_state(path: &Path) -> Option<EngineState> {
@@ -63,7 +80,7 @@ fn start_dispatcher(config: &AlertingConfig) -> Dispatcher {
     let built = config
         .sinks
         .iter()
-        .map(|s| SinkInstance::build_with(s, &config.config_dir, config.health.clone()))
+        .map(|s| SinkInstance::build_with(s, &config.sink_env(), None))
         .collect();
     Dispatcher::start(built, &config.state_dir)
 }
@@ -83,6 +100,7 @@ impl Alerting {
             engine,
             dispatcher,
             state_file,
+            sink_states: HashMap::new(),
         }
     }
 
@@ -92,9 +110,21 @@ impl Alerting {
         self.emit(&events);
     }
 
-    /// Runs the time-driven transitions due now (see [`Engine::advance`]).
+    /// Runs the time-driven transitions due now (see [`Engine::advance`]), after
+    /// feeding the engine every sink whose health changed (the built-in `sink_failing`
+    /// watches them as checks `sink:<id>`).
     pub fn tick(&mut self) {
-        let events = self.engine.advance(chrono::Utc::now());
+        let now = chrono::Utc::now();
+        for s in self.dispatcher.statuses() {
+            if self.sink_states.get(&s.id) == Some(&s.state) {
+                continue;
+            }
+            self.sink_states.insert(s.id.clone(), s.state);
+            let o = sink_observation(&s, now);
+            let events = self.engine.observe(&o, now);
+            self.emit(&events);
+        }
+        let events = self.engine.advance(now);
         self.emit(&events);
     }
 
@@ -115,15 +145,23 @@ impl Alerting {
         Some(event)
     }
 
-    /// Records an operator action (run now, reconnect, force_sync, clear, ack) as an
+    /// Records an action (run now, reconnect, force_sync, clear — by an operator, whose
+    /// `rule` is "action", or by a rule's remediation, whose `rule` is its name) as an
     /// event: logged and sent to the sinks that keep a record (the alerts table, the log).
-    pub fn record_action(&mut self, check_id: &str, action: &str, ok: bool, message: &str) -> AlertEvent {
+    pub fn record_action(
+        &mut self,
+        check_id: &str,
+        action: &str,
+        rule: &str,
+        ok: bool,
+        message: &str,
+    ) -> AlertEvent {
         let now = chrono::Utc::now();
         let text = format!(
             "{action} on {check_id} {}: {message}",
             if ok { "done" } else { "failed" }
         );
-        let event = AlertEvent::new("action", check_id, Severity::Info, AlertState::Action, text, now)
+        let event = AlertEvent::new(rule, check_id, Severity::Info, AlertState::Action, text, now)
             .of_episode(
                 &format!("action.{check_id}.{action}.{}", now.timestamp_millis()),
                 now,
@@ -151,16 +189,31 @@ impl Alerting {
         self.engine.held()
     }
 
-    /// Takes a new config: new rules keep the state of rules with the same name, new
-    /// sinks start. Returns the old sinks, to be shut down (flushed) by the caller.
-    pub fn replace(&mut self, config: AlertingConfig) -> Dispatcher {
+    /// Takes a new config: new rules keep the state of rules with the same name; a
+    /// sink whose configuration did not change keeps running untouched, a changed one
+    /// is replaced once the old one has finished, a new one starts. Returns the sinks
+    /// to stop (flushed) by the caller.
+    pub fn replace(&mut self, config: AlertingConfig) -> crate::dispatch::Retired {
         let state = self.engine.state();
-        let sinks = start_dispatcher(&config);
+        let env = config.sink_env();
+        let retired = self.dispatcher.apply(&config.sinks, |spec, health| {
+            SinkInstance::build_with(spec, &env, health)
+        });
         self.engine = Engine::new(config.rules, config.checks);
         self.engine.restore(state);
         self.state_file = config.state_dir.join("alerts.json");
         self.save();
-        std::mem::replace(&mut self.dispatcher, sinks)
+        retired
+    }
+
+    /// Every sink's health.
+    pub fn sinks(&self) -> Vec<crate::dispatch::SinkStatus> {
+        self.dispatcher.statuses()
+    }
+
+    /// Sends a sink's dead letters again (see [`Dispatcher::retry_dead`]).
+    pub fn retry_dead(&mut self, sink: &str) -> Result<usize, String> {
+        self.dispatcher.retry_dead(sink)
     }
 
     /// Saves the engine state (atomically: a temporary file renamed over the old one).
@@ -180,6 +233,33 @@ impl Alerting {
         self.save();
         std::mem::replace(&mut self.dispatcher, Dispatcher::none())
     }
+}
+
+/// A sink's health as an observation of the check `sink:<id>`: critical while it fails.
+fn sink_observation(s: &crate::dispatch::SinkStatus, now: chrono::DateTime<chrono::Utc>) -> Observation {
+    use crate::observation::{Reading, Status};
+    let reading = match s.state {
+        crate::dispatch::SinkState::Ok => {
+            Reading::new(Status::Ok, format!("sink {} ({}) delivers", s.id, s.kind))
+        }
+        crate::dispatch::SinkState::Failing => Reading::new(
+            Status::Critical,
+            format!(
+                "sink {} ({}) has been failing since {}: {}",
+                s.id,
+                s.kind,
+                s.since.format("%H:%M:%S UTC"),
+                s.last_error.as_deref().unwrap_or("no reason given")
+            ),
+        ),
+    };
+    Observation::from_reading(
+        &crate::dispatch::sink_check_id(&s.id),
+        "sink",
+        reading.with_detail("queued", s.queued),
+        now,
+        Duration::ZERO,
+    )
 }
 
 /// One structured line per alert event in vitals' own log.

@@ -208,6 +208,7 @@ fn rows_of(b: &RecordBatch, since: DateTime<Utc>, out: &mut Vec<AlertEvent>) -> 
             event_at: DateTime::from_timestamp_micros(at.value(i)).unwrap_or_default(),
             host: host.value(i).to_owned(),
             reminder: false,
+            label: None,
         });
     }
     Ok(())

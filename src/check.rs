@@ -219,6 +219,10 @@ pub trait CheckConfig:
     const SUMMARY: &'static str;
     /// The value's unit (empty when the kind has no single value).
     const UNIT: &'static str = "";
+    /// Whether every `critical` reading of this kind carries a value. Most kinds can be
+    /// critical without one (the table is gone, the port refused): `vitals validate`
+    /// notes a rule whose condition reads `value` of such a kind.
+    const VALUE_WHEN_CRITICAL: bool = false;
     /// A complete example of the kind's keys (the body of a `[checks.<id>]` table,
     /// without `kind`). A registry-driven test parses and validates it, and the docs
     /// show it.
@@ -311,6 +315,8 @@ impl Family for Checks {
 pub struct CheckExtra {
     /// See [`CheckConfig::PANEL`].
     pub panel: Option<&'static Panel>,
+    /// See [`CheckConfig::VALUE_WHEN_CRITICAL`].
+    pub value_when_critical: bool,
     /// See [`CheckConfig::ACTIONS`].
     pub actions: &'static [ActionSpec],
 }
@@ -332,6 +338,7 @@ impl Registration<Checks> {
             keys: keys_of::<C>,
             extra: CheckExtra {
                 panel: C::PANEL,
+                value_when_critical: C::VALUE_WHEN_CRITICAL,
                 actions: C::ACTIONS,
             },
         }
@@ -346,6 +353,11 @@ impl Registration<Checks> {
     /// Every action a check of this kind may offer.
     pub fn actions(&self) -> &'static [ActionSpec] {
         self.extra.actions
+    }
+
+    /// Whether every `critical` reading of this kind carries a value.
+    pub fn value_when_critical(&self) -> bool {
+        self.extra.value_when_critical
     }
 }
 

@@ -88,10 +88,31 @@ pub enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// A sink's outbox: `vitals outbox retry SINK` sends its dead letters (events it
+    /// refused for good) again.
+    Outbox {
+        /// What to do.
+        #[command(subcommand)]
+        what: OutboxCommand,
+    },
     /// List the registered check kinds with their keys and defaults.
     Plugins {
         /// Output format.
         #[arg(long, value_enum, default_value = "text")]
         format: Format,
+    },
+}
+
+/// `vitals outbox …`.
+#[derive(Subcommand)]
+pub enum OutboxCommand {
+    /// Sends sink SINK's dead letters again: through the running daemon (with the
+    /// action token, `[server] token_env`), or, when none runs, back into the outbox
+    /// for the next start. Exit 0 when done, 1 when refused, 78 on a bad config.
+    Retry {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// The sink's id (`[sinks.<id>]`).
+        sink: String,
     },
 }

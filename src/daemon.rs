@@ -70,12 +70,22 @@ pub fn split(config: Config) -> Parts {
             (c.id.clone(), meta)
         })
         .collect();
-    // The built-in check_unknown rule, one per check that has it, after the user's.
+    // The built-in check_unknown rule, one per check that has it, after the user's;
+    // then sink_failing, one per sink that has it.
     let mut rules = config.rules;
     rules.extend(config.checks.iter().filter_map(|c| {
         let after = c.unknown_after?;
         Some(Rule::check_unknown(&c.id, after, c.unknown_severity))
     }));
+    rules.extend(config.sinks.iter().filter_map(|s| {
+        let after = s.failing_after?;
+        Some(Rule::sink_failing(
+            &crate::dispatch::sink_check_id(&s.id),
+            after,
+            s.failing_severity,
+        ))
+    }));
+    let (zone, public_url) = (config.server.zone(), config.server.public_url.clone());
     Parts {
         server: config.server,
         checks: config.checks,
@@ -86,6 +96,8 @@ pub fn split(config: Config) -> Parts {
             state_dir,
             config_dir: config_dir.clone(),
             health: crate::health::Health::always(),
+            zone,
+            public_url,
         },
         config_dir,
         history,
@@ -206,6 +218,7 @@ impl Daemon {
                 token,
             )
             .with_allowed_hosts(self.server.allowed_hosts())
+            .with_zone(self.server.zone())
             .with_history(self.history.as_ref().map(|(h, _)| h.clone()))
             .with_alerts_table(self.alerts_table.clone())
             .with_read_token(

@@ -8,9 +8,46 @@ use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::Path;
 
-/// Creates `dir` and its missing parents, 0700.
+/// Creates `dir` and its missing parents, 0700; refuses a `dir` that is a symbolic
+/// link (a link planted in place of `outbox/` would send vitals' files elsewhere).
 pub fn create_dir(dir: &Path) -> std::io::Result<()> {
-    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
+    refuse_link(dir)
+}
+
+/// An error when `path` itself is a symbolic link.
+pub fn refuse_link(path: &Path) -> std::io::Result<()> {
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_symlink() => Err(std::io::Error::other(format!(
+            "{} is a symbolic link: refusing to go through it",
+            path.display()
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// Reads one of vitals' own files, refusing a symbolic link (the file or its folder):
+/// `Ok(None)` when it does not exist.
+pub fn read_private(path: &Path) -> std::io::Result<Option<String>> {
+    use std::io::Read;
+    if let Some(dir) = path.parent() {
+        refuse_link(dir)?;
+    }
+    let mut f = match OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NOFOLLOW)
+        .open(path)
+    {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(named(path, e)),
+    };
+    let mut text = String::new();
+    f.read_to_string(&mut text)?;
+    Ok(Some(text))
 }
 
 /// Opens `path` for appending (created 0600, its directory 0700), refusing a symlink.
@@ -50,7 +87,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 fn named(path: &Path, e: std::io::Error) -> std::io::Error {
     if e.raw_os_error() == Some(nix::libc::ELOOP) {
         std::io::Error::other(format!(
-            "{} is a symbolic link: refusing to write through it",
+            "{} is a symbolic link: refusing to go through it",
             path.display()
         ))
     } else {
@@ -82,7 +119,7 @@ mod tests {
         let e = append(&state.join("am.jsonl")).unwrap_err();
         assert!(
             e.to_string()
-                .contains("is a symbolic link: refusing to write through it"),
+                .contains("is a symbolic link: refusing to go through it"),
             "{e}"
         );
         assert_eq!(std::fs::read_to_string(&target).unwrap(), "keep");

@@ -12,6 +12,7 @@
 //! (`src/sinks/`) register themselves through the one machinery in [`plugin`];
 //! [`registry`] holds them all.
 
+pub mod actions;
 pub mod alert;
 pub mod alerting;
 pub mod alerts_table;
@@ -47,6 +48,7 @@ pub mod sinks;
 pub mod system;
 pub mod text;
 pub mod thresholds;
+pub mod timezone;
 pub mod web;
 
 #[doc(hidden)]

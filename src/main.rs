@@ -10,7 +10,7 @@ use clap::Parser;
 use tokio::sync::mpsc;
 
 use vitals::check::BuildContext;
-use vitals::cli::{Cli, Command, Format};
+use vitals::cli::{Cli, Command, Format, OutboxCommand};
 use vitals::config::{self, Diagnostics};
 use vitals::daemon::{Control, Daemon};
 use vitals::registry::{self, Registry};
@@ -24,9 +24,12 @@ use vitals::{reference, report};
 /// and every error it meets also comes back to vitals as a result, which vitals reports
 /// in its own words. deltalake's "table updated during transaction" warning is how a
 /// commit that lost a race to another writer (two vitals appending to one alerts table)
-/// starts its retry: normal, and the retry's outcome comes back to vitals.
-const DEFAULT_LOG: &str =
-    "warn,vitals=info,buoyant_kernel::snapshot::builder=off,deltalake_core::kernel::transaction=error";
+/// starts its retry: normal, and the retry's outcome comes back to vitals. The `ibapi`
+/// client's transport logs an ERROR for every dropped gateway connection ("Connection
+/// error detected, attempting to reconnect", "Failed to reconnect"): vitals owns
+/// reconnecting, and says each drop and each attempt in its own status-change line.
+const DEFAULT_LOG: &str = "warn,vitals=info,buoyant_kernel::snapshot::builder=off,\
+     deltalake_core::kernel::transaction=error,ibapi::transport=off";
 
 /// EX_CONFIG from sysexits.h: the configuration is invalid.
 const EXIT_CONFIG: u8 = 78;
@@ -36,6 +39,9 @@ const EXIT_USAGE: u8 = 64;
 const EXIT_DATA: u8 = 65;
 /// EX_NOINPUT from sysexits.h: an input file cannot be read.
 const EXIT_NOINPUT: u8 = 66;
+/// EX_UNAVAILABLE from sysexits.h: a service vitals needs is not available (its listen
+/// address is taken).
+const EXIT_UNAVAILABLE: u8 = 69;
 
 /// Two glibc malloc settings, each unless its environment variable is set:
 /// - `M_ARENA_MAX` 2: glibc gives each thread that contends for the heap an arena of its
@@ -90,6 +96,9 @@ fn main() -> anyhow::Result<ExitCode> {
             (None, None) => Ok(ExitCode::from(EXIT_USAGE)),
         },
         Command::Test { files } => Ok(rule_tests(&files, registry)),
+        Command::Outbox {
+            what: OutboxCommand::Retry { config, sink },
+        } => block_on(retry_dead(&config.config, &sink, registry)),
         Command::Check { config, format, ids } => block_on(check(&config.config, registry, format, ids)),
         Command::Run { config } => block_on(run(&config.config, registry)),
     }
@@ -227,6 +236,72 @@ fn replay_exit(e: &vitals::replay::ReplayError) -> ExitCode {
     })
 }
 
+/// `vitals outbox retry SINK`: through the running daemon when one listens, else
+/// straight into the outbox for the next start.
+async fn retry_dead(path: &Path, sink: &str, registry: &'static Registry) -> anyhow::Result<ExitCode> {
+    let config = match load_or_exit(path, registry) {
+        Ok(c) => c,
+        Err(code) => return Ok(code),
+    };
+    if !config.sinks.iter().any(|s| s.id == sink) {
+        let known: Vec<&str> = config.sinks.iter().map(|s| s.id.as_str()).collect();
+        eprintln!(
+            "{}: no sink `{sink}`{}; configured sinks: {}",
+            path.display(),
+            vitals::plugin::suggest(sink, known.iter().copied()),
+            known.join(", ")
+        );
+        return Ok(ExitCode::from(EXIT_USAGE));
+    }
+    let url = format!("http://{}/api/sinks/{sink}/retry", config.server.listen);
+    let token = std::env::var(&config.server.token_env).unwrap_or_default();
+    let client = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(10))
+        .build()
+        .context("cannot set up an HTTP client")?;
+    match client.post(&url).bearer_auth(&token).send().await {
+        Ok(r) if r.status().is_success() => {
+            let body: serde_json::Value = r.json().await.unwrap_or_default();
+            println!(
+                "{} dead-lettered events of `{sink}` sent again by the running vitals",
+                body["requeued"]
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Ok(r) => {
+            let status = r.status();
+            let body: serde_json::Value = r.json().await.unwrap_or_default();
+            let why = body["error"].as_str().unwrap_or_default().to_owned();
+            let hint =
+                if status == reqwest::StatusCode::FORBIDDEN || status == reqwest::StatusCode::UNAUTHORIZED {
+                    format!(" (set ${} to the action token)", config.server.token_env)
+                } else {
+                    String::new()
+                };
+            eprintln!("the running vitals refused: {status}: {why}{hint}");
+            Ok(ExitCode::FAILURE)
+        }
+        // No vitals listens: the outbox is ours to change.
+        Err(e) if e.is_connect() => {
+            let n = vitals::dispatch::revive_offline(&config.state_dir(), sink)
+                .with_context(|| format!("cannot move the dead letters of `{sink}` back"))?;
+            println!(
+                "{n} dead-lettered events of `{sink}` moved back into its outbox (no vitals is running on {}): the next start delivers them",
+                config.server.listen
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            eprintln!(
+                "cannot reach the running vitals at {}: {}",
+                config.server.listen,
+                e.without_url()
+            );
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
 fn rule_tests(files: &[PathBuf], registry: &'static Registry) -> ExitCode {
     let mut failed = 0;
     let mut passed = 0;
@@ -343,7 +418,16 @@ async fn run(path: &Path, registry: &'static Registry) -> anyhow::Result<ExitCod
         max_connections: server.max_connections.max(1),
         header_timeout: *server.header_timeout,
     };
-    let web = vitals::web::spawn_with(&server.listen, limits, daemon.web());
+    let web = match vitals::web::spawn_with(&server.listen, limits, daemon.web()) {
+        Ok(web) => web,
+        Err(e) => {
+            // The page is how the desk sees vitals: without it, do not pretend to run.
+            tracing::error!("{e}");
+            eprintln!("vitals did not start: {e}");
+            daemon.shutdown().await;
+            return Ok(ExitCode::from(EXIT_UNAVAILABLE));
+        }
+    };
     let (tx, rx) = mpsc::channel(8);
     tokio::spawn(async move {
         loop {
@@ -358,10 +442,8 @@ async fn run(path: &Path, registry: &'static Registry) -> anyhow::Result<ExitCod
         }
     });
     daemon.serve(rx).await;
-    if let Some(web) = web {
-        tokio::task::spawn_blocking(move || web.stop(std::time::Duration::from_secs(5)))
-            .await
-            .ok();
-    }
+    tokio::task::spawn_blocking(move || web.stop(std::time::Duration::from_secs(5)))
+        .await
+        .ok();
     Ok(ExitCode::SUCCESS)
 }

@@ -5,16 +5,26 @@
 //! checks".
 //!
 //! A partial is a minijinja template stored next to the kind (e.g.
-//! `src/checks/ib_connection/panel.html.j2`). It renders one check, `v`, with these
+//! `checks/ib_connection/panel.html.j2`). It renders one check, `v`, with these
 //! fields: `id`, `kind`, `status` (`ok`…), `class` and `icon` (the badge's look),
 //! `text` (label or status in capitals), `message`, `value`, `shown` (value with its
 //! unit), `unit`, `observed_at`, `since`, `details` (the observation's details),
 //! `actions` (each with `name`, `label`, `description`, `destructive`, `confirm`,
-//! `url`) and `spark` (points of a last-hour sparkline, empty when there are fewer
-//! than two). The page's macros are imported with
-//! `{% from "macros" import badge, buttons, spark %}`: `buttons(v)` renders the action
-//! buttons the kind declares (a confirm for destructive ones), `badge(v)` the status
-//! badge, `spark(v)` the sparkline. `actions_enabled` says whether a token is set.
+//! `url`; the last is the generic "Run now") and `spark` (points of a last-hour
+//! sparkline, empty when there are fewer than two). `actions_enabled` says whether a
+//! token is set.
+//!
+//! Two filters: `local` shows an RFC 3339 time in the desk's time zone
+//! (`{{ v.details.newest|local }}` → "2026-12-04 09:31:05 EST"), `num` a number without
+//! a trailing `.0`. Give the partial's root element `id="check-{{ v.id }}"`: the
+//! header's links to checks that are not ok lead there.
+//!
+//! The page's macros are in the file `macros.html`, imported with
+//! `{% from "macros.html" import badge, bar, buttons, spark %}`: `badge(v)` the status
+//! badge, `bar(v, max=…, class=…)` a bar from 0 to `max` (default `details.limit`,
+//! else 100) marked at `details.warn` and `details.crit` and coloured by the status,
+//! `buttons(v)` the action buttons (a confirm for destructive ones), `spark(v)` the
+//! sparkline.
 
 /// How the checks of a section are laid out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,9 +51,10 @@ pub struct Section {
     pub order: u16,
     /// How the panels of its checks are laid out.
     pub layout: Layout,
-    /// HTML shown when no check of its kinds is configured; `None` leaves the section
-    /// out then.
-    pub placeholder: Option<&'static str>,
+    /// When no check of its kinds is configured: `true` names it on the page's one
+    /// "Not configured: …" line (with the kinds that would fill it), `false` leaves it
+    /// out without a word. Never an empty box.
+    pub listed_when_empty: bool,
     /// HTML placed between the heading and the refreshed part (kept across refreshes,
     /// e.g. a filter box).
     pub head: &'static str,

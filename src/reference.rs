@@ -8,7 +8,7 @@ use crate::check::ActionSpec;
 use crate::config::{CommonSettings, Defaults, ServerConfig, SinkSettings};
 use crate::plugin::{Family, KindDoc, Kinds};
 use crate::registry::Registry;
-use crate::rules::{CHECK_UNKNOWN, RuleConfig};
+use crate::rules::{CHECK_UNKNOWN, RuleConfig, SINK_FAILING};
 use crate::schema::{KeyDoc, keys_of};
 
 /// Every kind of a family with its keys.
@@ -55,6 +55,7 @@ pub fn plugins_text(registry: &Registry) -> String {
     }
     out.push_str("\nBuilt-in rules:\n\n");
     out.push_str(&format!("  {CHECK_UNKNOWN}  —  {CHECK_UNKNOWN_TEXT}\n"));
+    out.push_str(&format!("  {SINK_FAILING}  —  {SINK_FAILING_TEXT}\n"));
     out
 }
 
@@ -79,6 +80,13 @@ fn action_summary(a: &ActionSpec) -> String {
         if a.destructive { " (asks first)" } else { "" }
     )
 }
+
+/// What the built-in `sink_failing` rule does, for `vitals plugins` and the docs.
+pub const SINK_FAILING_TEXT: &str = "pages when a sink has been failing (every delivery, or a heartbeat's \
+     every ping) for its `failing_after` (default 2m; \"off\" disables it), at its `failing_severity` \
+     (default WARNING), about the check `sink:<id>`, with what the sink last said; it goes to every \
+     other sink, never to the failing one, and resolves at the sink's first success. The sink's \
+     health is in `/api/status` (`sinks`), `/metrics` (`vitals_sink_up`) and the page's header.";
 
 fn key_summary(key: &KeyDoc) -> String {
     let default = match (&key.default, key.required) {
@@ -154,6 +162,9 @@ pub fn configuration_reference(registry: &Registry) -> String {
          delays nothing else, and undelivered events survive restarts. Keys of every sink:\n\n",
     );
     out.push_str(&key_table(&keys_of::<SinkSettings>()));
+    out.push_str(&format!(
+        "\nThe built-in rule `{SINK_FAILING}` {SINK_FAILING_TEXT}\n"
+    ));
     for kind in kinds(&registry.sinks) {
         out.push_str(&format!(
             "\n### sink `{}`\n\n{}.\n\n",

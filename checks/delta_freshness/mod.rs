@@ -73,7 +73,7 @@ pub static FRESHNESS_SECTION: Section = Section {
     layout: Layout::Table {
         columns: &["Table", "Newest data", "Age", "Status", ""],
     },
-    placeholder: Some("<p class=\"muted\">No <code>delta_freshness</code> check is configured.</p>"),
+    listed_when_empty: true,
     head: "",
 };
 
@@ -81,7 +81,7 @@ static PANEL: Panel = Panel {
     section: &FRESHNESS_SECTION,
     rank: 0,
     template: Some(include_str!("panel.html.j2")),
-    reads: &["newest"],
+    reads: &["crit", "newest", "warn"],
     css: "",
 };
 
@@ -137,7 +137,6 @@ impl CheckConfig for DeltaFreshnessConfig {
         Ok(Arc::new(Freshness {
             force_sync,
             sync_timeout: *self.force_sync_timeout,
-            publisher: cx.publisher(),
             table: Arc::new(Table {
                 location: crate::delta::location(&self.delta.table, &cx.config_dir),
                 options: self.delta.storage_options.clone(),
@@ -157,7 +156,6 @@ impl CheckConfig for DeltaFreshnessConfig {
 struct Freshness {
     force_sync: Option<(std::path::PathBuf, Vec<String>)>,
     sync_timeout: Duration,
-    publisher: crate::check::Publisher,
     /// The table, kept open between runs.
     table: Arc<Table>,
     /// Its reads, one at a time: a hung read is reported, never started twice.
@@ -195,33 +193,45 @@ impl Check for Freshness {
             "stderr".into(),
             finished.stderr.chars().take(4000).collect::<String>().into(),
         );
-        let (ok, mut message) = match finished.exit {
+        // What the command said last about why it failed: the operator reads it in the
+        // toast and the log, not only in `details`.
+        let why = finished
+            .stderr
+            .lines()
+            .chain(finished.stdout.lines())
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .map(|l| format!(": {}", l.trim().chars().take(300).collect::<String>()))
+            .unwrap_or_default();
+        let (ok, message) = match finished.exit {
             None => (
                 false,
                 format!(
-                    "`{shown}` did not finish within {}; its process group was killed",
+                    "`{shown}` did not finish within {}; its process group was killed{why}",
                     duration::format(self.sync_timeout)
                 ),
             ),
             Some(s) if s.success() => (true, format!("`{shown}` finished")),
-            Some(s) => (false, format!("`{shown}` failed ({s})")),
+            Some(s) => (false, format!("`{shown}` failed ({s}){why}")),
         };
         if let Some(code) = finished.exit.and_then(|s| s.code()) {
             details.insert("exit_code".into(), code.into());
         }
-        // Check again at once, and put the result on the board.
-        let reading = self.run(cx).await;
-        message.push_str(&format!(
-            "; the table is now {}",
-            reading.label.as_deref().unwrap_or(reading.status.as_str())
-        ));
-        details.insert("status".into(), reading.status.as_str().into());
-        details.insert("message".into(), reading.message.clone().into());
-        self.publisher.publish(reading);
+        // The check is run again by whoever performs the action (crate::actions).
         Ok(ActionOutcome { ok, message, details })
     }
 
     async fn run(&self, cx: &RunContext) -> Reading {
+        // The thresholds go with every reading: the page shows them next to the age.
+        self.read(cx)
+            .await
+            .with_detail("warn", self.thresholds.warn)
+            .with_detail("crit", self.thresholds.crit)
+    }
+}
+
+impl Freshness {
+    async fn read(&self, cx: &RunContext) -> Reading {
         let location = &self.table.location;
         let open = match self.reads.run(cx.budget(), self.table.clone().read()).await {
             Ok(Ok(snapshot)) => snapshot,

@@ -142,17 +142,24 @@ impl Shared {
             Phase::Connecting => (Status::Unknown, "CONNECTING", format!("connecting to {addr}")),
             Phase::Connected => self.connected_status(link, now),
         };
+        // While not connected, nothing of the session stands: not its start, not what
+        // the farms last said (the gateway cannot tell us now).
+        let up = link.phase == Phase::Connected;
         let farms: serde_json::Map<String, serde_json::Value> = link
             .farms
             .iter()
             .map(|(name, f)| {
-                (
-                    name.clone(),
-                    json!({"kind": f.kind, "state": f.state, "code": f.code, "since": f.since.to_rfc3339()}),
-                )
+                let farm = if up {
+                    json!({"kind": f.kind, "state": f.state, "code": f.code, "since": f.since.to_rfc3339()})
+                } else {
+                    json!({"kind": f.kind, "state": "unknown", "code": f.code, "last_known": f.state,
+                           "since": link.disconnected_at.map(|t| t.to_rfc3339())})
+                };
+                (name.clone(), farm)
             })
             .collect();
         let ts = |t: Option<DateTime<Utc>>| t.map(|t| t.to_rfc3339());
+        let connected_since = if up { link.connected_since } else { None };
         let mut r = Reading::new(status, message)
             .with_label(label)
             .with_detail(
@@ -164,7 +171,7 @@ impl Shared {
             .with_detail("client_id", c.client_id)
             .with_detail("server_version", link.server_version)
             .with_detail("accounts", link.accounts.clone())
-            .with_detail("connected_since", ts(link.connected_since))
+            .with_detail("connected_since", ts(connected_since))
             .with_detail("disconnected_at", ts(link.disconnected_at))
             .with_detail("last_heartbeat", ts(link.last_heartbeat))
             .with_detail("skew_s", link.skew_s)

@@ -41,7 +41,7 @@ pub static IB_SECTION: Section = Section {
     title: "IB connection",
     order: 10,
     layout: Layout::Stack,
-    placeholder: Some("<p class=\"muted\">No <code>ib_connection</code> check is configured.</p>"),
+    listed_when_empty: true,
     head: "",
 };
 

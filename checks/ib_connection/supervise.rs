@@ -127,7 +127,9 @@ pub(super) async fn supervise(shared: Arc<Shared>, cancel: CancellationToken) {
                     }
                     End::Lost(why) => why,
                 };
-                tracing::warn!(check = %shared.id, "IB connection lost: {why}");
+                // The drop is the daemon's own status-change line ("ib: ok -> critical:
+                // … closed the connection"); nothing more at info or above.
+                tracing::debug!(check = %shared.id, "IB connection lost: {why}");
                 let now = Utc::now();
                 shared.update(|link| {
                     link.phase = Phase::Disconnected;
@@ -143,7 +145,7 @@ pub(super) async fn supervise(shared: Arc<Shared>, cancel: CancellationToken) {
             }
             Ok(Err(e)) => {
                 let why = shared.explain(&e);
-                tracing::warn!(check = %shared.id, "cannot connect to IB: {why}");
+                tracing::debug!(check = %shared.id, "cannot connect to IB: {why}");
                 shared.update(|link| {
                     link.phase = Phase::Disconnected;
                     link.finished_attempts += 1;

@@ -16,7 +16,7 @@ use crate::check::{
     RunContext, Status,
 };
 use crate::delta::OpenError;
-use crate::duration::Span;
+use crate::duration::{self, Span};
 mod clear;
 
 use crate::bounded::OneAtATime;
@@ -90,7 +90,7 @@ pub static QUEUE_SECTION: Section = Section {
     title: "Queue backlog",
     order: 50,
     layout: Layout::Stack,
-    placeholder: Some("<p class=\"muted\">No <code>queue_backlog</code> check is configured.</p>"),
+    listed_when_empty: true,
     head: "",
 };
 
@@ -252,13 +252,41 @@ impl Check for Backlog {
         }
         let oldest_at = oldest.and_then(DateTime::<Utc>::from_timestamp_micros);
         let age = oldest_at.map(|t| ((Utc::now() - t).num_milliseconds() as f64 / 1000.0).max(0.0));
-        let mut status = self.count.grade(pending as f64);
-        if let (Some(t), Some(age)) = (self.age, age) {
-            status = status.worst(t.grade(age));
+        let by_count = self.count.grade(pending as f64);
+        let by_age = match (self.age, age) {
+            (Some(t), Some(age)) => t.grade(age),
+            _ => Status::Ok,
+        };
+        let status = by_count.worst(by_age);
+        // Say which threshold fired: the count, the oldest row's age, or both.
+        let mut reasons = Vec::new();
+        let reached = |s: Status| match s {
+            Status::Critical => Some("crit"),
+            Status::Warning => Some("warn"),
+            _ => None,
+        };
+        if let Some(level) = reached(by_count) {
+            let limit = if level == "crit" {
+                self.count.crit
+            } else {
+                self.count.warn
+            };
+            reasons.push(format!("{pending} pending reached {level} {}", fmt_num(limit)));
+        }
+        if let (Some(level), Some(t), Some(age)) = (reached(by_age), self.age, age) {
+            let limit = if level == "crit" { t.crit } else { t.warn };
+            reasons.push(format!(
+                "the oldest is {} old, past max_age_{level} {}",
+                duration::format(std::time::Duration::from_secs(age as u64)),
+                duration::format(std::time::Duration::from_secs_f64(limit))
+            ));
         }
         let mut message = format!("{pending} pending rows ({})", self.count.describe(""));
         if let Some(age) = age {
             message.push_str(&format!(", oldest {}s", fmt_num(age)));
+        }
+        if !reasons.is_empty() {
+            message = format!("{}: {message}", reasons.join("; "));
         }
         let mut r = Reading::new(status, message)
             .with_value(pending as f64, "")

@@ -165,6 +165,8 @@ pub(super) fn parse_sink(
         id,
         kind: kind.name,
         min_severity: settings.min_severity,
+        failing_after: settings.failing_after.get(),
+        failing_severity: settings.failing_severity,
         params,
     })
 }

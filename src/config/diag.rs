@@ -127,6 +127,17 @@ impl<'a> Collector<'a> {
         self.push(Level::Note, span, section, None, message);
     }
 
+    /// A note about one key.
+    pub(crate) fn note_at(
+        &mut self,
+        span: Option<Range<usize>>,
+        section: Option<&str>,
+        key: &str,
+        message: impl Into<String>,
+    ) {
+        self.push(Level::Note, span, section, Some(key), message);
+    }
+
     pub(crate) fn has_errors(&self) -> bool {
         self.out.iter().any(|d| d.level == Level::Error)
     }

@@ -129,8 +129,25 @@ pub struct SinkSpec {
     pub kind: &'static str,
     /// Events below this severity are not sent to it.
     pub min_severity: AlertSeverity,
+    /// How long it may fail before `sink_failing` pages (`None`: never).
+    pub failing_after: Option<Duration>,
+    /// The severity of its `sink_failing` alerts.
+    pub failing_severity: AlertSeverity,
     /// The kind's own config.
     pub params: Box<dyn ParsedSink>,
+}
+
+impl SinkSpec {
+    /// Identifies the sink's whole configuration: equal fingerprints mean a reload
+    /// keeps the running sink (its queue, its connection, what it is delivering).
+    pub fn fingerprint(&self) -> String {
+        serde_json::json!({
+            "kind": self.kind,
+            "min_severity": self.min_severity,
+            "params": self.params.to_json(),
+        })
+        .to_string()
+    }
 }
 
 /// A loaded, valid config.
@@ -324,6 +341,12 @@ pub fn parse(path: &Path, src: &str, registry: &Registry) -> Result<Config, Diag
     for (index, value) in rule_tables.into_iter().enumerate() {
         if let Some(rule) = rules::parse_rule(&mut c, &registry.checks, &calendars, &check_ids, index, value)
         {
+            let when = value
+                .get_ref()
+                .as_table()
+                .and_then(|t| t.get("when"))
+                .map(Spanned::span);
+            rules::note_no_value(&mut c, &registry.checks, &checks, &rule, when);
             if rules.iter().any(|r| r.config.name == rule.config.name) {
                 let span = value
                     .get_ref()

@@ -98,3 +98,53 @@ pub(super) fn parse_rule(
         }
     }
 }
+
+/// Notes a rule whose condition reads `value` of a kind that can be `critical` without
+/// one: what the rule does then (`on_no_value`), so no one learns it at 3 a.m.
+pub(super) fn note_no_value(
+    c: &mut Collector,
+    kinds: &Kinds<Checks>,
+    checks: &[crate::config::CheckSpec],
+    rule: &Rule,
+    when: Option<std::ops::Range<usize>>,
+) {
+    if !rule.condition.reads_value() {
+        return;
+    }
+    let selected = rule.config.kinds.iter().map(String::as_str).chain(
+        checks
+            .iter()
+            .filter(|s| rule.config.checks.contains(&s.id))
+            .map(|s| s.kind),
+    );
+    let mut without: Vec<&str> = selected
+        .filter(|k| kinds.get(k).is_some_and(|r| !r.value_when_critical()))
+        .collect();
+    without.sort_unstable();
+    without.dedup();
+    if without.is_empty() {
+        return;
+    }
+    let which = without
+        .iter()
+        .map(|k| format!("`{k}`"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let what = match rule.config.on_no_value {
+        crate::rules::NoValuePolicy::Fire => {
+            "it fires then with the check's own message (`on_no_value = \"fire\"`, the default)"
+        }
+        crate::rules::NoValuePolicy::Hold => {
+            "with `on_no_value = \"hold\"` it does not fire then: such a red check pages no one through this rule"
+        }
+        crate::rules::NoValuePolicy::Resolve => {
+            "with `on_no_value = \"resolve\"` it resolves then: such a red check pages no one through this rule"
+        }
+    };
+    c.note_at(
+        when,
+        Some(&format!("rules.{}", rule.config.name)),
+        "when",
+        format!("the condition reads `value`, which a {which} check can lack while critical (its target is gone): {what}"),
+    );
+}

@@ -40,6 +40,11 @@ pub struct ServerConfig {
     /// any user name, or `Authorization: Bearer`); `/healthz` stays open. For a page
     /// reached beyond loopback without a proxy in front. Unset by default.
     pub read_token_env: Option<String>,
+    /// The desk's time zone, an IANA name (`"America/New_York"`): every time on the
+    /// page, on `/alerts`, in emails and in the CSV is shown in it, with its
+    /// abbreviation ("09:31:05 EST"). Unset: the host's zone. Data (the tables, the JSON
+    /// API, the logs) stays in UTC.
+    pub timezone: Option<String>,
     /// The URL people reach the page at through a reverse proxy, e.g.
     /// `"https://vitals.desk.example/"`: its host name is answered to like
     /// `allowed_hosts`, and the page's buttons work from it (their `Origin`). A proxy
@@ -51,6 +56,14 @@ pub struct ServerConfig {
 pub const LOOPBACK_HOSTS: [&str; 3] = ["localhost", "127.0.0.1", "::1"];
 
 impl ServerConfig {
+    /// The desk's time zone: `timezone`, else the host's.
+    pub fn zone(&self) -> crate::timezone::DeskZone {
+        self.timezone
+            .as_deref()
+            .and_then(|n| crate::timezone::DeskZone::parse(n).ok())
+            .unwrap_or_else(crate::timezone::DeskZone::host)
+    }
+
     /// Every host name the web server answers to (lowercase, without ports).
     pub fn allowed_hosts(&self) -> Vec<String> {
         let mut hosts: Vec<String> = LOOPBACK_HOSTS.map(str::to_owned).to_vec();
@@ -84,6 +97,7 @@ impl Default for ServerConfig {
             header_timeout: Span::secs(10),
             allowed_hosts: Vec::new(),
             read_token_env: None,
+            timezone: None,
             public_url: None,
         }
     }
@@ -116,6 +130,9 @@ impl super::Section for ServerConfig {
         }
         if self.header_timeout.is_zero() {
             errors.push(KeyError::new("header_timeout", "must be longer than 0s"));
+        }
+        if let Some(Err(e)) = self.timezone.as_deref().map(crate::timezone::DeskZone::parse) {
+            errors.push(KeyError::new("timezone", e));
         }
         errors
     }

@@ -112,6 +112,22 @@ pub struct SinkSettings {
     /// to this sink.
     #[serde(default = "lowest_severity")]
     pub min_severity: AlertSeverity,
+    /// How long this sink may fail (every delivery, or a heartbeat's every ping) before
+    /// the built-in rule `sink_failing` pages through the other sinks: "the desk's email
+    /// has been failing for 2m: connection refused". `"off"` never pages for it.
+    #[serde(default = "two_minutes")]
+    pub failing_after: SpanOrOff,
+    /// The severity of this sink's `sink_failing` alerts.
+    #[serde(default = "warning")]
+    pub failing_severity: AlertSeverity,
+}
+
+fn two_minutes() -> SpanOrOff {
+    SpanOrOff::After(Span::secs(120))
+}
+
+fn warning() -> AlertSeverity {
+    AlertSeverity::Warning
 }
 
 fn lowest_severity() -> AlertSeverity {
@@ -119,7 +135,7 @@ fn lowest_severity() -> AlertSeverity {
 }
 
 /// The common keys of `[sinks.<id>]`.
-pub const SINK_COMMON_KEYS: [&str; 2] = ["kind", "min_severity"];
+pub const SINK_COMMON_KEYS: [&str; 4] = ["kind", "min_severity", "failing_after", "failing_severity"];
 
 impl super::Section for Defaults {
     const NAME: &'static str = "defaults";

@@ -32,22 +32,52 @@ impl Outbox {
         self.lock.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Events waiting (a corrupt line is logged and skipped).
+    /// Events waiting (a corrupt line is logged and skipped; a symbolic link in place
+    /// of the file or its folder is refused, never read).
     pub fn load(&self) -> Vec<AlertEvent> {
         let _g = self.guard();
-        let Ok(text) = std::fs::read_to_string(&self.path) else {
-            return Vec::new();
+        Self::read(&self.path)
+    }
+
+    fn read(path: &Path) -> Vec<AlertEvent> {
+        let text = match crate::files::read_private(path) {
+            Ok(Some(t)) => t,
+            Ok(None) => return Vec::new(),
+            Err(e) => {
+                error!(outbox = %path.display(), "cannot read the outbox: {e}");
+                return Vec::new();
+            }
         };
         text.lines()
             .filter(|l| !l.trim().is_empty())
             .filter_map(|l| match serde_json::from_str(l) {
                 Ok(e) => Some(e),
                 Err(e) => {
-                    error!(outbox = %self.path.display(), "skipping an unreadable outbox line ({e}): {l}");
+                    // The line itself is not logged: it is not ours to show.
+                    error!(outbox = %path.display(), "skipping an unreadable outbox line of {} bytes ({e})", l.len());
                     None
                 }
             })
             .collect()
+    }
+
+    /// Events in the dead-letter file.
+    pub fn dead_count(&self) -> u64 {
+        let _g = self.guard();
+        Self::read(&self.dead).len() as u64
+    }
+
+    /// Moves the dead letters back into the outbox, to be delivered again; returns them
+    /// (in their order) for the sink's queue.
+    pub fn revive(&self) -> std::io::Result<Vec<AlertEvent>> {
+        let _g = self.guard();
+        let events = Self::read(&self.dead);
+        if events.is_empty() {
+            return Ok(events);
+        }
+        Self::append_to(&self.path, &events)?;
+        std::fs::remove_file(&self.dead)?;
+        Ok(events)
     }
 
     fn append_to(path: &Path, events: &[AlertEvent]) -> std::io::Result<()> {
@@ -73,10 +103,8 @@ impl Outbox {
     pub fn remove_first(&self, n: usize) {
         let _g = self.guard();
         let rewrite = || -> std::io::Result<()> {
-            let text = match std::fs::read_to_string(&self.path) {
-                Ok(t) => t,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-                Err(e) => return Err(e),
+            let Some(text) = crate::files::read_private(&self.path)? else {
+                return Ok(());
             };
             let rest: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).skip(n).collect();
             if rest.is_empty() {
@@ -118,6 +146,7 @@ mod tests {
             event_at: Utc::now(),
             host: "h".into(),
             reminder: false,
+            label: None,
         }
     }
 
@@ -155,6 +184,37 @@ mod tests {
         std::fs::write(&path, text).unwrap();
         o.append(&[event(2)]);
         assert_eq!(ids(&o.load()), ["r.c.1", "r.c.2"]);
+    }
+
+    #[test]
+    fn dead_letters_come_back_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let o = Outbox::new(dir.path(), "mail");
+        o.bury(&[event(1), event(2)]);
+        assert_eq!(o.dead_count(), 2);
+        o.append(&[event(3)]);
+        let revived = o.revive().unwrap();
+        assert_eq!(ids(&revived), ["r.c.1", "r.c.2"]);
+        assert_eq!(o.dead_count(), 0);
+        assert_eq!(ids(&o.load()), ["r.c.3", "r.c.1", "r.c.2"]);
+    }
+
+    #[test]
+    fn a_linked_outbox_is_not_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = dir.path().join("secret");
+        std::fs::write(&secret, "{\"password\": \"hunter2\"}\n").unwrap();
+        std::fs::create_dir_all(dir.path().join("state/outbox")).unwrap();
+        std::os::unix::fs::symlink(&secret, dir.path().join("state/outbox/mail.jsonl")).unwrap();
+        let o = Outbox::new(&dir.path().join("state"), "mail");
+        assert!(o.load().is_empty());
+        // A linked folder is refused too.
+        let elsewhere = dir.path().join("elsewhere");
+        std::fs::create_dir_all(&elsewhere).unwrap();
+        std::fs::write(elsewhere.join("am.jsonl"), "").unwrap();
+        std::os::unix::fs::symlink(&elsewhere, dir.path().join("linked")).unwrap();
+        assert!(crate::files::read_private(&dir.path().join("linked/am.jsonl")).is_err());
+        assert!(crate::files::append(&dir.path().join("linked/am.jsonl")).is_err());
     }
 
     #[test]

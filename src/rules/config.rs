@@ -25,6 +25,23 @@ pub enum UnknownPolicy {
     Resolve,
 }
 
+/// What a rule does with an observation its condition cannot judge because the
+/// observation lacks what the condition reads (`value > 60` with no value: the table is
+/// gone; `details.age_s` that a failed read did not write), while the check is
+/// `critical`. At any other status such an observation changes nothing.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum NoValuePolicy {
+    /// Treat it as the condition holding: a red check pages (Grafana's "alerting" on no
+    /// data). The message is then "<check>: <what the check said>".
+    #[default]
+    Fire,
+    /// Neither fire nor resolve: keep the alert state as it is.
+    Hold,
+    /// Treat it as the condition not holding.
+    Resolve,
+}
+
 /// One `[[rules]]` entry as written.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -62,6 +79,11 @@ pub struct RuleConfig {
     /// What an `unknown` observation does: `hold` (default), `fire` or `resolve`.
     #[serde(default)]
     pub on_unknown: UnknownPolicy,
+    /// What a `critical` observation does when the condition cannot judge it because
+    /// it lacks what the condition reads (no `value`: a deleted table, an unmounted
+    /// volume): `fire` (default: no red goes unpaged), `hold` or `resolve`.
+    #[serde(default)]
+    pub on_no_value: NoValuePolicy,
     /// Maintenance windows during which this rule does not fire (conditions are held
     /// back and fire afterwards if still true; an alert already firing may still
     /// resolve), e.g. `[{ start = "45 23 * * *", duration = "30m", timezone =
@@ -120,6 +142,7 @@ impl Rule {
             repeat: None,
             message: "vitals cannot see {check}: {message}".to_owned(),
             on_unknown: UnknownPolicy::Fire,
+            on_no_value: NoValuePolicy::Hold,
             maintenance: Vec::new(),
             market_hours: None,
             market_grace: None,
@@ -135,7 +158,41 @@ impl Rule {
     }
 }
 
+/// The name of the built-in rule that pages for a sink that has been failing.
+pub const SINK_FAILING: &str = "sink_failing";
+
 impl Rule {
+    /// The built-in `sink_failing` rule for one sink, whose health is observed as the
+    /// check `sink:<id>` (critical while failing): fires when it has been failing for
+    /// `after`, with what the sink last said; resolves at its first success. Its alerts
+    /// go to every other sink.
+    pub fn sink_failing(check_id: &str, after: std::time::Duration, severity: Severity) -> Rule {
+        let config = RuleConfig {
+            name: SINK_FAILING.to_owned(),
+            checks: vec![check_id.to_owned()],
+            kinds: Vec::new(),
+            when: "status == 'critical'".to_owned(),
+            severity,
+            for_: Span(after),
+            keep_firing_for: Span::ZERO,
+            repeat: None,
+            message: "{message}".to_owned(),
+            on_unknown: UnknownPolicy::Hold,
+            on_no_value: NoValuePolicy::Hold,
+            maintenance: Vec::new(),
+            market_hours: None,
+            market_grace: None,
+        };
+        Rule {
+            condition: Condition::compile(&config.when)
+                .unwrap_or_else(|e| unreachable!("the sink_failing condition compiles: {e}")),
+            config,
+            windows: Vec::new(),
+            sees_pending: false,
+            market: None,
+        }
+    }
+
     /// Whether the rule watches this check.
     pub fn selects(&self, check_id: &str, kind: &str) -> bool {
         self.config.checks.iter().any(|c| c == check_id) || self.config.kinds.iter().any(|k| k == kind)

@@ -17,6 +17,8 @@ pub struct Condition {
     program: Program,
     /// Whether it reads `details` (converting them is most of an evaluation's cost).
     reads_details: bool,
+    /// Whether it reads `value`.
+    reads_value: bool,
 }
 
 impl Condition {
@@ -31,6 +33,7 @@ impl Condition {
         })?;
         let refs = program.references();
         let reads_details = refs.has_variable("details");
+        let reads_value = refs.has_variable("value");
         for var in refs.variables() {
             if !VARIABLES.contains(&var) {
                 return Err(format!(
@@ -44,7 +47,14 @@ impl Condition {
             source: source.to_owned(),
             program,
             reads_details,
+            reads_value,
         })
+    }
+
+    /// Whether the condition reads the observation's `value` (so it cannot judge an
+    /// observation without one).
+    pub fn reads_value(&self) -> bool {
+        self.reads_value
     }
 
     /// The expression as written.

@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::alert::{ActiveAlert, AlertEvent, AlertState, hostname};
 use crate::observation::{Observation, Status};
-pub use config::{CHECK_UNKNOWN, Rule, RuleConfig, UnknownPolicy};
+pub use config::{CHECK_UNKNOWN, NoValuePolicy, Rule, RuleConfig, SINK_FAILING, UnknownPolicy};
 pub use expr::Condition;
 pub use held::HeldRecord;
 pub use state::EngineState;
@@ -32,6 +32,10 @@ pub use template::{PLACEHOLDERS, render, validate_template};
 pub use window::{Window, WindowConfig};
 
 use crate::market::MarketHours;
+
+/// The message of an alert fired on a red check whose observation lacks what the
+/// condition reads.
+const NO_VALUE_MESSAGE: &str = "{check}: {message}";
 
 /// What the engine needs to know of each check.
 #[derive(Debug, Clone, Default)]
@@ -250,10 +254,16 @@ impl Engine {
             } else {
                 match rule.condition.eval(o) {
                     Ok(b) => Some(b),
-                    Err(e) => {
-                        tracing::debug!(rule = %rule.config.name, check = %o.id, "condition not evaluated: {e}");
-                        None
-                    }
+                    // The observation lacks what the condition reads: a red check still
+                    // pages (`on_no_value`).
+                    Err(e) => match (o.status, rule.config.on_no_value) {
+                        (Status::Critical, NoValuePolicy::Fire) => Some(true),
+                        (Status::Critical, NoValuePolicy::Resolve) => Some(false),
+                        _ => {
+                            tracing::debug!(rule = %rule.config.name, check = %o.id, "condition not evaluated: {e}");
+                            None
+                        }
+                    },
                 }
             };
             let Some(holds) = holds else { continue };
@@ -282,12 +292,21 @@ impl Engine {
     ) -> Phase {
         let rule = &self.rules[index].config;
         // Rendered only when an event or a stored phase needs it (most observations
-        // change nothing).
-        let message = || render(&rule.message, &rule.name, rule.severity, o);
+        // change nothing). A condition that cannot judge the observation (it fires on a
+        // red check with no value) would render its template with nothing in it: the
+        // check's own words say what is wrong.
+        let message = || {
+            let template = match self.rules[index].condition.eval(o) {
+                Err(_) if o.status == Status::Critical => NO_VALUE_MESSAGE,
+                _ => rule.message.as_str(),
+            };
+            render(template, &rule.name, rule.severity, o)
+        };
         let event = |f: &Firing, state: AlertState, reminder: bool, message: String| {
             let e = AlertEvent::new(&rule.name, &o.id, rule.severity, state, message, now)
                 .of_episode(&f.alert_id, f.started_at)
                 .with_value(o.value)
+                .with_label(o.label.clone())
                 .on_host(&self.host);
             if reminder { e.as_reminder() } else { e }
         };
@@ -354,7 +373,10 @@ impl Engine {
             (Phase::Firing(mut f), false) => {
                 let keep = chrono::Duration::from_std(*rule.keep_firing_for).unwrap_or_default();
                 if now - f.last_true >= keep {
-                    events.push(event(&f, AlertState::Resolved, false, message()));
+                    // Why it fired, then what resolved it: never a resolve that reads
+                    // like the problem ("stale (0.19s old)").
+                    let text = format!("{} — resolved: {}", f.message, o.message);
+                    events.push(event(&f, AlertState::Resolved, false, text));
                     Phase::Inactive
                 } else {
                     f.holding = false;

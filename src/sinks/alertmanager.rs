@@ -79,6 +79,7 @@ impl SinkConfig for AlertmanagerConfig {
             host: crate::alert::hostname().to_owned(),
             active: Mutex::new(BTreeMap::new()),
             watchdog: self.watchdog.then(|| (cx.health.clone(), chrono::Utc::now())),
+            report: cx.report.clone(),
         });
         tokio::spawn(resend(Arc::downgrade(&inner), *self.resend_interval));
         Ok(Arc::new(Alertmanager(inner)))
@@ -96,6 +97,8 @@ struct Inner {
     active: Mutex<BTreeMap<String, AlertEvent>>,
     /// With `watchdog`: vitals' health, and when the watchdog alert started.
     watchdog: Option<(crate::health::Health, chrono::DateTime<chrono::Utc>)>,
+    /// The sink's health: a re-send that fails is the sink failing.
+    report: super::health::HealthReport,
 }
 
 struct Alertmanager(Arc<Inner>);
@@ -171,8 +174,16 @@ async fn resend(inner: Weak<Inner>, every: Duration) {
         };
         first = false;
         alerts.extend(inner.watchdog(every));
-        if let Err(e) = inner.post(alerts).await {
-            tracing::warn!("re-sending firing alerts to Alertmanager failed (next try in {every:?}): {e}");
+        let empty = alerts.is_empty();
+        match inner.post(alerts).await {
+            Ok(()) if !empty => inner.report.ok(),
+            Ok(()) => {}
+            Err(e) => {
+                inner.report.failed(&e.message);
+                tracing::warn!(
+                    "re-sending firing alerts to Alertmanager failed (next try in {every:?}): {e}"
+                );
+            }
         }
     }
 }

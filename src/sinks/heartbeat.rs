@@ -112,6 +112,7 @@ impl SinkConfig for HeartbeatConfig {
             url,
             method: self.method,
             health: cx.health.clone(),
+            report: cx.report.clone(),
         });
         tokio::spawn(beat(Arc::downgrade(&inner), *self.interval));
         Ok(Arc::new(Heartbeat(inner)))
@@ -124,6 +125,8 @@ struct Inner {
     shown: String,
     method: PingMethod,
     health: Health,
+    /// The sink's health: a ping that fails is the sink failing.
+    report: super::health::HealthReport,
 }
 
 impl Inner {
@@ -155,7 +158,12 @@ async fn beat(inner: Weak<Inner>, every: Duration) {
             // The daemon logs that it is not keeping its schedule; silence is the alarm.
             continue;
         }
-        match inner.ping().await {
+        let result = inner.ping().await;
+        match &result {
+            Ok(()) => inner.report.ok(),
+            Err(e) => inner.report.failed(e),
+        }
+        match result {
             Ok(()) if failing => {
                 failing = false;
                 tracing::info!("heartbeat to {} delivered again", inner.shown);

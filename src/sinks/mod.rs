@@ -6,6 +6,7 @@
 mod alertmanager;
 mod delta;
 mod email;
+pub mod health;
 mod heartbeat;
 pub mod http;
 mod log;
@@ -66,6 +67,31 @@ pub trait Sink: Send + Sync + 'static {
     async fn deliver(&self, events: &[AlertEvent]) -> Result<(), SinkError>;
 }
 
+/// What every sink of a config is built in: the surroundings a daemon gives it.
+#[derive(Debug, Clone)]
+pub struct SinkEnv {
+    /// The config file's directory (relative paths resolve against it).
+    pub config_dir: PathBuf,
+    /// Whether vitals keeps its schedule.
+    pub liveness: crate::health::Health,
+    /// The desk's time zone (`[server] timezone`).
+    pub zone: crate::timezone::DeskZone,
+    /// Where people reach the page (`[server] public_url`).
+    pub public_url: Option<String>,
+}
+
+impl SinkEnv {
+    /// A sink built outside a daemon: always healthy, the host's zone, no page.
+    pub fn standalone(config_dir: &Path) -> SinkEnv {
+        SinkEnv {
+            config_dir: config_dir.to_owned(),
+            liveness: crate::health::Health::always(),
+            zone: crate::timezone::DeskZone::host(),
+            public_url: None,
+        }
+    }
+}
+
 /// What a sink's `build` gets.
 #[derive(Debug, Clone)]
 pub struct SinkContext {
@@ -76,6 +102,14 @@ pub struct SinkContext {
     /// Whether vitals keeps its schedule (for sinks that say "alive": `heartbeat`,
     /// Alertmanager's `VitalsWatchdog`).
     pub health: crate::health::Health,
+    /// The desk's time zone: times a person reads (an email) are shown in it.
+    pub zone: crate::timezone::DeskZone,
+    /// Where people reach the status page (`[server] public_url`), for links.
+    pub public_url: Option<String>,
+    /// Where the sink reports the outcome of work it does on its own, outside
+    /// deliveries (a heartbeat's pings, Alertmanager's re-sends): its health on the page
+    /// and `sink_failing` follow it.
+    pub report: health::HealthReport,
 }
 
 impl SinkContext {

@@ -1,20 +1,23 @@
-//! `GET /alerts`: past and present alerts from the alerts Delta table (the `delta`
-//! sink's), as episodes (fired → acknowledged → resolved) with durations, filtered by
-//! time range, severity, check, rule and state; firing ones can be acknowledged from
-//! there (the same token rules); `GET /alerts.csv` downloads the filtered events.
+//! `GET /alerts`: past and present alerts from the alerts Delta table (the one a sink
+//! appends to), as episodes (fired → acknowledged → resolved) with durations, and the
+//! actions taken (by operators and by rules' remediation), filtered by time range,
+//! severity, check, rule, state and host; firing ones can be acknowledged from there
+//! (the same token rules). Times are in the desk's zone. `GET /alerts.csv` streams the
+//! filtered events, at most [`CSV_ROWS`] rows, with every field a spreadsheet could
+//! take for a formula neutralised.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use axum::body::Body;
 use axum::extract::{Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::alert::{AlertEvent, AlertState};
-
 use super::{Web, error};
+use crate::alert::{AlertEvent, AlertState, Severity};
 
 /// One alert from firing to resolve.
 #[derive(Debug, Clone, Serialize)]
@@ -22,8 +25,14 @@ struct Episode {
     alert_id: String,
     rule: String,
     check_id: String,
+    host: String,
     severity: String,
+    /// The badge's class.
+    class: &'static str,
+    /// Why it fired (the firing message, as the latest reminder said it).
     message: String,
+    /// What resolved it (the resolve event's text), once resolved.
+    resolution: Option<String>,
     started_at: DateTime<Utc>,
     acknowledged_at: Option<DateTime<Utc>>,
     resolved_at: Option<DateTime<Utc>>,
@@ -42,6 +51,28 @@ pub(super) struct Filters {
     check: Option<String>,
     rule: Option<String>,
     state: Option<String>,
+    host: Option<String>,
+}
+
+/// The longest range `hours` can ask for: ten years.
+const MAX_HOURS: u32 = 24 * 366 * 10;
+
+impl Filters {
+    /// The start of the range, never out of chrono's range whatever `hours` says.
+    fn since(&self, now: DateTime<Utc>) -> DateTime<Utc> {
+        let hours = self.hours.unwrap_or(720).min(MAX_HOURS);
+        chrono::Duration::try_hours(i64::from(hours))
+            .and_then(|d| now.checked_sub_signed(d))
+            .unwrap_or(DateTime::<Utc>::MIN_UTC)
+    }
+}
+
+fn class(s: Severity) -> &'static str {
+    match s {
+        Severity::Critical => "s-critical",
+        Severity::Warning => "s-warning",
+        Severity::Info => "s-unknown",
+    }
 }
 
 fn keep(f: &Filters, e: &AlertEvent) -> bool {
@@ -49,7 +80,10 @@ fn keep(f: &Filters, e: &AlertEvent) -> bool {
         want.as_deref()
             .is_none_or(|w| w.is_empty() || w.eq_ignore_ascii_case(have))
     };
-    is(&f.severity, e.severity.as_str()) && is(&f.check, &e.check_id) && is(&f.rule, &e.rule)
+    is(&f.severity, e.severity.as_str())
+        && is(&f.check, &e.check_id)
+        && is(&f.rule, &e.rule)
+        && is(&f.host, &e.host)
 }
 
 fn episodes(events: &[AlertEvent], active: &[String], now: DateTime<Utc>) -> Vec<Episode> {
@@ -61,8 +95,11 @@ fn episodes(events: &[AlertEvent], active: &[String], now: DateTime<Utc>) -> Vec
             alert_id: e.alert_id.clone(),
             rule: e.rule.clone(),
             check_id: e.check_id.clone(),
+            host: e.host.clone(),
             severity: e.severity.as_str().to_owned(),
+            class: class(e.severity),
             message: e.message.clone(),
+            resolution: None,
             started_at: e.started_at,
             acknowledged_at: None,
             resolved_at: None,
@@ -70,13 +107,15 @@ fn episodes(events: &[AlertEvent], active: &[String], now: DateTime<Utc>) -> Vec
             duration: String::new(),
             ack_url: None,
         });
-        match e.state.as_str() {
-            "acknowledged" => ep.acknowledged_at = ep.acknowledged_at.or(Some(e.event_at)),
-            "resolved" => {
+        match e.state {
+            AlertState::Acknowledged => ep.acknowledged_at = ep.acknowledged_at.or(Some(e.event_at)),
+            // The episode keeps why it fired; the resolve says what resolved it.
+            AlertState::Resolved => {
                 ep.resolved_at = Some(e.event_at);
-                ep.message = e.message.clone();
+                ep.resolution = Some(e.message.clone());
             }
-            _ => {}
+            AlertState::Firing => e.message.clone_into(&mut ep.message),
+            AlertState::Action => {}
         }
     }
     let mut out: Vec<Episode> = by_id
@@ -90,7 +129,7 @@ fn episodes(events: &[AlertEvent], active: &[String], now: DateTime<Utc>) -> Vec
             let end = ep.resolved_at.unwrap_or(now);
             let secs = (end - ep.started_at).num_seconds().max(0) as u64;
             ep.duration = crate::duration::format(std::time::Duration::from_secs(secs));
-            if ep.state == "firing" && active.contains(&ep.alert_id) {
+            if ep.state != "resolved" && active.contains(&ep.alert_id) {
                 ep.ack_url = Some(format!("/api/alerts/{}/ack", ep.alert_id));
             }
             ep
@@ -100,8 +139,14 @@ fn episodes(events: &[AlertEvent], active: &[String], now: DateTime<Utc>) -> Vec
     out
 }
 
-/// At most this many episodes on the page (the CSV has all).
+/// At most this many episodes on the page (the CSV has more).
 const SHOWN: usize = 1000;
+
+/// At most this many actions on the page.
+const ACTIONS_SHOWN: usize = 200;
+
+/// At most this many rows in one CSV (a longer range is asked for in parts).
+pub const CSV_ROWS: usize = 100_000;
 
 /// `GET /alerts`.
 pub(super) async fn page(State(web): State<Arc<Web>>, Query(f): Query<Filters>) -> Response {
@@ -112,15 +157,9 @@ pub(super) async fn page(State(web): State<Arc<Web>>, Query(f): Query<Filters>) 
         );
     };
     let now = Utc::now();
-    let since = now - chrono::Duration::hours(i64::from(f.hours.unwrap_or(720)));
-    let events = match crate::alerts_table::read(table, since).await {
+    let events = match crate::alerts_table::read(table, f.since(now)).await {
         Ok(e) => e,
-        Err(e) => {
-            return error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                format!("cannot read the alerts table {}: {e}", table.location),
-            );
-        }
+        Err(e) => return unreadable(&e),
     };
     let kept: Vec<AlertEvent> = events.into_iter().filter(|e| keep(&f, e)).collect();
     let active: Vec<String> = web
@@ -132,20 +171,36 @@ pub(super) async fn page(State(web): State<Arc<Web>>, Query(f): Query<Filters>) 
         .map(|a| a.alert_id)
         .collect();
     let mut all = episodes(&kept, &active, now);
-    if let Some(state) = f.state.as_deref().filter(|s| !s.is_empty()) {
+    let state = f.state.as_deref().filter(|s| !s.is_empty());
+    if let Some(state) = state {
         all.retain(|e| e.state == state);
     }
     let total = all.len();
     all.truncate(SHOWN);
-    let query = serde_urlencoded_query(&f);
+    let mut actions: Vec<serde_json::Value> = kept
+        .iter()
+        .filter(|e| e.state == AlertState::Action && state.is_none_or(|s| s == "action"))
+        .map(|e| {
+            serde_json::json!({
+                "at": e.event_at, "check_id": e.check_id, "host": e.host, "message": e.message,
+                "by": if e.rule == "action" { "operator".to_owned() } else { format!("rule {}", e.rule) },
+            })
+        })
+        .collect();
+    actions.sort_by(|a, b| b["at"].as_str().cmp(&a["at"].as_str()));
+    let actions_total = actions.len();
+    actions.truncate(ACTIONS_SHOWN);
     let cx = minijinja::context! {
         episodes => all,
         total => total,
         shown => SHOWN.min(total),
+        actions => actions,
+        actions_total => actions_total,
         f => f,
-        csv => format!("/alerts.csv{query}"),
+        csv => format!("/alerts.csv{}", query(&f)),
         actions_enabled => web.actions_enabled(),
         host => web.host,
+        zone => web.zone.name(),
     };
     let env = match web.templates.as_ref() {
         Ok(env) => env,
@@ -160,7 +215,55 @@ pub(super) async fn page(State(web): State<Arc<Web>>, Query(f): Query<Filters>) 
     }
 }
 
-fn serde_urlencoded_query(f: &Filters) -> String {
+/// The parameters of `GET /api/alert-events`.
+#[derive(Debug, Deserialize)]
+pub(super) struct EventsQuery {
+    check: String,
+    /// How far back (default 24 h).
+    hours: Option<u32>,
+}
+
+/// At most this many events in one `/api/alert-events` answer.
+const EVENTS_SHOWN: usize = 1000;
+
+/// `GET /api/alert-events?check=&hours=`: one check's firing and resolved events (the
+/// trend charts' markers), newest last, as JSON.
+pub(super) async fn events(State(web): State<Arc<Web>>, Query(q): Query<EventsQuery>) -> Response {
+    let Some(table) = &web.alerts_table else {
+        return axum::Json(serde_json::json!({"events": []})).into_response();
+    };
+    let f = Filters {
+        hours: Some(q.hours.unwrap_or(24)),
+        check: Some(q.check),
+        ..Default::default()
+    };
+    let events = match crate::alerts_table::read(table, f.since(Utc::now())).await {
+        Ok(e) => e,
+        Err(e) => return unreadable(&e),
+    };
+    let mut kept: Vec<serde_json::Value> = events
+        .iter()
+        .filter(|e| keep(&f, e) && matches!(e.state, AlertState::Firing | AlertState::Resolved))
+        .map(|e| serde_json::json!({"state": e.state, "event_at": e.event_at, "rule": e.rule, "alert_id": e.alert_id}))
+        .collect();
+    kept.sort_by(|a, b| a["event_at"].as_str().cmp(&b["event_at"].as_str()));
+    let drop = kept.len().saturating_sub(EVENTS_SHOWN);
+    kept.drain(..drop);
+    axum::Json(serde_json::json!({"events": kept})).into_response()
+}
+
+/// A 503 for a table that cannot be read, without its location (an unauthenticated
+/// reader learns nothing of the host's paths: the log has it).
+fn unreadable(e: &crate::delta::OpenError) -> Response {
+    tracing::debug!("cannot read the alerts table: {e}");
+    error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "cannot read the alerts table now: vitals' log says why",
+    )
+}
+
+/// The filters as a query string (`?hours=24&check=positions`).
+fn query(f: &Filters) -> String {
     let mut parts = Vec::new();
     let mut push = |k: &str, v: Option<String>| {
         if let Some(v) = v.filter(|v| !v.is_empty()) {
@@ -179,6 +282,7 @@ fn serde_urlencoded_query(f: &Filters) -> String {
     push("check", f.check.clone());
     push("rule", f.rule.clone());
     push("state", f.state.clone());
+    push("host", f.host.clone());
     if parts.is_empty() {
         String::new()
     } else {
@@ -186,15 +290,45 @@ fn serde_urlencoded_query(f: &Filters) -> String {
     }
 }
 
+/// One CSV field: quoted when it must be, and a text a spreadsheet would take for a
+/// formula (`=`, `+`, `-`, `@`, a tab or a carriage return first) led by a `'`, as
+/// OWASP advises against CSV injection.
 fn csv_field(s: &str) -> String {
+    let s = if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{s}")
+    } else {
+        s.to_owned()
+    };
     if s.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", s.replace('"', "\"\""))
     } else {
-        s.to_owned()
+        s
     }
 }
 
-/// `GET /alerts.csv`: the filtered events, one row each.
+/// The CSV's columns.
+const CSV_HEADER: &str = "alert_id,rule,check_id,severity,state,message,value,started_at,event_at,host\n";
+
+fn csv_row(e: &AlertEvent, zone: crate::timezone::DeskZone) -> String {
+    let mut row = [
+        csv_field(&e.alert_id),
+        csv_field(&e.rule),
+        csv_field(&e.check_id),
+        csv_field(e.severity.as_str()),
+        csv_field(e.state.as_str()),
+        csv_field(&e.message),
+        e.value.map(|v| v.to_string()).unwrap_or_default(),
+        zone.rfc3339(e.started_at),
+        zone.rfc3339(e.event_at),
+        csv_field(&e.host),
+    ]
+    .join(",");
+    row.push('\n');
+    row
+}
+
+/// `GET /alerts.csv`: the filtered events, one row each, oldest first, streamed; at
+/// most [`CSV_ROWS`] (the newest ones; the header `x-vitals-rows-capped` says so).
 pub(super) async fn csv(State(web): State<Arc<Web>>, Query(f): Query<Filters>) -> Response {
     let Some(table) = &web.alerts_table else {
         return error(
@@ -202,40 +336,74 @@ pub(super) async fn csv(State(web): State<Arc<Web>>, Query(f): Query<Filters>) -
             "no alerts table: add a sink of kind `delta`",
         );
     };
-    let since = Utc::now() - chrono::Duration::hours(i64::from(f.hours.unwrap_or(720)));
-    let events = match crate::alerts_table::read(table, since).await {
+    let events = match crate::alerts_table::read(table, f.since(Utc::now())).await {
         Ok(e) => e,
-        Err(e) => return error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+        Err(e) => return unreadable(&e),
     };
-    let mut rows: Vec<&AlertEvent> = events.iter().filter(|e| keep(&f, e)).collect();
-    if let Some(state) = f.state.as_deref().filter(|s| !s.is_empty()) {
-        rows.retain(|e| e.state.as_str() == state);
-    }
+    let state = f.state.clone().filter(|s| !s.is_empty());
+    let mut rows: Vec<AlertEvent> = events
+        .into_iter()
+        .filter(|e| keep(&f, e) && state.as_deref().is_none_or(|s| e.state.as_str() == s))
+        .collect();
     rows.sort_by_key(|e| e.event_at);
-    let mut out = String::from("alert_id,rule,check_id,severity,state,message,value,started_at,event_at\n");
-    for e in rows {
-        out.push_str(
-            &[
-                csv_field(&e.alert_id),
-                csv_field(&e.rule),
-                csv_field(&e.check_id),
-                csv_field(e.severity.as_str()),
-                csv_field(e.state.as_str()),
-                csv_field(&e.message),
-                e.value.map(|v| v.to_string()).unwrap_or_default(),
-                e.started_at.to_rfc3339(),
-                e.event_at.to_rfc3339(),
-            ]
-            .join(","),
-        );
-        out.push('\n');
+    let capped = rows.len() > CSV_ROWS;
+    if capped {
+        rows.drain(..rows.len() - CSV_ROWS);
     }
-    (
-        [
-            (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
-            (header::CONTENT_DISPOSITION, "attachment; filename=\"alerts.csv\""),
-        ],
-        out,
-    )
-        .into_response()
+    let zone = web.zone;
+    // Written 500 rows at a time as the client reads: the whole text is never in
+    // memory.
+    use futures::StreamExt as _;
+    let head = futures::stream::once(async {
+        Ok::<_, std::convert::Infallible>(axum::body::Bytes::from(CSV_HEADER))
+    });
+    let body = futures::stream::unfold(rows.into_iter(), move |mut it| async move {
+        let text: String = it.by_ref().take(500).map(|e| csv_row(&e, zone)).collect();
+        (!text.is_empty()).then(|| (Ok(axum::body::Bytes::from(text)), it))
+    });
+    let chunks = head.chain(body);
+    let mut r = Response::new(Body::from_stream(chunks));
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("text/csv; charset=utf-8"),
+    );
+    h.insert(
+        header::CONTENT_DISPOSITION,
+        header::HeaderValue::from_static("attachment; filename=\"alerts.csv\""),
+    );
+    if capped {
+        h.insert("x-vitals-rows-capped", header::HeaderValue::from(CSV_ROWS));
+    }
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_formula_never_reaches_a_spreadsheet() {
+        assert_eq!(
+            csv_field("=HYPERLINK(\"http://x\")"),
+            "\"'=HYPERLINK(\"\"http://x\"\")\""
+        );
+        assert_eq!(csv_field("+1"), "'+1");
+        assert_eq!(csv_field("-2"), "'-2");
+        assert_eq!(csv_field("@SUM(A1)"), "'@SUM(A1)");
+        assert_eq!(csv_field("positions stale"), "positions stale");
+        assert_eq!(csv_field("a,b"), "\"a,b\"");
+    }
+
+    #[test]
+    fn any_range_is_a_time() {
+        let now = Utc::now();
+        for hours in [None, Some(0), Some(1), Some(u32::MAX)] {
+            let f = Filters {
+                hours,
+                ..Default::default()
+            };
+            assert!(f.since(now) <= now);
+        }
+    }
 }

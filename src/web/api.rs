@@ -2,17 +2,16 @@
 //! check's own actions, acknowledge).
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
-use tracing::{info, warn};
+use tracing::info;
 
 use super::{Refusal, Web, error};
-use crate::check::{ActionError, RunContext};
+use crate::check::ActionError;
 
 /// `GET /api/status`: every check's latest observation, the active and held-back
 /// alerts, and which actions each check offers.
@@ -37,9 +36,9 @@ fn status_json(web: &Web) -> Value {
             o
         })
         .collect();
-    let (alerts, held, calendars) = {
+    let (alerts, held, calendars, sinks) = {
         let a = web.alerting.lock().unwrap_or_else(|e| e.into_inner());
-        (a.active(), a.held(), a.calendars())
+        (a.active(), a.held(), a.calendars(), a.sinks())
     };
     let now = Utc::now();
     json!({
@@ -51,6 +50,7 @@ fn status_json(web: &Web) -> Value {
         "held": held,
         // The name `held` had before; kept for clients that read it.
         "suppressed": held,
+        "sinks": sinks,
         "actions_enabled": web.actions_enabled(),
         "actions": web.actions(),
     })
@@ -146,14 +146,19 @@ pub(super) async fn run_now(State(web): State<Arc<Web>>, Path(id): Path<String>)
     web.alerting
         .lock()
         .unwrap_or_else(|e| e.into_inner())
-        .record_action(&id, "run", true, &format!("{}: {}", o.status, o.message));
+        .record_action(
+            &id,
+            "run",
+            "action",
+            true,
+            &format!("{}: {}", o.status, o.message),
+        );
     axum::Json(o).into_response()
 }
 
-/// How long an action may take (its own timeouts are usually shorter).
-const ACTION_TIME: Duration = Duration::from_secs(300);
-
-/// `POST /api/checks/{id}/actions/{action}`: one of the check's own actions.
+/// `POST /api/checks/{id}/actions/{action}`: one of the check's own actions, performed
+/// the one way every action is ([`crate::actions::perform`]: run, look again, log,
+/// record).
 pub(super) async fn action(
     State(web): State<Arc<Web>>,
     Path((id, name)): Path<(String, String)>,
@@ -162,33 +167,17 @@ pub(super) async fn action(
         Ok(i) => i,
         Err(r) => return r.into_response(),
     };
-    let check = match i.check() {
-        Ok(c) => c,
-        Err(e) => {
-            return error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                format!("{id}: the check could not be set up: {e}"),
-            );
-        }
-    };
-    let now = tokio::time::Instant::now();
-    let cx = RunContext {
-        id: id.clone(),
-        scheduled: now,
-        deadline: now + ACTION_TIME.max(i.timeout),
-        timeout: ACTION_TIME.max(i.timeout),
-    };
-    let result = check.act(&name, &cx).await;
-    let record = |ok: bool, message: &str| {
-        web.alerting
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .record_action(&id, &name, ok, message);
-    };
-    match result {
+    let done = crate::actions::perform(
+        &i,
+        &name,
+        crate::actions::Actor::Operator,
+        "",
+        &web.board,
+        &web.alerting,
+    )
+    .await;
+    match done.outcome {
         Ok(outcome) => {
-            info!(check = %id, action = %name, ok = outcome.ok, "action: {}", crate::text::visible(&outcome.message));
-            record(outcome.ok, &outcome.message);
             let code = if outcome.ok {
                 StatusCode::OK
             } else {
@@ -197,12 +186,23 @@ pub(super) async fn action(
             (code, axum::Json(outcome)).into_response()
         }
         Err(e @ ActionError::NoSuchAction { .. }) => error(StatusCode::NOT_FOUND, e.to_string()),
-        Err(e) => {
-            let message = e.to_string();
-            warn!(check = %id, action = %name, "action failed: {}", crate::text::visible(&message));
-            record(false, &message);
-            error(StatusCode::INTERNAL_SERVER_ERROR, message)
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+/// `POST /api/sinks/{id}/retry`: sends the sink's dead letters again.
+pub(super) async fn retry_sink(State(web): State<Arc<Web>>, Path(id): Path<String>) -> Response {
+    let result = web
+        .alerting
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .retry_dead(&id);
+    match result {
+        Ok(n) => {
+            info!(sink = %id, "{n} dead-lettered alert events sent again (requested over HTTP)");
+            axum::Json(json!({"sink": id, "requeued": n})).into_response()
         }
+        Err(e) => error(StatusCode::NOT_FOUND, e),
     }
 }
 

@@ -118,6 +118,13 @@ fn secure(h: &mut HeaderMap) {
     }
 }
 
+/// The credentials of an `Authorization` value with the scheme `scheme` (compared
+/// without case, as RFC 7235 says: `Bearer`, `bearer` and `BEARER` are one scheme).
+fn credentials<'v>(value: &'v str, scheme: &str) -> Option<&'v str> {
+    let (given, rest) = value.split_once(' ')?;
+    given.eq_ignore_ascii_case(scheme).then(|| rest.trim_start())
+}
+
 /// Whether the request carries the read token: `Bearer <token>`, or Basic with any
 /// user name and the token as password. Compared in constant time.
 fn may_read(token: &str, headers: &HeaderMap) -> bool {
@@ -125,9 +132,9 @@ fn may_read(token: &str, headers: &HeaderMap) -> bool {
     let Some(value) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) else {
         return false;
     };
-    let given = if let Some(bearer) = value.strip_prefix("Bearer ") {
+    let given = if let Some(bearer) = credentials(value, "bearer") {
         bearer.to_owned()
-    } else if let Some(basic) = value.strip_prefix("Basic ") {
+    } else if let Some(basic) = credentials(value, "basic") {
         let decoded = base64::engine::general_purpose::STANDARD
             .decode(basic.trim())
             .unwrap_or_default();
@@ -185,7 +192,7 @@ fn authorize(web: &Web, headers: &HeaderMap) -> Result<(), Refusal> {
     let given = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
+        .and_then(|v| credentials(v, "bearer"));
     let Some(given) = given else {
         return Err(Refusal {
             challenge: Some("Bearer"),
@@ -208,6 +215,15 @@ fn authorize(web: &Web, headers: &HeaderMap) -> Result<(), Refusal> {
 #[cfg(test)]
 mod tests {
     use super::host_name;
+
+    #[test]
+    fn the_auth_scheme_is_read_without_case() {
+        for v in ["Bearer t0k", "bearer t0k", "BEARER  t0k"] {
+            assert_eq!(super::credentials(v, "bearer"), Some("t0k"), "{v}");
+        }
+        assert_eq!(super::credentials("Basic x", "bearer"), None);
+        assert_eq!(super::credentials("Bearer", "bearer"), None);
+    }
 
     #[test]
     fn host_names_lose_their_port_and_case() {

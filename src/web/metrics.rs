@@ -8,6 +8,7 @@ use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
@@ -130,6 +131,35 @@ pub fn render(web: &Web) -> String {
         held.get_or_create(&Vec::new()).set(n);
         suppressed.get_or_create(&Vec::new()).set(n);
     }
+    let sink_up = gauges(
+        &mut registry,
+        "vitals_sink_up",
+        "Whether each sink delivers: 1 ok, 0 failing",
+    );
+    let sink_queued = gauges(
+        &mut registry,
+        "vitals_sink_queued",
+        "Alert events waiting in each sink's queue",
+    );
+    let dead = Family::<Labels, Counter<u64, AtomicU64>>::default();
+    registry.register(
+        "vitals_sink_dead_lettered",
+        "Alert events each sink refused for good since vitals started",
+        dead.clone(),
+    );
+    let sinks = web.alerting.lock().unwrap_or_else(|e| e.into_inner()).sinks();
+    for s in sinks {
+        let labels = vec![("sink".to_owned(), s.id.clone())];
+        sink_up
+            .get_or_create(&labels)
+            .set(if s.state == crate::dispatch::SinkState::Ok {
+                1.0
+            } else {
+                0.0
+            });
+        sink_queued.get_or_create(&labels).set(s.queued as f64);
+        dead.get_or_create(&labels).inc_by(s.dead_lettered_total);
+    }
     build
         .get_or_create(&vec![(
             "version".to_owned(),
@@ -146,14 +176,50 @@ pub fn render(web: &Web) -> String {
     text
 }
 
-pub async fn metrics(State(web): State<Arc<Web>>) -> Response {
-    (
-        [(
-            header::CONTENT_TYPE,
+/// The same exposition in the Prometheus text format (0.0.4), for a scraper that does
+/// not ask for OpenMetrics (and for `promtool check metrics`): a counter family is named
+/// with its `_total` in its `HELP` and `TYPE` lines, and there is no `# EOF`. Gauges are
+/// written alike in both.
+pub fn prometheus_text(openmetrics: &str) -> String {
+    let counters: Vec<&str> = openmetrics
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE ")?.strip_suffix(" counter"))
+        .collect();
+    let mut out = String::with_capacity(openmetrics.len());
+    for line in openmetrics.lines() {
+        if line == "# EOF" {
+            continue;
+        }
+        let renamed = ["# HELP ", "# TYPE "].iter().find_map(|p| {
+            let rest = line.strip_prefix(p)?;
+            let name = counters.iter().find(|c| rest.starts_with(&format!("{c} ")))?;
+            Some(format!("{p}{name}_total{}", &rest[name.len()..]))
+        });
+        out.push_str(renamed.as_deref().unwrap_or(line));
+        out.push('\n');
+    }
+    out
+}
+
+pub async fn metrics(State(web): State<Arc<Web>>, headers: axum::http::HeaderMap) -> Response {
+    let openmetrics = headers
+        .get(header::ACCEPT)
+        .and_then(|a| a.to_str().ok())
+        .is_some_and(|a| a.contains("application/openmetrics-text"));
+    let (route, content_type) = if openmetrics {
+        (
+            "metrics",
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
-        web.cached("metrics", || {
-            Ok::<_, std::convert::Infallible>(render(&web).into_bytes())
+        )
+    } else {
+        ("metrics-text", "text/plain; version=0.0.4; charset=utf-8")
+    };
+    (
+        [(header::CONTENT_TYPE, content_type)],
+        web.cached(route, || {
+            let text = render(&web);
+            let text = if openmetrics { text } else { prometheus_text(&text) };
+            Ok::<_, std::convert::Infallible>(text.into_bytes())
         })
         .unwrap_or_default(),
     )

@@ -11,6 +11,7 @@ mod markets;
 mod metrics;
 mod page;
 mod server;
+mod view;
 
 pub use page::templates;
 pub use server::{Limits, Server, bind, serve, spawn, spawn_with};
@@ -65,6 +66,8 @@ pub struct Web {
     templates: Result<minijinja::Environment<'static>, minijinja::Error>,
     /// The page's stylesheet with the kinds' CSS.
     stylesheet: String,
+    /// The desk's time zone (`[server] timezone`).
+    zone: crate::timezone::DeskZone,
     /// The health history, when kept (`[history]`).
     history: Option<crate::history::HistoryTable>,
     /// The alerts table (the `delta` sink's), for `/alerts`.
@@ -98,7 +101,8 @@ impl Web {
             kinds,
             allowed_hosts: crate::config::LOOPBACK_HOSTS.map(str::to_owned).to_vec(),
             read_token: None,
-            templates: page::templates(kinds),
+            templates: page::templates(kinds, crate::timezone::DeskZone::host()),
+            zone: crate::timezone::DeskZone::host(),
             stylesheet: page::stylesheet(kinds),
             history: None,
             alerts_table: None,
@@ -109,6 +113,13 @@ impl Web {
     /// reading is open.
     pub fn with_read_token(mut self, token: Option<String>) -> Web {
         self.read_token = token.filter(|t| !t.trim().is_empty());
+        self
+    }
+
+    /// Shows times in `zone` (see `[server] timezone`).
+    pub fn with_zone(mut self, zone: crate::timezone::DeskZone) -> Web {
+        self.templates = page::templates(self.kinds, zone);
+        self.zone = zone;
         self
     }
 
@@ -158,11 +169,13 @@ pub fn router(web: Arc<Web>) -> Router {
         .route("/api/history", get(api::history))
         .route("/alerts", get(alerts::page))
         .route("/alerts.csv", get(alerts::csv))
+        .route("/api/alert-events", get(alerts::events))
         .route("/healthz", get(api::healthz))
         .route("/metrics", get(metrics::metrics))
         .route("/api/checks/{id}/run", post(api::run_now))
         .route("/api/checks/{id}/actions/{action}", post(api::action))
         .route("/api/alerts/{alert_id}/ack", post(api::ack))
+        .route("/api/sinks/{id}/retry", post(api::retry_sink))
         .layer(middleware::from_fn_with_state(web.clone(), guard::guard))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(web)

@@ -10,27 +10,33 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::{Html, IntoResponse, Response};
-use chrono::{DateTime, Duration as ChronoDuration, Utc};
+use chrono::Utc;
 use minijinja::{AutoEscape, Environment};
 use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::Web;
 use super::markets::MarketView;
+use super::view::{View, look, view};
 use crate::alert::Severity;
-use crate::board::Sample;
-use crate::check::{ActionSpec, Checks, Observation, Status};
+use crate::check::{Checks, Status};
 use crate::panel::{Layout, Section};
 use crate::plugin::Kinds;
 
-/// The generic panel of a kind that declares a section but no partial.
-const CARD: &str = "card.html";
+use super::view::CARD;
 
 /// The page's templates: its own, the macros partials use, and every registered kind's
-/// partial under the kind's name. Everything is HTML-escaped, whatever its name.
-pub fn templates(kinds: &Kinds<Checks>) -> Result<Environment<'static>, minijinja::Error> {
+/// partial under the kind's name. Everything is HTML-escaped, whatever its name. The
+/// filter `local` shows an RFC 3339 time in the desk's zone ("2026-12-04 09:31:05
+/// EST"), `num` a number without a trailing `.0` ("30", "0.5").
+pub fn templates(
+    kinds: &Kinds<Checks>,
+    zone: crate::timezone::DeskZone,
+) -> Result<Environment<'static>, minijinja::Error> {
     let mut env = Environment::new();
     env.set_auto_escape_callback(|_| AutoEscape::Html);
+    env.add_filter("local", move |t: String| zone.date_time_text(&t));
+    env.add_filter("num", |v: f64| crate::thresholds::fmt_num(v));
     env.add_template("page.html", include_str!("page.html.j2"))?;
     env.add_template("alerts.html", include_str!("alerts.html.j2"))?;
     env.add_template("macros.html", include_str!("macros.html.j2"))?;
@@ -41,156 +47,6 @@ pub fn templates(kinds: &Kinds<Checks>) -> Result<Environment<'static>, minijinj
         }
     }
     Ok(env)
-}
-
-/// Icon and class for a status: shown with its text, never colour alone.
-fn look(status: Status) -> (&'static str, &'static str) {
-    match status {
-        Status::Ok => ("✔", "s-ok"),
-        Status::Warning => ("▲", "s-warning"),
-        Status::Critical => ("✖", "s-critical"),
-        Status::Unknown => ("?", "s-unknown"),
-    }
-}
-
-#[derive(Serialize)]
-struct Action {
-    name: &'static str,
-    label: &'static str,
-    description: &'static str,
-    destructive: bool,
-    /// The question a destructive action asks first.
-    confirm: String,
-    url: String,
-}
-
-/// One observation as the template sees it.
-#[derive(Serialize)]
-struct View {
-    id: String,
-    kind: String,
-    status: &'static str,
-    class: &'static str,
-    icon: &'static str,
-    text: String,
-    message: String,
-    value: Option<f64>,
-    shown: String,
-    unit: String,
-    observed_at: String,
-    since: String,
-    details: Value,
-    actions: Vec<Action>,
-    /// Sparkline points (SVG polyline) of the last hour.
-    spark: String,
-    /// The template that renders it.
-    template: &'static str,
-    /// Its section's id and its panel's rank, or `None` for "Other checks".
-    #[serde(skip)]
-    place: Option<(&'static str, u8)>,
-}
-
-fn shown(value: Option<f64>, unit: &str) -> String {
-    match value {
-        None => "—".into(),
-        Some(v) if unit == "%" => format!("{v:.1} %"),
-        Some(v) if v.fract() == 0.0 => format!("{v} {unit}").trim().to_owned(),
-        Some(v) => format!("{v:.1} {unit}").trim().to_owned(),
-    }
-}
-
-/// Points of a 120×28 sparkline over the last hour (or since the first sample, when
-/// younger); percent values on a 0–100 scale.
-fn sparkline(history: &[Sample], unit: &str, now: DateTime<Utc>) -> String {
-    let hour_ago = now - ChronoDuration::hours(1);
-    let from = history
-        .iter()
-        .map(|s| s.at)
-        .filter(|t| *t >= hour_ago)
-        .min()
-        .unwrap_or(hour_ago);
-    let span = (now - from).num_milliseconds().max(1) as f64;
-    let points: Vec<(f64, f64)> = history
-        .iter()
-        .filter(|s| s.at >= from)
-        .filter_map(|s| Some(((s.at - from).num_milliseconds() as f64 / span, s.value?)))
-        .collect();
-    if points.len() < 2 {
-        return String::new();
-    }
-    let (lo, hi) = if unit == "%" {
-        (0.0, 100.0)
-    } else {
-        let lo = points.iter().map(|p| p.1).fold(f64::INFINITY, f64::min);
-        let hi = points.iter().map(|p| p.1).fold(f64::NEG_INFINITY, f64::max);
-        if hi > lo { (lo, hi) } else { (lo - 1.0, hi + 1.0) }
-    };
-    points
-        .iter()
-        .map(|(x, y)| {
-            let y = 27.0 - (y.clamp(lo, hi) - lo) / (hi - lo) * 26.0;
-            format!("{:.1},{:.1}", x * 120.0, y)
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
-fn view(
-    web: &Web,
-    o: &Observation,
-    since: DateTime<Utc>,
-    actions: &[ActionSpec],
-    now: DateTime<Utc>,
-) -> View {
-    let (icon, class) = look(o.status);
-    let kind = web.kinds.get(&o.kind);
-    let panel = kind.and_then(|k| k.panel());
-    let template = match (kind, panel) {
-        (Some(k), Some(p)) if p.template.is_some() => k.name,
-        _ => CARD,
-    };
-    View {
-        id: o.id.clone(),
-        kind: o.kind.clone(),
-        status: o.status.as_str(),
-        class,
-        icon,
-        text: o
-            .label
-            .clone()
-            .unwrap_or_else(|| o.status.as_str().to_uppercase()),
-        message: o.message.clone(),
-        value: o.value,
-        shown: shown(o.value, &o.unit),
-        unit: o.unit.clone(),
-        observed_at: o.observed_at.to_rfc3339(),
-        since: since.to_rfc3339(),
-        details: Value::Object(o.details.clone()),
-        actions: actions
-            .iter()
-            .filter(|_| web.actions_enabled())
-            .map(|a| Action {
-                name: a.name,
-                label: a.label,
-                description: a.description,
-                destructive: a.destructive,
-                confirm: format!("{} {}: {}. Go ahead?", a.label, o.id, a.description),
-                url: format!("/api/checks/{}/actions/{}", o.id, a.name),
-            })
-            // Every check can be run now, whatever its kind.
-            .chain(web.actions_enabled().then(|| Action {
-                name: "run",
-                label: "Run now",
-                description: "runs the check once now and shows the result",
-                destructive: false,
-                confirm: String::new(),
-                url: format!("/api/checks/{}/run", o.id),
-            }))
-            .collect(),
-        spark: sparkline(&web.board.history(&o.id), &o.unit, now),
-        template,
-        place: panel.map(|p| (p.section.id, p.rank)),
-    }
 }
 
 /// The page's HTML for what the board and alerting hold now.
@@ -207,12 +63,12 @@ pub fn render(web: &Web) -> Result<String, minijinja::Error> {
         })
         .collect();
     views.sort_by(|a, b| a.id.cmp(&b.id));
-    let (mut alerts, held, calendars) = {
+    let (mut alerts, held, calendars, sinks) = {
         let a = web.alerting.lock().unwrap_or_else(|e| e.into_inner());
-        (a.active(), a.held(), a.calendars())
+        (a.active(), a.held(), a.calendars(), a.sinks())
     };
     let markets = super::markets::views(calendars, now);
-    let sections = sections(web.kinds, &views, &markets);
+    let (sections, not_configured) = sections(web.kinds, &views, &markets);
     let counts = |s: Status| views.iter().filter(|v| v.status == s.as_str()).count();
     let worst = views
         .iter()
@@ -225,6 +81,28 @@ pub fn render(web: &Web) -> Result<String, minijinja::Error> {
         .max_by_key(|s| s.severity_rank())
         .unwrap_or(Status::Unknown);
     let (icon, class) = look(worst);
+    // The checks that are not ok, worst first: the header links to each.
+    let mut problems: Vec<&View> = views.iter().filter(|v| v.status != "ok").collect();
+    problems.sort_by_key(|v| {
+        let rank = match v.status {
+            "critical" => 0,
+            "unknown" => 1,
+            _ => 2,
+        };
+        (rank, v.id.clone())
+    });
+    let problems: Vec<Value> = problems
+        .iter()
+        .map(|v| json!({"id": v.id, "class": v.class, "icon": v.icon, "text": v.text}))
+        .collect();
+    let failing_sinks: Vec<Value> = sinks
+        .iter()
+        .filter(|s| s.state == crate::dispatch::SinkState::Failing)
+        .map(|s| {
+            json!({"id": s.id, "kind": s.kind, "since": s.since.to_rfc3339(),
+                   "since_shown": web.zone.time(s.since), "last_error": s.last_error, "queued": s.queued})
+        })
+        .collect();
     // With the history on: a chart per check.
     let trends: Vec<Value> = if web.history.is_some() {
         views
@@ -246,13 +124,17 @@ pub fn render(web: &Web) -> Result<String, minijinja::Error> {
             json!({
                 "alert_id": a.alert_id, "rule": a.rule, "check_id": a.check_id,
                 "severity": a.severity.as_str(), "class": class, "message": a.message,
-                "started_at": a.started_at.to_rfc3339(), "acknowledged": a.acknowledged,
+                "started_at": a.started_at.to_rfc3339(), "started_shown": web.zone.time(a.started_at),
+                "acknowledged": a.acknowledged,
                 "ack_url": format!("/api/alerts/{}/ack", a.alert_id),
+                "history": format!("/alerts?check={}&rule={}", query_value(&a.check_id), query_value(&a.rule)),
             })
         })
         .collect();
     let cx = minijinja::context! {
         generated_at => now.to_rfc3339(),
+        generated_shown => web.zone.time(now),
+        zone => web.zone.name(),
         host => web.host,
         actions_enabled => web.actions_enabled(),
         token_env => web.token_env,
@@ -261,7 +143,10 @@ pub fn render(web: &Web) -> Result<String, minijinja::Error> {
             "ok": counts(Status::Ok), "warning": counts(Status::Warning),
             "critical": counts(Status::Critical), "unknown": counts(Status::Unknown),
         }),
+        problems => problems,
+        failing_sinks => failing_sinks,
         sections => sections,
+        not_configured => not_configured,
         others => views.iter().filter(|v| v.place.is_none()).collect::<Vec<_>>(),
         alerts => alerts,
         held => held,
@@ -276,6 +161,17 @@ pub fn render(web: &Web) -> Result<String, minijinja::Error> {
     env.get_template("page.html")?.render(cx)
 }
 
+/// `s` as a query parameter's value (ids and rule names are letters, digits, `_`, `-`
+/// and `:`; anything else is escaped).
+fn query_value(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 /// One section as the template sees it.
 #[derive(Serialize)]
 struct SectionView<'v> {
@@ -284,17 +180,28 @@ struct SectionView<'v> {
     /// `stack`, `grid` or `table`.
     layout: &'static str,
     columns: &'static [&'static str],
-    placeholder: Option<&'static str>,
     head: &'static str,
     checks: Vec<&'v View>,
     /// The market calendars its checks follow.
     markets: Vec<&'v MarketView>,
 }
 
-/// The sections the registered kinds declare, in their order, each with its checks
-/// (by panel rank, then id). A section without checks shows its placeholder, or is
-/// left out when it has none.
-fn sections<'v>(kinds: &Kinds<Checks>, views: &'v [View], markets: &'v [MarketView]) -> Vec<SectionView<'v>> {
+/// A section no configured check fills, for the one "Not configured" line.
+#[derive(Serialize)]
+struct Unconfigured {
+    title: &'static str,
+    /// The kinds that would fill it.
+    kinds: Vec<&'static str>,
+}
+
+/// The sections the registered kinds declare, in their order, each with its checks (by
+/// panel rank, then id); and the sections no check fills (those `listed_when_empty`),
+/// which the page lists on one line instead of showing empty boxes.
+fn sections<'v>(
+    kinds: &Kinds<Checks>,
+    views: &'v [View],
+    markets: &'v [MarketView],
+) -> (Vec<SectionView<'v>>, Vec<Unconfigured>) {
     let mut declared: Vec<&'static Section> = Vec::new();
     for kind in kinds.kinds() {
         if let Some(p) = kind.panel()
@@ -304,7 +211,8 @@ fn sections<'v>(kinds: &Kinds<Checks>, views: &'v [View], markets: &'v [MarketVi
         }
     }
     declared.sort_by_key(|s| (s.order, s.id));
-    declared
+    let mut empty = Vec::new();
+    let shown = declared
         .into_iter()
         .filter_map(|s| {
             let mut checks: Vec<&View> = views
@@ -312,7 +220,17 @@ fn sections<'v>(kinds: &Kinds<Checks>, views: &'v [View], markets: &'v [MarketVi
                 .filter(|v| v.place.is_some_and(|(id, _)| id == s.id))
                 .collect();
             checks.sort_by_key(|v| (v.place.map(|p| p.1), &v.id));
-            if checks.is_empty() && s.placeholder.is_none() {
+            if checks.is_empty() {
+                if s.listed_when_empty {
+                    empty.push(Unconfigured {
+                        title: s.title,
+                        kinds: kinds
+                            .kinds()
+                            .filter(|k| k.panel().is_some_and(|p| p.section.same(s)))
+                            .map(|k| k.name)
+                            .collect(),
+                    });
+                }
                 return None;
             }
             let (layout, columns) = match s.layout {
@@ -330,12 +248,12 @@ fn sections<'v>(kinds: &Kinds<Checks>, views: &'v [View], markets: &'v [MarketVi
                 title: s.title,
                 layout,
                 columns,
-                placeholder: s.placeholder,
                 head: s.head,
                 checks,
             })
         })
-        .collect()
+        .collect();
+    (shown, empty)
 }
 
 pub async fn page(State(web): State<Arc<Web>>) -> Response {

@@ -127,14 +127,15 @@ impl Server {
 
 /// Starts the server for `web` on `listen`, on threads of its own (a runtime with two
 /// workers at nice 10): however many requests arrive, they queue there and never take
-/// a worker thread from the checks, and the kernel runs the checks' threads first. `None` (logged) when `listen` cannot be bound:
-/// the daemon keeps running without its page.
-pub fn spawn(listen: &str, web: Arc<Web>) -> Option<Server> {
+/// a worker thread from the checks, and the kernel runs the checks' threads first.
+/// An error names the address when it cannot be bound (taken, not ours): `vitals run`
+/// then stops at once rather than run without its page.
+pub fn spawn(listen: &str, web: Arc<Web>) -> Result<Server, String> {
     spawn_with(listen, Limits::default(), web)
 }
 
 /// [`spawn`] with explicit connection limits.
-pub fn spawn_with(listen: &str, limits: Limits, web: Arc<Web>) -> Option<Server> {
+pub fn spawn_with(listen: &str, limits: Limits, web: Arc<Web>) -> Result<Server, String> {
     let stop = CancellationToken::new();
     let (bound_tx, bound) = std::sync::mpsc::channel();
     let (done_tx, done) = std::sync::mpsc::channel();
@@ -150,27 +151,31 @@ pub fn spawn_with(listen: &str, limits: Limits, web: Arc<Web>) -> Option<Server>
             {
                 Ok(r) => r,
                 Err(e) => {
-                    warn!("cannot start the web server's runtime ({e}): the status page is off");
-                    let _ = bound_tx.send(false);
+                    let _ = bound_tx.send(Err(format!("cannot start the web server's runtime: {e}")));
                     return;
                 }
             };
             runtime.block_on(async move {
-                let Some(listener) = bind(&listen).await else {
-                    let _ = bound_tx.send(false);
-                    return;
+                let listener = match bind(&listen).await {
+                    Ok(l) => l,
+                    Err(e) => {
+                        let _ = bound_tx.send(Err(e));
+                        return;
+                    }
                 };
-                let _ = bound_tx.send(true);
+                let _ = bound_tx.send(Ok(()));
                 serve(listener, router(web), stopping, limits).await;
             });
             let _ = done_tx.send(());
         });
     if let Err(e) = thread {
-        warn!("cannot start the web server's thread ({e}): the status page is off");
-        return None;
+        return Err(format!("cannot start the web server's thread: {e}"));
     }
     // Binding takes microseconds; waiting for it keeps start-up errors in order.
-    bound.recv().unwrap_or(false).then_some(Server { stop, done })
+    bound
+        .recv()
+        .unwrap_or_else(|_| Err("the web server's thread ended before binding".into()))
+        .map(|()| Server { stop, done })
 }
 
 /// Gives the calling thread a nice value of 10, so that under a flood of requests the
@@ -187,20 +192,17 @@ fn lower_priority() {
     }
 }
 
-/// Binds `listen`; on failure the daemon keeps running without its page.
-pub async fn bind(listen: &str) -> Option<tokio::net::TcpListener> {
-    let addr: SocketAddr = match listen.parse() {
-        Ok(a) => a,
-        Err(e) => {
-            warn!("[server] listen = {listen:?} is not an address ({e}): the status page is off");
-            return None;
-        }
-    };
-    match tokio::net::TcpListener::bind(addr).await {
-        Ok(l) => Some(l),
-        Err(e) => {
-            warn!("cannot listen on {addr} ({e}): the status page is off; checks and alerts keep running");
-            None
-        }
-    }
+/// Binds `listen`, or says why not, naming the address.
+pub async fn bind(listen: &str) -> Result<tokio::net::TcpListener, String> {
+    let addr: SocketAddr = listen
+        .parse()
+        .map_err(|e| format!("[server] listen = {listen:?} is not an address ({e})"))?;
+    tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+        let hint = if e.kind() == std::io::ErrorKind::AddrInUse {
+            ": another program (or another vitals) listens there; stop it, or set another [server] listen"
+        } else {
+            ""
+        };
+        format!("cannot listen on {addr}: {e}{hint}")
+    })
 }

@@ -29,16 +29,15 @@
   }
 
   // Alert fired (red) and resolved (green) markers, from the alerts table (GET
-  // /alerts.csv), when there is one.
+  // /api/alert-events: the check's events only, as JSON), when there is one.
   async function markers(check, from, to) {
     try {
       const hours = Math.ceil(range / 3600);
-      const r = await fetch(`/alerts.csv?check=${encodeURIComponent(check)}&hours=${hours}`, { cache: "no-store" });
+      const r = await fetch(`/api/alert-events?check=${encodeURIComponent(check)}&hours=${hours}`, { cache: "no-store" });
       if (!r.ok) return [];
-      return (await r.text()).trim().split("\n").slice(1).map((line) => {
-        const c = line.split(",");
-        return { state: c[4], t: Date.parse(c[c.length - 1]) / 1000 };
-      }).filter((m) => (m.state === "firing" || m.state === "resolved") && m.t >= from && m.t <= to);
+      const body = await r.json();
+      return (body.events || []).map((e) => ({ state: e.state, t: Date.parse(e.event_at) / 1000 }))
+        .filter((m) => m.t >= from && m.t <= to);
     } catch (e) {
       return [];
     }

@@ -40,6 +40,7 @@ async fn an_alert_appears_with_its_labels_then_resolves() {
         event_at: started,
         host: "desk".into(),
         reminder: false,
+        label: None,
     };
     d.send(&e);
     let alerts = am.wait("the firing alert", |a| !a.is_empty()).await;
@@ -87,6 +88,7 @@ async fn an_unreachable_alertmanager_is_retried_until_it_answers() {
         event_at: now,
         host: "desk".into(),
         reminder: false,
+        label: None,
     });
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert!(

@@ -184,15 +184,23 @@ fn the_web_server_names_no_check_kind() {
     for file in files {
         let text = std::fs::read_to_string(&file).unwrap();
         for name in &names {
-            // Short names ("cpu", "host") are ordinary words: look for them as string
-            // literals that are not a JSON object's key (`"host": …`).
+            // A kind named in code or a template: compared with, matched on, or given as
+            // a kind. (A short name like `host` is also an ordinary word — a query
+            // parameter, a JSON field — so only these uses count.)
             let found = if name.contains('_') {
                 text.contains(name)
             } else {
-                [format!("\"{name}\""), format!("'{name}'")].iter().any(|quoted| {
-                    text.match_indices(quoted.as_str())
-                        .any(|(at, _)| !text[at + quoted.len()..].starts_with(':'))
-                })
+                [
+                    format!("== \"{name}\""),
+                    format!("== '{name}'"),
+                    format!("!= \"{name}\""),
+                    format!("!= '{name}'"),
+                    format!("\"{name}\" =>"),
+                    format!("kind: \"{name}\""),
+                    format!("kind = \"{name}\""),
+                ]
+                .iter()
+                .any(|pattern| text.contains(pattern.as_str()))
             };
             assert!(!found, "{} names the check kind `{name}`", file.display());
         }

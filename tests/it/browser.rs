@@ -124,12 +124,12 @@ async fn the_status_page_works_in_chromium() {
     assert_eq!(
         &headings[..6],
         [
+            "Alerts",
             "IB connection",
             "Data freshness",
             "System metrics",
             "Active strategy registry",
             "Queue backlog",
-            "Alerts"
         ]
     );
     // Badges show text and icon, not colour alone.
@@ -189,8 +189,61 @@ async fn the_status_page_works_in_chromium() {
         .await
         .unwrap();
     assert_eq!(fits, Value::Bool(true), "the page fits a phone's width");
+    // On a phone: why a table is STALE is in view without hovering, and its Force sync
+    // button without scrolling sideways.
+    let in_view = c
+        .execute(
+            "const row = document.querySelector('#freshness [data-check=greeks]'); \
+             const why = row.querySelector('.why'); \
+             const sync = document.querySelector('#freshness [data-check=positions] button[data-post$=force_sync]'); \
+             const w = window.innerWidth; \
+             return [why && why.offsetParent !== null && why.textContent.length > 0 && why.getBoundingClientRect().right <= w, \
+                     sync.getBoundingClientRect().right <= w && sync.getBoundingClientRect().left >= 0];",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        in_view,
+        json!([true, true]),
+        "the reason and the button are in view at 390 px"
+    );
     screenshot(&c, "phone.png").await;
     c.set_window_size(1280, 1000).await.unwrap();
+    // The thresholds are next to the age, not only in a tooltip.
+    assert!(
+        text(&c, "#freshness [data-check=greeks]")
+            .await
+            .contains("warn 30 s · crit 60 s")
+    );
+
+    // The long registry is its summary until opened; its columns sort.
+    let open = c
+        .execute(
+            "return document.querySelector('#registry details.rows').open",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(open, Value::Bool(false), "the registry starts collapsed");
+    c.execute(
+        "document.querySelector('#registry details.rows').open = true",
+        vec![],
+    )
+    .await
+    .unwrap();
+    click(&c, "#registry table.registry th:nth-child(2)").await;
+    let symbols = c
+        .execute(
+            "return [...document.querySelectorAll('.registry-rows tr')].map(r => r.dataset.symbol)",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let symbols: Vec<String> = serde_json::from_value(symbols).unwrap();
+    let mut sorted = symbols.clone();
+    sorted.sort();
+    assert_eq!(symbols, sorted, "sorted by symbol");
 
     // The symbol filter narrows the table, and stays through a refresh.
     c.execute("window.__marker = 42", vec![]).await.unwrap();
@@ -200,6 +253,7 @@ async fn the_status_page_works_in_chromium() {
     let shown = c.execute(visible, vec![]).await.unwrap();
     let shown: Vec<String> = serde_json::from_value(shown).unwrap();
     assert_eq!(shown, ["SPY", "SPY"], "6 active rows cycle SPY, QQQ, IWM, AAPL");
+    assert_eq!(text(&c, "#registry .filter-count").await, "· 2 of 6 shown");
     let refreshed = c
         .execute_async(
             "const done = arguments[0]; document.addEventListener('vitals:refreshed', () => done(true), {once: true});",
@@ -213,9 +267,7 @@ async fn the_status_page_works_in_chromium() {
 
     // Acknowledge the alert: the first action asks for the token (kept for the tab).
     click(&c, "#alerts button.action").await;
-    wait_for_dialog(&c).await;
-    c.send_alert_text(TOKEN).await.unwrap();
-    c.accept_alert().await.unwrap();
+    give_token(&c).await;
     until(
         &c,
         "the alert acknowledged",
@@ -308,7 +360,28 @@ async fn click(c: &Client, css: &str) {
     el.click().await.unwrap();
 }
 
-/// Waits until a dialog (prompt or confirm) is open.
+/// Answers the page's own token dialog (a password field, never `window.prompt`).
+async fn give_token(c: &Client) {
+    until(
+        c,
+        "the token dialog",
+        "const d = document.getElementById('token-dialog'); return d.open && d.querySelector('input').type === 'password';",
+    )
+    .await;
+    let input = c
+        .find(Locator::Css("#token-dialog input[name=token]"))
+        .await
+        .unwrap();
+    input.send_keys(TOKEN).await.unwrap();
+    c.find(Locator::Css("#token-dialog button[value=ok]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+}
+
+/// Waits until a browser dialog (a confirm) is open.
 async fn wait_for_dialog(c: &Client) {
     for _ in 0..100 {
         if c.get_alert_text().await.is_ok() {
@@ -373,9 +446,7 @@ async fn a_kind_from_outside_the_crate_brings_its_panel_and_action() {
     // Its button, labelled as the kind declares, runs its action through the API.
     assert_eq!(text(&c, "#gauges button.action").await, "Reset gauge");
     click(&c, "#gauges button.action").await;
-    wait_for_dialog(&c).await;
-    c.send_alert_text(TOKEN).await.unwrap();
-    c.accept_alert().await.unwrap();
+    give_token(&c).await;
     until(
         &c,
         "the action's result",
@@ -441,9 +512,7 @@ async fn behind_nginx_with_tls_the_buttons_work_and_other_origins_are_refused() 
     )
     .await;
     click(&c, "#gauges button.action").await;
-    wait_for_dialog(&c).await;
-    c.send_alert_text(TOKEN).await.unwrap();
-    c.accept_alert().await.unwrap();
+    give_token(&c).await;
     until(
         &c,
         "the action's result through nginx",
@@ -648,9 +717,7 @@ async fn the_alerts_page_filters_and_acknowledges_in_chromium() {
     .await;
     // Acknowledge it from there.
     click(&c, "tr[data-state=\"firing\"] button[data-post]").await;
-    wait_for_dialog(&c).await;
-    c.send_alert_text(TOKEN).await.unwrap();
-    c.accept_alert().await.unwrap();
+    give_token(&c).await;
     tokio::time::timeout(Duration::from_secs(10), async {
         while !daemon.alerting().lock().unwrap().active()[0].acknowledged {
             tokio::time::sleep(Duration::from_millis(50)).await;

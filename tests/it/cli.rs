@@ -158,6 +158,25 @@ fn system_checks_report_real_figures() {
     assert!((used / total * 100.0 - mem["value"].as_f64().unwrap()).abs() < 1e-6);
     let disk = by_id("disk");
     assert_eq!(disk["details"]["mount_point"], "/");
+    // The percent `df` shows (it rounds up): blocks reserved for root are not "used".
+    let df = std::process::Command::new("df")
+        .args(["--output=pcent", "/"])
+        .output()
+        .unwrap();
+    let df: f64 = String::from_utf8_lossy(&df.stdout)
+        .lines()
+        .nth(1)
+        .and_then(|l| l.trim().trim_end_matches('%').parse().ok())
+        .expect("df's percent");
+    let ours = disk["value"].as_f64().unwrap();
+    assert!(ours <= df && df - ours < 1.5, "vitals says {ours} %, df {df} %");
+    let d = &disk["details"];
+    let (used, available) = (
+        d["used_bytes"].as_f64().unwrap(),
+        d["available_bytes"].as_f64().unwrap(),
+    );
+    assert!((used / (used + available) * 100.0 - ours).abs() < 1e-6, "{disk}");
+    assert!(d["reserved_bytes"].as_f64().is_some(), "{disk}");
     let host = by_id("host");
     assert_eq!(host["status"], "ok");
     assert_eq!(host["unit"], "s");

@@ -33,6 +33,7 @@ fn event(n: usize, state: AlertState, value: Option<f64>) -> AlertEvent {
         event_at: t,
         host: "desk".into(),
         reminder: false,
+        label: None,
     }
 }
 

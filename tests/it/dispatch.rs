@@ -28,6 +28,7 @@ fn event(n: usize, severity: Severity) -> AlertEvent {
         event_at: now,
         host: "test".into(),
         reminder: false,
+        label: None,
     }
 }
 
@@ -77,12 +78,7 @@ impl Sink for Hang {
 }
 
 fn target(id: &str, sink: Arc<dyn Sink>, min: Severity) -> SinkInstance {
-    SinkInstance {
-        takes: vitals::sinks::Takes::All,
-        id: id.into(),
-        min_severity: min,
-        sink: Ok(sink),
-    }
+    SinkInstance::new(id, sink).with_min_severity(min)
 }
 
 fn outbox_lines(dir: &Path, id: &str) -> usize {

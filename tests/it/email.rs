@@ -28,6 +28,7 @@ fn event(n: usize, severity: Severity, state: AlertState) -> AlertEvent {
         event_at: now,
         host: "desk".into(),
         reminder: false,
+        label: None,
     }
 }
 
@@ -53,11 +54,13 @@ async fn one_alert_is_one_readable_email() {
         ),
     );
     let d = Dispatcher::start(vec![target], dir.path());
-    d.send(&event(1, Severity::Warning, AlertState::Firing));
+    d.send(&event(1, Severity::Warning, AlertState::Firing).with_label(Some("STALE".into())));
     let m = smtp.wait_for(1).await;
+    // Short enough for a lock screen: rule, check, severity, label; the advice is in
+    // the body.
     assert_eq!(
         m[0]["subject"],
-        "[vitals] FIRING WARNING data_stale: positions1 stale (75s old)"
+        "[vitals] FIRING WARNING data_stale · positions1 · STALE"
     );
     assert_eq!(m[0]["to"][0], "ops@desk.test");
     let text = m[0]["text"].as_str().expect("a plain-text part");
@@ -66,6 +69,10 @@ async fn one_alert_is_one_readable_email() {
         "{text}"
     );
     assert!(text.contains("value: 75"), "{text}");
+    assert!(
+        text.contains("positions1 stale (75s old)"),
+        "the advice is in the body: {text}"
+    );
     assert!(text.contains("Status page: http://127.0.0.1:8686/"), "{text}");
     let html = m[0]["html"].as_str().expect("an HTML part");
     assert!(html.contains("<td>positions1</td>"), "{html}");

@@ -138,6 +138,16 @@ async fn a_dropped_socket_is_pushed_at_once_and_recovery_gets_a_new_connected_si
     assert!(down.message.contains("closed the connection"), "{}", down.message);
     assert_eq!(down.details["connected"], false);
     assert!(down.details["disconnected_at"].is_string());
+    // Nothing of the dead session stands: no "connected for", and the farms' last
+    // "ok" is not shown as current.
+    assert_eq!(down.details["connected_since"], serde_json::Value::Null);
+    assert_eq!(first.details["farms"]["usfarm"]["state"], "ok");
+    let farms = down.details["farms"].as_object().unwrap();
+    assert!(!farms.is_empty());
+    for (name, f) in farms {
+        assert_eq!(f["state"], "unknown", "{name}: {f}");
+        assert_eq!(f["last_known"], "ok", "{name}: {f}");
+    }
     // The gateway is still listening: the reconnect succeeds.
     let back = connected(&mut rx).await;
     assert_ne!(back.details["connected_since"], first.details["connected_since"]);

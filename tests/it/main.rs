@@ -20,6 +20,7 @@ mod hung;
 mod ib;
 mod kinds;
 mod logs;
+mod operator;
 mod panels;
 mod registry;
 mod reload;

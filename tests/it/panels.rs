@@ -41,7 +41,8 @@ fn every_partial_reads_exactly_what_its_kind_declares() {
 /// fails here, not on the desk's page.
 #[test]
 fn every_partial_renders_its_check() {
-    let env = vitals::web::templates(&registry().unwrap().checks).expect("every template parses");
+    let env = vitals::web::templates(&registry().unwrap().checks, vitals::timezone::DeskZone::UTC)
+        .expect("every template parses");
     let mut rendered = 0;
     for kind in registry().unwrap().checks.kinds() {
         if kind.panel().and_then(|p| p.template).is_none() {

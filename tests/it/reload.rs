@@ -145,5 +145,6 @@ fn the_daemon_logs_alerts_from_real_checks() {
     let fired = d.expect("ALERT firing [CRITICAL] gateway_down: gateway: CRITICAL - gateway down");
     assert!(fired.contains("alert_id=gateway_down.gateway."), "{fired}");
     std::fs::remove_file(&flag).unwrap();
-    d.expect("ALERT resolved [CRITICAL] gateway_down: gateway: OK - up");
+    // A resolve says why it fired, then what resolved it.
+    d.expect("ALERT resolved [CRITICAL] gateway_down: gateway: CRITICAL - gateway down — resolved: OK - up");
 }

@@ -245,7 +245,11 @@ async fn the_heartbeat_pings_while_healthy_and_stops_when_not() {
     )
     .unwrap_or_else(|d| panic!("{d}"));
     let (tx, health) = vitals::health::Health::channel();
-    let sink = vitals::dispatch::SinkInstance::build_with(&config.sinks[0], dir.path(), health);
+    let env = vitals::sinks::SinkEnv {
+        liveness: health,
+        ..vitals::sinks::SinkEnv::standalone(dir.path())
+    };
+    let sink = vitals::dispatch::SinkInstance::build_with(&config.sinks[0], &env, None);
     assert!(sink.sink.is_ok());
     wait_for("three pings", || count.load(Ordering::SeqCst) >= 3).await;
     assert_eq!(lines.lock().unwrap()[0], "POST /ping/secret-uuid HTTP/1.1");

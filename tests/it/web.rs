@@ -114,8 +114,8 @@ async fn every_get_route_answers_with_security_headers() {
         assert!(page.contains(section), "section {section}");
     }
     assert!(
-        page.contains("gateway_down on gateway"),
-        "the active alert is listed"
+        page.contains("<strong>gateway_down</strong> on <a href=\"#check-gateway\""),
+        "the active alert is listed, linked to its check"
     );
     assert!(page.contains(">Clear</button>"), "Clear button");
     assert!(page.contains("data-confirm="), "clear asks first");
@@ -173,7 +173,23 @@ async fn every_get_route_answers_with_security_headers() {
     assert_eq!((code, health["status"].as_str()), (StatusCode::OK, Some("ok")));
     assert_eq!(health["checks"], 3);
 
-    let (code, metrics, h) = call(&router, "GET", "/metrics", &[]).await;
+    // A scraper that asks for OpenMetrics gets it; others the Prometheus text format.
+    let (code, plain, h) = call(&router, "GET", "/metrics", &[]).await;
+    assert_eq!(code, StatusCode::OK);
+    assert!(
+        h["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain; version=0.0.4")
+    );
+    assert!(!plain.as_str().unwrap().contains("# EOF"));
+    let (code, metrics, h) = call(
+        &router,
+        "GET",
+        "/metrics",
+        &[("accept", "application/openmetrics-text; version=1.0.0")],
+    )
+    .await;
     assert_eq!(code, StatusCode::OK);
     assert!(
         h["content-type"]
@@ -763,7 +779,7 @@ async fn the_alerts_page_lists_filters_acknowledges_and_downloads() {
     let lines: Vec<&str> = csv.lines().collect();
     assert_eq!(
         lines[0],
-        "alert_id,rule,check_id,severity,state,message,value,started_at,event_at"
+        "alert_id,rule,check_id,severity,state,message,value,started_at,event_at,host"
     );
     assert!(
         lines

@@ -68,7 +68,8 @@ pub struct EmailConfig {
     /// Events arriving within this window after the first are sent in one message.
     #[serde(default = "crate::duration::secs::<10>")]
     pub group_wait: Span,
-    /// Link to the status page, shown in every message.
+    /// Link to the status page, shown in every message. Unset: `[server] public_url`,
+    /// when that is set.
     #[serde(default)]
     pub page_url: Option<String>,
     /// Put in front of every subject.
@@ -198,7 +199,8 @@ impl SinkConfig for EmailConfig {
                 })
                 .collect::<Result<_, _>>()?,
             group_wait: *self.group_wait,
-            page_url: self.page_url.clone(),
+            page_url: self.page_url.clone().or_else(|| cx.public_url.clone()),
+            zone: cx.zone,
             prefix: self.subject_prefix.clone(),
             templates,
             host: crate::alert::hostname().to_owned(),
@@ -213,6 +215,8 @@ struct Email {
     to: Vec<Mailbox>,
     group_wait: Duration,
     page_url: Option<String>,
+    /// The desk's time zone: the times in the message are in it.
+    zone: crate::timezone::DeskZone,
     prefix: String,
     templates: Environment<'static>,
     host: String,
@@ -220,7 +224,9 @@ struct Email {
     timeout: Duration,
 }
 
-/// "CRITICAL gateway_down on gateway: …" for one event, counts for several.
+/// Short, for a phone's lock screen: "[vitals] FIRING CRITICAL data_stale · positions ·
+/// STALE" for one event (the rule, the check, the severity, the check's label; what to
+/// do is in the body), counts for several.
 pub fn subject(prefix: &str, events: &[AlertEvent]) -> String {
     let count = |s: AlertState| events.iter().filter(|e| e.state == s).count();
     if let [e] = events {
@@ -231,11 +237,12 @@ pub fn subject(prefix: &str, events: &[AlertEvent]) -> String {
             AlertState::Acknowledged => "ACKNOWLEDGED",
             AlertState::Action => "ACTION",
         };
+        let label = e.label.as_deref().map(|l| format!(" · {l}")).unwrap_or_default();
         return format!(
-            "{prefix} {what} {} {}: {}",
+            "{prefix} {what} {} {} · {}{label}",
             e.severity.as_str(),
             e.rule,
-            e.message
+            e.check_id
         );
     }
     let worst = events
@@ -296,8 +303,8 @@ impl Sink for Email {
                     check_id => e.check_id,
                     message => e.message,
                     value => e.value.map_or_else(|| "—".to_owned(), crate::thresholds::fmt_num),
-                    started_at => e.started_at.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
-                    event_at => e.event_at.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
+                    started_at => self.zone.date_time(e.started_at),
+                    event_at => self.zone.date_time(e.event_at),
                     alert_id => e.alert_id,
                 }
             })

@@ -32,7 +32,7 @@ static SECTION: Section = Section {
     title: "Test gauges",
     order: 60,
     layout: Layout::Grid,
-    placeholder: None,
+    listed_when_empty: false,
     head: "",
 };
 

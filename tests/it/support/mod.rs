@@ -32,8 +32,17 @@ pub fn vitals() -> Command {
 }
 
 /// Writes `text` as `vitals.toml` in `dir`.
+/// Writes `text` as `vitals.toml` in `dir`. A config without a `[server]` section gets
+/// one on port 0 (any free port): tests run in parallel, and `vitals run` refuses to
+/// start without its page.
 pub fn write_config(dir: &Path, text: &str) -> PathBuf {
     let path = dir.join("vitals.toml");
+    // At the end: the lines tests point at stay where they are.
+    let text = if text.contains("[server]") {
+        text.to_owned()
+    } else {
+        format!("{text}\n[server]\nlisten = \"127.0.0.1:0\"\n")
+    };
     std::fs::write(&path, text).expect("write config");
     path
 }
@@ -220,6 +229,11 @@ impl Daemonized {
             }
         }
         found.into_iter().flatten().collect()
+    }
+
+    /// Every line the daemon has logged so far.
+    pub fn all_lines(&self) -> Vec<String> {
+        self.all.lock().unwrap().clone()
     }
 
     /// Every line logged since the last `expect` or `drain`, without waiting.
