@@ -1,6 +1,12 @@
 //! The alerts Delta table: one home for its columns, its creation, appending events
 //! (the `delta` sink) and reading them back (the `/alerts` page). Its schema is in
 //! docs/reference.md and stable; Python `deltalake`/pandas read it.
+//!
+//! A table vitals creates is partitioned by `date` (the event's day, UTC), so a read
+//! of the last hours opens only the days in range; a table created before (without
+//! `date`) is still read and appended to, its files skipped by their statistics. The
+//! reader keeps its last read for as long as the table has no new commit (one HEAD of
+//! the next commit file tells), so the page's readers share one read.
 
 use chrono::{DateTime, Utc};
 use deltalake::arrow::array::RecordBatch;
@@ -13,8 +19,8 @@ use crate::delta::columns::{self, Column, ColumnType};
 use crate::delta::open::TableSpec;
 use crate::delta::{OpenError, TableRef};
 
-/// The alerts table's columns, in order.
-pub const COLUMNS: [Column; 10] = [
+/// The alerts table's columns, in order (`date`, the partition, last).
+pub const COLUMNS: [Column; 11] = [
     Column::required("alert_id", ColumnType::Text),
     Column::required("rule", ColumnType::Text),
     Column::required("check_id", ColumnType::Text),
@@ -25,14 +31,18 @@ pub const COLUMNS: [Column; 10] = [
     Column::required("started_at", ColumnType::Timestamp),
     Column::required("event_at", ColumnType::Timestamp),
     Column::required("host", ColumnType::Text),
+    Column::required("date", ColumnType::Text),
 ];
+
+/// The columns a table created before the `date` partition has.
+const UNPARTITIONED: usize = 10;
 
 /// What the alerts table is created with.
 pub const SPEC: TableSpec = TableSpec {
     name: "alerts",
     comment: "vitals alert events: one row per transition",
     columns: &COLUMNS,
-    partitions: &[],
+    partitions: &["date"],
 };
 
 /// Commits through one table handle before it is opened afresh: a long-lived handle
@@ -40,23 +50,32 @@ pub const SPEC: TableSpec = TableSpec {
 /// stays flat.
 pub const REOPEN_EVERY: u32 = 100;
 
-/// The rows of a batch of events.
-pub fn to_batch(events: &[AlertEvent]) -> Result<RecordBatch, DeltaTableError> {
+/// The rows of a batch of events, with the `date` partition when `partitioned`.
+pub fn to_batch(events: &[AlertEvent], partitioned: bool) -> Result<RecordBatch, DeltaTableError> {
     let text = |f: fn(&AlertEvent) -> &str| columns::text_array(events.iter().map(f));
+    let mut arrays = vec![
+        text(|e| &e.alert_id),
+        text(|e| &e.rule),
+        text(|e| &e.check_id),
+        text(|e| e.severity.as_str()),
+        text(|e| e.state.as_str()),
+        text(|e| &e.message),
+        columns::double_array(events.iter().map(|e| e.value)),
+        columns::time_array(events.iter().map(|e| e.started_at.timestamp_micros())),
+        columns::time_array(events.iter().map(|e| e.event_at.timestamp_micros())),
+        text(|e| &e.host),
+    ];
+    let wanted = if partitioned { COLUMNS.len() } else { UNPARTITIONED };
+    if partitioned {
+        let days: Vec<String> = events
+            .iter()
+            .map(|e| e.event_at.format("%Y-%m-%d").to_string())
+            .collect();
+        arrays.push(columns::text_array(days.iter().map(String::as_str)));
+    }
     Ok(RecordBatch::try_new(
-        columns::arrow_schema(&COLUMNS),
-        vec![
-            text(|e| &e.alert_id),
-            text(|e| &e.rule),
-            text(|e| &e.check_id),
-            text(|e| e.severity.as_str()),
-            text(|e| e.state.as_str()),
-            text(|e| &e.message),
-            columns::double_array(events.iter().map(|e| e.value)),
-            columns::time_array(events.iter().map(|e| e.started_at.timestamp_micros())),
-            columns::time_array(events.iter().map(|e| e.event_at.timestamp_micros())),
-            text(|e| &e.host),
-        ],
+        columns::arrow_schema(&COLUMNS[..wanted]),
+        arrays,
     )?)
 }
 
@@ -118,9 +137,9 @@ impl Writer {
     /// Appends `events` in one commit.
     pub async fn append(&self, events: &[AlertEvent]) -> Result<(), AppendError> {
         let location = || self.table.location.clone();
-        let batch = to_batch(events).map_err(|source| AppendError::Append {
+        crate::delta::open::refuse_links(&self.table.location).map_err(|e| AppendError::Append {
             location: location(),
-            source,
+            source: DeltaTableError::Generic(e),
         })?;
         let mut slot = self.open.lock().await;
         if slot.as_ref().is_none_or(|(_, commits)| *commits >= REOPEN_EVERY) {
@@ -135,6 +154,14 @@ impl Writer {
         let Some((table, commits)) = slot.as_mut() else {
             unreachable!("opened above")
         };
+        // A table created before the `date` partition is appended to as it is.
+        let partitioned = table
+            .snapshot()
+            .is_ok_and(|s| s.metadata().partition_columns().iter().any(|c| c == "date"));
+        let batch = to_batch(events, partitioned).map_err(|source| AppendError::Append {
+            location: location(),
+            source,
+        })?;
         let result = async {
             let mut writer = RecordBatchWriter::for_table(table)?;
             writer.write(batch).await?;
@@ -161,17 +188,103 @@ impl Writer {
 /// Every event of the table whose episode started at or after `since`, in table order.
 /// A missing table has none.
 pub async fn read(table: &TableRef, since: DateTime<Utc>) -> Result<Vec<AlertEvent>, OpenError> {
-    let names = columns::names(&COLUMNS);
-    let batches = match crate::delta::read_columns(&table.location, &table.options, &names).await {
-        Ok(b) => b,
-        Err(OpenError::Missing(_)) => return Ok(Vec::new()),
+    Ok(read_at(table, since)
+        .await?
+        .map(|(_, events)| events)
+        .unwrap_or_default())
+}
+
+/// [`read`], with the table's watch (none: the table is missing). Only the files that
+/// may hold events since `since` are read (by `date` partition or statistics).
+async fn read_at(
+    table: &TableRef,
+    since: DateTime<Utc>,
+) -> Result<Option<(crate::delta::Watch, Vec<AlertEvent>)>, OpenError> {
+    let names = columns::names(&COLUMNS[..UNPARTITIONED]);
+    let window = crate::delta::read::Since::From {
+        column: "event_at",
+        micros: since.timestamp_micros(),
+    };
+    let (store, version, batches) = match crate::delta::read::read_columns_since(
+        &table.location,
+        &table.options,
+        &names,
+        &window,
+    )
+    .await
+    {
+        Ok(read) => read,
+        Err(OpenError::Missing(_)) => return Ok(None),
         Err(e) => return Err(e),
     };
     let mut out = Vec::new();
     for b in &batches {
         rows_of(b, since, &mut out).map_err(|e| OpenError::Other(format!("{}: {e}", table.location)))?;
     }
-    Ok(out)
+    Ok(Some((crate::delta::Watch::new(store, version), out)))
+}
+
+/// The alerts table's reader for the web: one read at a time, and the last read kept
+/// for as long as the table has no new commit and the range asked for is within it.
+/// However many pages and CSVs are asked for at once, the table is read once.
+pub struct Reader {
+    table: TableRef,
+    last: tokio::sync::Mutex<Option<Kept>>,
+}
+
+struct Kept {
+    watch: crate::delta::Watch,
+    since: DateTime<Utc>,
+    events: std::sync::Arc<Vec<AlertEvent>>,
+}
+
+impl Reader {
+    /// A reader of `table`.
+    pub fn new(table: TableRef) -> Reader {
+        Reader {
+            table,
+            last: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    /// Where it reads.
+    pub fn table(&self) -> &TableRef {
+        &self.table
+    }
+
+    /// The events of episodes started at or after `since` (the kept read's when the
+    /// table has not moved on and it covers `since`, filtered; else read now).
+    pub async fn events(&self, since: DateTime<Utc>) -> Result<std::sync::Arc<Vec<AlertEvent>>, OpenError> {
+        let mut last = self.last.lock().await;
+        if let Some(kept) = last.as_mut()
+            && kept.since <= since
+            && !kept.watch.moved_on(&self.table.location, false).await?
+        {
+            if kept.since == since {
+                return Ok(kept.events.clone());
+            }
+            let within: Vec<AlertEvent> = kept
+                .events
+                .iter()
+                .filter(|e| e.started_at >= since)
+                .cloned()
+                .collect();
+            return Ok(std::sync::Arc::new(within));
+        }
+        *last = None;
+        match read_at(&self.table, since).await? {
+            Some((watch, events)) => {
+                let events = std::sync::Arc::new(events);
+                *last = Some(Kept {
+                    watch,
+                    since,
+                    events: events.clone(),
+                });
+                Ok(events)
+            }
+            None => Ok(std::sync::Arc::new(Vec::new())),
+        }
+    }
 }
 
 fn rows_of(b: &RecordBatch, since: DateTime<Utc>, out: &mut Vec<AlertEvent>) -> Result<(), String> {
@@ -248,8 +361,12 @@ mod tests {
             at,
         )
         .with_value(Some(75.0));
-        let batch = to_batch(std::slice::from_ref(&e)).unwrap();
+        let batch = to_batch(std::slice::from_ref(&e), true).unwrap();
         assert_eq!(batch.schema(), columns::arrow_schema(&COLUMNS));
+        assert_eq!(
+            to_batch(std::slice::from_ref(&e), false).unwrap().num_columns(),
+            10
+        );
         let mut back = Vec::new();
         rows_of(&batch, at - chrono::Duration::seconds(1), &mut back).unwrap();
         // The table keeps µs.

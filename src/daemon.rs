@@ -150,6 +150,11 @@ impl Daemon {
             warn!("{}", crate::text::visible(&warning));
         }
         let mut parts = split(config);
+        match crate::files::tighten_dir(&parts.alerting.state_dir) {
+            Ok(Some(done)) => info!("{done}"),
+            Ok(None) => {}
+            Err(e) => warn!("{e}"),
+        }
         let board = Board::new();
         tokio::spawn(log_changes(board.follow()));
         let (health_tx, health) = crate::health::Health::channel();

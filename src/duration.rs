@@ -143,11 +143,22 @@ impl JsonSchema for Span {
     }
 }
 
+/// The longest duration a config may give: a hundred years. Every duration vitals
+/// computes with (a retention subtracted from now, a window added to a start) stays in
+/// range; `retention = "300000y"` is refused at its key, not met at run time.
+pub const LONGEST: Duration = Duration::from_secs(100 * 366 * 24 * 3600);
+
 /// Parses a duration string, with a message that says what is expected.
 pub fn parse(s: &str) -> Result<Duration, String> {
-    humantime::parse_duration(s.trim()).map_err(|e| {
+    let d = humantime::parse_duration(s.trim()).map_err(|e| {
         format!("invalid duration {s:?} ({e}): write it as a string like \"500ms\", \"30s\", \"5m\"")
-    })
+    })?;
+    if d > LONGEST {
+        return Err(format!(
+            "{s:?} is longer than any duration vitals takes (at most 100 years)"
+        ));
+    }
+    Ok(d)
 }
 
 /// Formats a duration the way it is written in config.
@@ -183,6 +194,8 @@ mod tests {
         assert_eq!(parse("1h 30m"), Ok(Duration::from_secs(5400)));
         let err = parse("30 x").unwrap_err();
         assert!(err.contains("\"30s\""), "{err}");
+        assert!(parse("300000y").unwrap_err().contains("at most 100 years"));
+        assert!(parse("99y").is_ok());
     }
 
     #[test]

@@ -18,6 +18,34 @@ pub fn create_dir(dir: &Path) -> std::io::Result<()> {
     refuse_link(dir)
 }
 
+/// Makes vitals' own folder private: a state folder that others may read or write
+/// (0777 from a careless `mkdir`) would let them read the outboxes or plant files, so
+/// when vitals owns it, it is set to 0700 (`Ok(Some(what was done))`); when another
+/// user owns it, `Err` says so (vitals cannot fix it, the operator must).
+pub fn tighten_dir(dir: &Path) -> Result<Option<String>, String> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let Ok(meta) = std::fs::symlink_metadata(dir) else {
+        return Ok(None);
+    };
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o077 == 0 {
+        return Ok(None);
+    }
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    if meta.uid() != unsafe { nix::libc::geteuid() } {
+        return Err(format!(
+            "{} is mode {mode:o} and belongs to another user: others can read or change vitals' state; make it 0700 and vitals' own",
+            dir.display()
+        ));
+    }
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+        .map_err(|e| format!("cannot make {} private (mode {mode:o}): {e}", dir.display()))?;
+    Ok(Some(format!(
+        "{} was mode {mode:o}: made it 0700 (vitals' state is private)",
+        dir.display()
+    )))
+}
+
 /// An error when `path` itself is a symbolic link.
 pub fn refuse_link(path: &Path) -> std::io::Result<()> {
     match std::fs::symlink_metadata(path) {

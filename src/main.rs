@@ -417,6 +417,7 @@ async fn run(path: &Path, registry: &'static Registry) -> anyhow::Result<ExitCod
     let limits = vitals::web::Limits {
         max_connections: server.max_connections.max(1),
         header_timeout: *server.header_timeout,
+        write_timeout: *server.write_timeout,
     };
     let web = match vitals::web::spawn_with(&server.listen, limits, daemon.web()) {
         Ok(web) => web,

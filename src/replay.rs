@@ -222,13 +222,35 @@ pub fn write_event(out: &mut impl Write, e: &AlertEvent) -> std::io::Result<()> 
     out.write_all(b"\n")
 }
 
+/// The longest line `vitals replay` reads: an observation is a few hundred bytes, a
+/// strategy registry's a few hundred kilobytes.
+pub const MAX_LINE: usize = 4 << 20;
+
 /// Replays `input` (one observation a line; blank lines skipped) through `config`,
-/// writing every alert event to `out`.
-pub fn replay(config: Config, input: impl BufRead, out: &mut impl Write) -> Result<Summary, ReplayError> {
+/// writing every alert event to `out`. A line longer than [`MAX_LINE`] is refused
+/// with its number, never read whole.
+pub fn replay(config: Config, mut input: impl BufRead, out: &mut impl Write) -> Result<Summary, ReplayError> {
+    use std::io::Read;
     let mut r = Replayer::new(config);
-    for (index, line) in input.lines().enumerate() {
-        let line = line?;
-        let number = index + 1;
+    let mut buf = Vec::new();
+    for number in 1.. {
+        buf.clear();
+        let read = (&mut input)
+            .take(MAX_LINE as u64 + 1)
+            .read_until(b'\n', &mut buf)?;
+        if read == 0 {
+            break;
+        }
+        if buf.len() > MAX_LINE && buf.last() != Some(&b'\n') {
+            return Err(ReplayError::Input {
+                line: number,
+                message: format!(
+                    "the line is longer than {} MiB: not an observation",
+                    MAX_LINE >> 20
+                ),
+            });
+        }
+        let line = String::from_utf8_lossy(&buf);
         if line.trim().is_empty() {
             continue;
         }

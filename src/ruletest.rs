@@ -90,7 +90,11 @@ pub struct Expected {
     pub state: String,
 }
 
-/// Expands the compact notation into one entry per sample (`None`: no sample).
+/// The most samples one series may expand to: a week at one a second is 604,800.
+pub const MAX_SAMPLES: usize = 1_000_000;
+
+/// Expands the compact notation into one entry per sample (`None`: no sample), at most
+/// [`MAX_SAMPLES`] (a 157-byte file must not ask for gigabytes).
 pub fn expand(text: &str) -> Result<Vec<Option<String>>, String> {
     let mut out = Vec::new();
     for token in text.split_whitespace() {
@@ -103,6 +107,11 @@ pub fn expand(text: &str) -> Result<Vec<Option<String>>, String> {
             }
             _ => (token, 1),
         };
+        if out.len().saturating_add(times) > MAX_SAMPLES {
+            return Err(format!(
+                "`{token}`: a series may have at most {MAX_SAMPLES} samples"
+            ));
+        }
         if item == "_" {
             out.extend(std::iter::repeat_n(None, times));
             continue;
@@ -144,6 +153,11 @@ impl Series {
         };
         let mut out = Vec::new();
         for i in 0..n {
+            let observed_at = i32::try_from(i)
+                .ok()
+                .and_then(|i| step.checked_mul(i))
+                .and_then(|d| start.checked_add_signed(d))
+                .ok_or_else(|| format!("series `{}`: sample {i} is past the end of time", self.check))?;
             let value = values.as_ref().map(|v| v[i].clone());
             let status = statuses.as_ref().map(|s| s[i].clone());
             if value.as_ref().is_some_and(Option::is_none) || status.as_ref().is_some_and(Option::is_none) {
@@ -173,7 +187,7 @@ impl Series {
                 value,
                 unit: String::new(),
                 message: self.message.clone().unwrap_or_default(),
-                observed_at: start + step * i as i32,
+                observed_at,
                 duration_ms: 0.0,
                 details: self.details.clone(),
             });
@@ -263,13 +277,23 @@ pub fn run_file(path: &Path, registry: &Registry) -> Result<Vec<Outcome>, TestFi
                     .map_err(|m| err(format!("test `{}`: {m}", case.name)))?,
             );
         }
-        if let Some(until) = case.until {
-            let end = case.start + chrono::Duration::from_std(*until).map_err(|e| err(e.to_string()))?;
-            got.extend(replayer.advance(end));
+        let after = |d: &Span| {
+            chrono::Duration::from_std(**d)
+                .ok()
+                .and_then(|d| case.start.checked_add_signed(d))
+                .ok_or_else(|| {
+                    err(format!(
+                        "test `{}`: {d} after its start is past the end of time",
+                        case.name
+                    ))
+                })
+        };
+        if let Some(until) = &case.until {
+            got.extend(replayer.advance(after(until)?));
         }
         let key = |at: DateTime<Utc>, rule: &str, check: &str, state: &str| -> Event {
             (
-                (at - case.start).num_milliseconds(),
+                at.signed_duration_since(case.start).num_milliseconds(),
                 rule.to_owned(),
                 check.to_owned(),
                 state.to_owned(),
@@ -291,8 +315,7 @@ pub fn run_file(path: &Path, registry: &Registry) -> Result<Vec<Outcome>, TestFi
                     case.name, x.state
                 )));
             }
-            let at = case.start + chrono::Duration::from_std(*x.at).map_err(|e| err(e.to_string()))?;
-            expected.insert(key(at, &x.rule, &x.check, &x.state));
+            expected.insert(key(after(&x.at)?, &x.rule, &x.check, &x.state));
         }
         let mut diff: Vec<String> = expected
             .difference(&got)

@@ -24,12 +24,16 @@ pub struct ServerConfig {
     /// systemd's `StateDirectory=`: `/var/lib/vitals` with dist/systemd/vitals.service),
     /// else `state` beside the config file.
     pub state_dir: Option<PathBuf>,
-    /// Connections the web server serves at once; more are closed at once (refused,
-    /// not queued), so idle or slow clients cannot use up vitals' file descriptors.
+    /// Connections the web server serves at once, so idle or slow clients cannot use
+    /// up vitals' file descriptors. At the limit a new connection makes the oldest close
+    /// (after the answer it is writing): holding every connection open locks no one out.
     pub max_connections: usize,
     /// How long a client may take to send a request's headers, and how long a
     /// keep-alive connection may stay idle: then the server closes it.
     pub header_timeout: Span,
+    /// How long writing an answer may wait for the client to read it: a client that
+    /// asks for a big answer (the alerts CSV) and never reads it is dropped.
+    pub write_timeout: Span,
     /// Host names the web server answers to, besides `localhost`, `127.0.0.1`, `::1`
     /// and the `listen` address: the name a reverse proxy or the desk's browsers use,
     /// e.g. `["vitals.desk.example"]`. Any other `Host` gets 421 on every route, and a
@@ -95,6 +99,7 @@ impl Default for ServerConfig {
             state_dir: None,
             max_connections: 512,
             header_timeout: Span::secs(10),
+            write_timeout: Span::secs(30),
             allowed_hosts: Vec::new(),
             read_token_env: None,
             timezone: None,
@@ -128,8 +133,15 @@ impl super::Section for ServerConfig {
                 format!("`{url}` is not a URL: write e.g. \"https://vitals.desk.example/\""),
             ));
         }
-        if self.header_timeout.is_zero() {
-            errors.push(KeyError::new("header_timeout", "must be longer than 0s"));
+        for (key, d) in [
+            ("header_timeout", self.header_timeout),
+            ("write_timeout", self.write_timeout),
+        ] {
+            if d.is_zero() {
+                errors.push(KeyError::new(key, "must be longer than 0s"));
+            } else if *d > std::time::Duration::from_secs(3600) {
+                errors.push(KeyError::new(key, "must be at most 1h"));
+            }
         }
         if let Some(Err(e)) = self.timezone.as_deref().map(crate::timezone::DeskZone::parse) {
             errors.push(KeyError::new("timezone", e));

@@ -26,9 +26,62 @@ pub type Columns = Result<Vec<RecordBatch>, OpenError>;
 /// plain Parquet read would get wrong — deletion vectors, the columns being partition
 /// columns — are refused, never read wrongly.
 pub async fn read_columns(location: &str, options: &StorageOptions, columns: &[&str]) -> Columns {
-    read_columns_at(location, options, columns)
+    read_columns_at(location, options, columns, &Since::All)
         .await
         .map(|(_, _, batches)| batches)
+}
+
+/// Which data files a read can skip: those whose rows all come before a time, told by
+/// the file's partition (a `date` partition, `YYYY-MM-DD`) or its statistics (the max
+/// of a timestamp column).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Since {
+    /// Every file.
+    All,
+    /// Files that may hold rows with `column` at or after `micros` (µs since the epoch,
+    /// UTC): a file in a `date` partition before that day, or whose statistics say its
+    /// max of `column` is before it, is not read.
+    From {
+        /// The timestamp column.
+        column: &'static str,
+        /// The time.
+        micros: i64,
+    },
+}
+
+/// [`read_columns`] of the files that may hold rows [`Since`] says, with the table's
+/// log store and the version read.
+pub async fn read_columns_since(
+    location: &str,
+    options: &StorageOptions,
+    columns: &[&str],
+    since: &Since,
+) -> Result<(LogStoreRef, u64, Vec<RecordBatch>), OpenError> {
+    read_columns_at(location, options, columns, since).await
+}
+
+/// Which rows of the file list `since` lets a read skip.
+fn skippable(actions: &RecordBatch, since: &Since) -> Vec<bool> {
+    let n = actions.num_rows();
+    let Since::From { column, micros } = since else {
+        return vec![false; n];
+    };
+    let day = chrono::DateTime::from_timestamp_micros(*micros)
+        .map(|t| t.format("%Y-%m-%d").to_string())
+        .unwrap_or_default();
+    let dates = super::columns::text(actions, "partition.date").ok();
+    let maxes = super::columns::times(actions, &format!("max.{column}")).ok();
+    (0..n)
+        .map(|i| {
+            let by_day = dates
+                .as_ref()
+                .is_some_and(|d| !d.is_null(i) && d.value(i) < day.as_str());
+            let by_stats = maxes
+                .as_ref()
+                .is_some_and(|m| !m.is_null(i) && m.value(i) < *micros);
+            by_day || by_stats
+        })
+        .collect()
 }
 
 /// How long a table that looks unchanged (no next commit file) goes without its current
@@ -40,6 +93,7 @@ async fn read_columns_at(
     location: &str,
     options: &StorageOptions,
     columns: &[&str],
+    since: &Since,
 ) -> Result<(LogStoreRef, u64, Vec<RecordBatch>), OpenError> {
     let table = open_existing(location, options).await?;
     let other =
@@ -63,9 +117,10 @@ async fn read_columns_at(
         .column_by_name("path")
         .and_then(|p| p.as_any().downcast_ref::<StringArray>())
         .ok_or_else(|| OpenError::Other(format!("{location}: no file list")))?;
+    let skip = skippable(&actions, since);
     let store = table.log_store().object_store(None);
     let mut batches = Vec::new();
-    for i in 0..paths.len() {
+    for i in (0..paths.len()).filter(|&i| !skip[i]) {
         let path = deltalake::Path::from_url_path(paths.value(i))
             .map_err(|e| OpenError::Other(format!("bad file path in {location}: {e}")))?;
         let read_err = |e: String| OpenError::Other(format!("cannot read {path} of {location}: {e}"));
@@ -184,7 +239,7 @@ impl KeptColumns {
         }
         *slot = None;
         let columns: Vec<&str> = columns.iter().map(String::as_str).collect();
-        let (store, version, batches) = read_columns_at(&location, &options, &columns).await?;
+        let (store, version, batches) = read_columns_at(&location, &options, &columns, &Since::All).await?;
         *slot = Some(Kept {
             watch: Watch::new(store, version),
             batches: batches.clone(),

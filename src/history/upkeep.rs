@@ -51,9 +51,17 @@ pub async fn maintain(
     use deltalake::kernel::transaction::{CommitBuilder, CommitProperties};
     use deltalake::protocol::DeltaOperation;
 
+    // A planted link to a folder would have vacuum delete, and compaction write, outside
+    // the table: refused, before anything is touched.
+    if let Ok(path) = t.table_url().to_file_path() {
+        crate::delta::open::refuse_links(&path.display().to_string()).map_err(DeltaTableError::Generic)?;
+    }
     let mut done = Maintenance::default();
     let today = now.format("%Y-%m-%d").to_string();
-    let cutoff = (now - chrono::Duration::from_std(retention).unwrap_or(chrono::Duration::MAX))
+    let cutoff = chrono::Duration::from_std(retention)
+        .ok()
+        .and_then(|r| now.checked_sub_signed(r))
+        .unwrap_or(DateTime::<Utc>::MIN_UTC)
         .format("%Y-%m-%d")
         .to_string();
     t.update_incremental(None).await?;

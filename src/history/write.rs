@@ -66,6 +66,10 @@ pub async fn run(table: HistoryTable, mut events: mpsc::UnboundedReceiver<BoardE
                 if open.is_none() {
                     open = crate::delta::open_or_create(&table.table, &SPEC).await.ok();
                 }
+                if let Err(e) = crate::delta::open::refuse_links(&table.table.location) {
+                    warn!(table = %table.table.location, "history upkeep refused: {e}");
+                    continue;
+                }
                 if let Some(t) = open.as_mut() {
                     match maintain(t, table.retention, Utc::now()).await {
                         Ok(m) if m != Maintenance::default() => info!(
@@ -128,6 +132,7 @@ async fn write(
     open: &mut Option<DeltaTable>,
     closed: &[(i64, BTreeMap<String, Bucket>)],
 ) -> Result<(), DeltaTableError> {
+    crate::delta::open::refuse_links(&table.table.location).map_err(DeltaTableError::Generic)?;
     if open.is_none() {
         *open = Some(crate::delta::open_or_create(&table.table, &SPEC).await?);
     }

@@ -157,11 +157,11 @@ pub(super) async fn page(State(web): State<Arc<Web>>, Query(f): Query<Filters>) 
         );
     };
     let now = Utc::now();
-    let events = match crate::alerts_table::read(table, f.since(now)).await {
+    let events = match table.events(f.since(now)).await {
         Ok(e) => e,
         Err(e) => return unreadable(&e),
     };
-    let kept: Vec<AlertEvent> = events.into_iter().filter(|e| keep(&f, e)).collect();
+    let kept: Vec<AlertEvent> = events.iter().filter(|e| keep(&f, e)).cloned().collect();
     let active: Vec<String> = web
         .alerting
         .lock()
@@ -237,7 +237,7 @@ pub(super) async fn events(State(web): State<Arc<Web>>, Query(q): Query<EventsQu
         check: Some(q.check),
         ..Default::default()
     };
-    let events = match crate::alerts_table::read(table, f.since(Utc::now())).await {
+    let events = match table.events(f.since(Utc::now())).await {
         Ok(e) => e,
         Err(e) => return unreadable(&e),
     };
@@ -336,16 +336,19 @@ pub(super) async fn csv(State(web): State<Arc<Web>>, Query(f): Query<Filters>) -
             "no alerts table: add a sink of kind `delta`",
         );
     };
-    let events = match crate::alerts_table::read(table, f.since(Utc::now())).await {
+    let events = match table.events(f.since(Utc::now())).await {
         Ok(e) => e,
         Err(e) => return unreadable(&e),
     };
     let state = f.state.clone().filter(|s| !s.is_empty());
-    let mut rows: Vec<AlertEvent> = events
-        .into_iter()
-        .filter(|e| keep(&f, e) && state.as_deref().is_none_or(|s| e.state.as_str() == s))
+    // The rows by their place in the (shared) read: no copy of the events.
+    let mut rows: Vec<usize> = (0..events.len())
+        .filter(|&i| {
+            let e = &events[i];
+            keep(&f, e) && state.as_deref().is_none_or(|s| e.state.as_str() == s)
+        })
         .collect();
-    rows.sort_by_key(|e| e.event_at);
+    rows.sort_by_key(|&i| events[i].event_at);
     let capped = rows.len() > CSV_ROWS;
     if capped {
         rows.drain(..rows.len() - CSV_ROWS);
@@ -357,9 +360,10 @@ pub(super) async fn csv(State(web): State<Arc<Web>>, Query(f): Query<Filters>) -
     let head = futures::stream::once(async {
         Ok::<_, std::convert::Infallible>(axum::body::Bytes::from(CSV_HEADER))
     });
-    let body = futures::stream::unfold(rows.into_iter(), move |mut it| async move {
-        let text: String = it.by_ref().take(500).map(|e| csv_row(&e, zone)).collect();
-        (!text.is_empty()).then(|| (Ok(axum::body::Bytes::from(text)), it))
+    let body = futures::stream::unfold((events, rows, 0), move |(events, rows, at)| async move {
+        let end = (at + 500).min(rows.len());
+        let text: String = rows[at..end].iter().map(|&i| csv_row(&events[i], zone)).collect();
+        (!text.is_empty()).then(|| (Ok(axum::body::Bytes::from(text)), (events, rows, end)))
     });
     let chunks = head.chain(body);
     let mut r = Response::new(Body::from_stream(chunks));

@@ -83,8 +83,23 @@ pub(super) async fn history(
     if web.board.get(&q.check).is_none() {
         return error(StatusCode::NOT_FOUND, format!("no check `{}`", q.check));
     }
+    // Times the history can hold: a year 1 or a year 262143 is refused, never
+    // computed with (chrono panics past its range).
+    let (first, last) = (
+        DateTime::from_timestamp(0, 0).unwrap_or_default(),
+        DateTime::from_timestamp(10_413_792_000, 0).unwrap_or(DateTime::<Utc>::MAX_UTC),
+    );
+    let in_range = |t: &DateTime<Utc>| (first..=last).contains(t);
+    if !q.to.iter().chain(&q.from).all(in_range) {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "`from` and `to` must be between 1970-01-01 and 2300-01-01",
+        );
+    }
     let to = q.to.unwrap_or_else(Utc::now);
-    let from = q.from.unwrap_or(to - chrono::Duration::hours(1));
+    let from = q
+        .from
+        .unwrap_or_else(|| to.checked_sub_signed(chrono::Duration::hours(1)).unwrap_or(first));
     if from >= to {
         return error(StatusCode::BAD_REQUEST, "`from` must be before `to`");
     }

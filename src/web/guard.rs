@@ -43,12 +43,12 @@ pub(super) async fn guard(State(web): State<Arc<Web>>, request: Request, next: N
         .as_deref()
         .is_some_and(|h| web.allowed_hosts.iter().any(|a| a == h))
     {
+        // The names it does answer to are not listed: a stranger learns none of them.
         let mut r = error(
             StatusCode::MISDIRECTED_REQUEST,
             format!(
-                "this server answers to {}, not to `{}`: add the name to [server] allowed_hosts",
-                web.allowed_hosts.join(", "),
-                host.unwrap_or_default()
+                "this server does not answer to `{}`: add the name to [server] allowed_hosts",
+                crate::text::visible(&host.unwrap_or_default())
             ),
         );
         secure(r.headers_mut());

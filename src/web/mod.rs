@@ -70,8 +70,8 @@ pub struct Web {
     zone: crate::timezone::DeskZone,
     /// The health history, when kept (`[history]`).
     history: Option<crate::history::HistoryTable>,
-    /// The alerts table (the `delta` sink's), for `/alerts`.
-    alerts_table: Option<crate::delta::TableRef>,
+    /// The alerts table's reader (the table a sink appends to), for `/alerts`.
+    alerts_table: Option<Arc<crate::alerts_table::Reader>>,
 }
 
 impl Web {
@@ -125,7 +125,7 @@ impl Web {
 
     /// Serves `/alerts` from this alerts table.
     pub fn with_alerts_table(mut self, table: Option<crate::delta::TableRef>) -> Web {
-        self.alerts_table = table;
+        self.alerts_table = table.map(|t| Arc::new(crate::alerts_table::Reader::new(t)));
         self
     }
 

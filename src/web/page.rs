@@ -36,7 +36,13 @@ pub fn templates(
     let mut env = Environment::new();
     env.set_auto_escape_callback(|_| AutoEscape::Html);
     env.add_filter("local", move |t: String| zone.date_time_text(&t));
-    env.add_filter("num", |v: f64| crate::thresholds::fmt_num(v));
+    // A value that is not a number (a detail a failed read did not write) shows as
+    // itself, or as "—": a partial never fails on it.
+    env.add_filter("num", |v: minijinja::Value| match f64::try_from(v.clone()) {
+        Ok(n) => crate::thresholds::fmt_num(n),
+        Err(_) if v.is_undefined() || v.is_none() => "—".to_owned(),
+        Err(_) => v.to_string(),
+    });
     env.add_template("page.html", include_str!("page.html.j2"))?;
     env.add_template("alerts.html", include_str!("alerts.html.j2"))?;
     env.add_template("macros.html", include_str!("macros.html.j2"))?;

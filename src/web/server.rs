@@ -12,14 +12,20 @@ use tracing::{info, warn};
 use super::{Web, router};
 
 /// What one server accepts: connections are bounded so that idle or slow clients
-/// cannot exhaust vitals' file descriptors or tasks.
+/// cannot exhaust vitals' file descriptors or tasks, nor lock the desk out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
-    /// Connections served at once; more are closed at once (refused, not queued).
+    /// Connections served at once. At the limit a new connection makes the oldest one
+    /// close (after the answer it is writing, if any): a client holding every
+    /// connection open cannot keep everyone else out.
     pub max_connections: usize,
     /// How long a client may take to send a request's headers, and how long a
     /// keep-alive connection may sit idle before the next request: then it is closed.
     pub header_timeout: Duration,
+    /// How long a write of an answer may wait for the client to read: a client that
+    /// asks for a big answer and never reads it is dropped, and what the answer held
+    /// with it.
+    pub write_timeout: Duration,
 }
 
 impl Default for Limits {
@@ -27,9 +33,13 @@ impl Default for Limits {
         Limits {
             max_connections: 512,
             header_timeout: Duration::from_secs(10),
+            write_timeout: Duration::from_secs(30),
         }
     }
 }
+
+/// The connections being served, oldest first, each with what closes it.
+type Open = Arc<std::sync::Mutex<std::collections::VecDeque<(u64, CancellationToken)>>>;
 
 /// Serves `router` on `listener` until `stop` is cancelled (in-flight requests finish),
 /// HTTP/1.1 only, within `limits`.
@@ -45,11 +55,13 @@ pub async fn serve(
     let addr = listener.local_addr().ok();
     info!(listen = ?addr, "status page on http://{}/", addr.map(|a| a.to_string()).unwrap_or_default());
     let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let open: Open = Arc::default();
+    let mut tasks = tokio::task::JoinSet::new();
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(limits.header_timeout);
     let mut at_limit_logged = false;
+    let mut next_id = 0u64;
     loop {
         let (stream, _) = tokio::select! {
             _ = stop.cancelled() => break,
@@ -63,31 +75,150 @@ pub async fn serve(
                 }
             },
         };
-        let Ok(slot) = slots.clone().try_acquire_owned() else {
-            if !at_limit_logged {
-                warn!(
-                    "{} connections are open: refusing more until some close",
-                    limits.max_connections
-                );
-                at_limit_logged = true;
+        // Reap what has finished, so the set stays small.
+        while tasks.try_join_next().is_some() {}
+        let slot = match slots.clone().try_acquire_owned() {
+            Ok(slot) => {
+                at_limit_logged = false;
+                slot
             }
-            drop(stream);
-            continue;
+            Err(_) => {
+                if !at_limit_logged {
+                    warn!(
+                        "{} connections are open: the oldest close to make room for new ones",
+                        limits.max_connections
+                    );
+                    at_limit_logged = true;
+                }
+                // The oldest gives way (an idle keep-alive closes at once, one that is
+                // answering finishes first); the new one waits a moment for its slot.
+                let oldest = open.lock().unwrap_or_else(|e| e.into_inner()).pop_front();
+                if let Some((_, close)) = oldest {
+                    close.cancel();
+                }
+                match tokio::time::timeout(Duration::from_millis(200), slots.clone().acquire_owned()).await {
+                    Ok(Ok(slot)) => slot,
+                    _ => {
+                        drop(stream);
+                        continue;
+                    }
+                }
+            }
         };
-        at_limit_logged = false;
+        next_id += 1;
+        let (id, close) = (next_id, stop.child_token());
+        open.lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push_back((id, close.clone()));
         let service = TowerToHyperService::new(router.clone());
-        let (http, watcher, header_timeout) = (http.clone(), graceful.watcher(), limits.header_timeout);
-        tokio::spawn(async move {
+        let (http, open, header_timeout) = (http.clone(), open.clone(), limits.header_timeout);
+        let write_timeout = limits.write_timeout;
+        tasks.spawn(async move {
             if let Some(stream) = unless_h2(stream, header_timeout).await {
-                let _ = watcher
-                    .watch(http.serve_connection(TokioIo::new(stream), service))
-                    .await;
+                let io = TokioIo::new(WriteDeadline::new(stream, write_timeout));
+                let connection = http.serve_connection(io, service);
+                tokio::pin!(connection);
+                tokio::select! {
+                    _ = connection.as_mut() => {}
+                    _ = close.cancelled() => {
+                        connection.as_mut().graceful_shutdown();
+                        let _ = connection.await;
+                    }
+                }
             }
+            open.lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .retain(|(i, _)| *i != id);
             drop(slot);
         });
     }
-    // In-flight requests finish; idle connections are closed now.
-    graceful.shutdown().await;
+    // In-flight requests finish (each connection's token is a child of `stop`); idle
+    // connections close now.
+    while tasks.join_next().await.is_some() {}
+}
+
+/// A stream whose writes may wait for the client at most `limit`: a client that does
+/// not read the answer it asked for is an error (`TimedOut`), and the connection ends.
+struct WriteDeadline<S> {
+    inner: S,
+    limit: Duration,
+    /// Armed while a write waits.
+    waiting: Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl<S> WriteDeadline<S> {
+    fn new(inner: S, limit: Duration) -> Self {
+        WriteDeadline {
+            inner,
+            limit,
+            waiting: None,
+        }
+    }
+
+    /// `Pending` from the inner stream: time out if it has waited too long.
+    fn waited<T>(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+        pending: std::task::Poll<std::io::Result<T>>,
+    ) -> std::task::Poll<std::io::Result<T>> {
+        use std::future::Future;
+        match pending {
+            std::task::Poll::Pending => {
+                let limit = self.limit;
+                let sleep = self
+                    .waiting
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
+                if sleep.as_mut().poll(cx).is_ready() {
+                    self.waiting = None;
+                    return std::task::Poll::Ready(Err(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        "the client did not read the answer in time",
+                    )));
+                }
+                std::task::Poll::Pending
+            }
+            ready => {
+                self.waiting = None;
+                ready
+            }
+        }
+    }
+}
+
+impl<S: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for WriteDeadline<S> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<S: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for WriteDeadline<S> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let r = std::pin::Pin::new(&mut self.inner).poll_write(cx, buf);
+        self.waited(cx, r)
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let r = std::pin::Pin::new(&mut self.inner).poll_flush(cx);
+        self.waited(cx, r)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
 }
 
 /// HTTP/2 with prior knowledge (h2c) is not spoken: a connection that opens with its

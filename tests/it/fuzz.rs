@@ -206,6 +206,36 @@ fn request() -> impl Strategy<Value = (String, String, Vec<(String, String)>, Ve
         "{id}",
     ]);
     let path = prop::collection::vec(segment, 0..6).prop_map(|s| format!("/{}", s.join("/")));
+    // The routes that read a table, with the parameters an attacker would try.
+    let table_route = prop::sample::select(vec![
+        "/alerts",
+        "/alerts.csv",
+        "/api/history",
+        "/api/alert-events",
+    ]);
+    let param = (
+        prop::sample::select(vec![
+            "hours", "to", "from", "check", "state", "severity", "host", "rule",
+        ]),
+        prop::sample::select(vec![
+            "4294967295",
+            "0",
+            "-1",
+            "1",
+            "-262143-01-01T00:00:00Z",
+            "+262142-12-31T23:59:59Z",
+            "2026-12-04T09:30:00Z",
+            "1970-01-01T00:00:00Z",
+            "c",
+            "%3D1%2B1",
+            "x%0Ay",
+            "",
+        ]),
+    )
+        .prop_map(|(k, v)| format!("{k}={v}"));
+    let with_query = (table_route, prop::collection::vec(param, 0..4))
+        .prop_map(|(route, params)| format!("{route}?{}", params.join("&")));
+    let path = prop_oneof![path, with_query];
     let header = (
         prop::sample::select(vec![
             "authorization",
@@ -233,7 +263,9 @@ fn any_request_gets_an_answer_that_is_not_a_server_error() {
     let dir = tempfile::tempdir().unwrap();
     let path = write_config(
         dir.path(),
-        "[checks.c]\nkind = \"command\"\ninterval = \"1h\"\ncommand = [\"/bin/sh\", \"-c\", \"echo 'OK - fine'\"]\n",
+        "[history]\ntable = \"history\"\n\n\
+         [sinks.t]\nkind = \"delta\"\ntable = \"alerts\"\n\n\
+         [checks.c]\nkind = \"command\"\ninterval = \"1h\"\ncommand = [\"/bin/sh\", \"-c\", \"echo 'OK - fine'\"]\n",
     );
     let (daemon, router) = runtime.block_on(async {
         let daemon = Daemon::start(&path, registry().unwrap()).await.unwrap();

@@ -228,7 +228,7 @@ fn a_bad_history_section_is_refused_at_its_keys() {
 
 /// Writes a history table the way vitals does, from Python: `days_ago` → commits, each
 /// commit 10 rows of `cpu` in that day's partition.
-const WRITE_OLD_DAYS: &str = r#"
+pub(crate) const WRITE_OLD_DAYS: &str = r#"
 import sys, os, json
 from datetime import datetime, timedelta, timezone
 import pandas as pd

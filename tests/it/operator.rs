@@ -170,15 +170,16 @@ async fn the_page_puts_alerts_first_and_says_each_thing_once() {
     let path = write_config(
         d,
         "[server]\ntimezone = \"America/New_York\"\n\n\
-         [checks.gateway]\nkind = \"disk\"\nwarn = 0\ncrit = 0\n\n\
-         [checks.feed]\nkind = \"memory\"\nwarn = 0\ncrit = 0\ndepends_on = [\"gateway\"]\n\n\
+         [checks.gateway]\nkind = \"disk\"\nwarn = 0\ncrit = 0\ninterval = \"200ms\"\n\n\
+         [checks.feed]\nkind = \"memory\"\nwarn = 0\ncrit = 0\ninterval = \"200ms\"\ndepends_on = [\"gateway\"]\n\n\
          [checks.strategy_registry]\nkind = \"strategy_slots\"\ntable = \"registry\"\nfilter_column = \"status\"\nfilter_value = \"ACTIVE\"\n\n\
          [[rules]]\nname = \"feed_down\"\nchecks = [\"feed\"]\nwhen = \"status == 'critical'\"\nseverity = \"CRITICAL\"\n",
     );
     let daemon = Daemon::start(&path, registry().unwrap()).await.unwrap();
     let router = vitals::web::router(daemon.web_with_token(Some(TOKEN.into())));
-    wait("the feed held back", || {
-        !daemon.alerting().lock().unwrap().held().is_empty()
+    wait("the feed held back by the gateway", || {
+        let held = daemon.alerting().lock().unwrap().held();
+        held.first().is_some_and(|h| h.cause == "gateway is critical")
     })
     .await;
     wait("the registry read", || {

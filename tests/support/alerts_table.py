@@ -4,6 +4,9 @@ system uses.
   alerts_table.py read TABLE          -> JSON: {"dtypes": {...}, "rows": [...], "version": N}
   alerts_table.py count TABLE         -> JSON: {"rows": N, "seconds": time to read it into pandas}
   alerts_table.py append TABLE N      -> appends N rows, one commit each, as another writer would
+                                         (with the `date` partition when the table has it)
+  alerts_table.py bulk TABLE N DAYS   -> writes N rows over the last DAYS days in one commit,
+                                         as a table from before the `date` partition
 """
 import json
 import os
@@ -39,10 +42,10 @@ elif command == "count":
     df = DeltaTable(table).to_pandas()
     elapsed = time.perf_counter() - started
     print(json.dumps({"rows": len(df), "seconds": elapsed}))
-elif command == "append":
+elif command in ("append", "bulk"):
     n = int(sys.argv[3])
     ts = pa.timestamp("us", tz="UTC")
-    schema = pa.schema([
+    fields = [
         pa.field("alert_id", pa.string(), nullable=False),
         pa.field("rule", pa.string(), nullable=False),
         pa.field("check_id", pa.string(), nullable=False),
@@ -53,10 +56,38 @@ elif command == "append":
         pa.field("started_at", ts, nullable=False),
         pa.field("event_at", ts, nullable=False),
         pa.field("host", pa.string(), nullable=False),
-    ])
+    ]
+    if command == "bulk":
+        from datetime import timedelta
+        days = float(sys.argv[4])
+        now = datetime.now(timezone.utc)
+        at = [now - timedelta(seconds=days * 86400 * i / n) for i in range(n)]
+        batch = pa.table({
+            "alert_id": [f"old.c{i % 50}.{i // 2}" for i in range(n)],
+            "rule": ["old"] * n,
+            "check_id": [f"c{i % 50}" for i in range(n)],
+            "severity": ["CRITICAL" if i % 7 == 0 else "WARNING" for i in range(n)],
+            "state": ["firing" if i % 2 == 0 else "resolved" for i in range(n)],
+            "message": [f"check c{i % 50} event {i} with some words to make the row realistic" for i in range(n)],
+            "value": [float(i) for i in range(n)],
+            "started_at": at,
+            "event_at": at,
+            "host": ["old-host"] * n,
+        }, schema=pa.schema(fields))
+        write_deltalake(table, batch, mode="append")
+        print("wrote", n)
+        finish()
+    partitioned = False
+    try:
+        partitioned = "date" in DeltaTable(table).metadata().partition_columns
+    except Exception:
+        pass
+    if partitioned:
+        fields.append(pa.field("date", pa.string(), nullable=False))
+    schema = pa.schema(fields)
     for i in range(n):
         now = datetime.now(timezone.utc)
-        batch = pa.table({
+        row = {
             "alert_id": [f"dashboard.ack.{i}"],
             "rule": ["dashboard"],
             "check_id": ["positions"],
@@ -67,7 +98,9 @@ elif command == "append":
             "started_at": [now],
             "event_at": [now],
             "host": ["dashboard"],
-        }, schema=schema)
-        write_deltalake(table, batch, mode="append")
+        }
+        if partitioned:
+            row["date"] = [now.strftime("%Y-%m-%d")]
+        write_deltalake(table, pa.table(row, schema=schema), mode="append", partition_by=["date"] if partitioned else None)
     print("appended", n)
 finish()
