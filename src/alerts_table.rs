@@ -224,6 +224,9 @@ async fn read_at(
     Ok(Some((crate::delta::Watch::new(store, version), out)))
 }
 
+/// How long the web waits for the alerts table (and for the reads queued before its own).
+pub const READ_LIMIT: std::time::Duration = std::time::Duration::from_secs(20);
+
 /// The alerts table's reader for the web: one read at a time, and the last read kept
 /// for as long as the table has no new commit and the range asked for is within it.
 /// However many pages and CSVs are asked for at once, the table is read once.
@@ -236,7 +239,12 @@ struct Kept {
     watch: crate::delta::Watch,
     since: DateTime<Utc>,
     events: std::sync::Arc<Vec<AlertEvent>>,
+    /// When a request last used it.
+    used: std::time::Instant,
 }
+
+/// How long a read is kept with no request using it: then its memory goes back.
+pub const KEEP_IDLE: std::time::Duration = std::time::Duration::from_secs(60);
 
 impl Reader {
     /// A reader of `table`.
@@ -252,26 +260,35 @@ impl Reader {
         &self.table
     }
 
-    /// The events of episodes started at or after `since` (the kept read's when the
-    /// table has not moved on and it covers `since`, filtered; else read now).
-    pub async fn events(&self, since: DateTime<Utc>) -> Result<std::sync::Arc<Vec<AlertEvent>>, OpenError> {
+    /// The events of episodes started at or after `since` (the kept read when the table
+    /// has not moved on and it covers `since`; else read now). The kept read is shared,
+    /// never copied: [`Events`] filters it as it is walked.
+    /// A read that does not finish within [`READ_LIMIT`] (a hung mount, a stalled
+    /// object store) is an error, and the next request tries again.
+    pub async fn events(self: &std::sync::Arc<Self>, since: DateTime<Utc>) -> Result<Events, OpenError> {
+        match tokio::time::timeout(READ_LIMIT, self.events_now(since)).await {
+            Ok(read) => read,
+            Err(_) => Err(OpenError::Other(format!(
+                "{}: the read did not finish within {READ_LIMIT:?}",
+                self.table.location
+            ))),
+        }
+    }
+
+    async fn events_now(self: &std::sync::Arc<Self>, since: DateTime<Utc>) -> Result<Events, OpenError> {
         let mut last = self.last.lock().await;
         if let Some(kept) = last.as_mut()
             && kept.since <= since
             && !kept.watch.moved_on(&self.table.location, false).await?
         {
-            if kept.since == since {
-                return Ok(kept.events.clone());
-            }
-            let within: Vec<AlertEvent> = kept
-                .events
-                .iter()
-                .filter(|e| e.started_at >= since)
-                .cloned()
-                .collect();
-            return Ok(std::sync::Arc::new(within));
+            kept.used = std::time::Instant::now();
+            return Ok(Events {
+                all: kept.events.clone(),
+                since,
+            });
         }
-        *last = None;
+        // The old read goes before the new one is made (one in memory at a time).
+        let watched = last.take().is_some();
         match read_at(&self.table, since).await? {
             Some((watch, events)) => {
                 let events = std::sync::Arc::new(events);
@@ -279,11 +296,80 @@ impl Reader {
                     watch,
                     since,
                     events: events.clone(),
+                    used: std::time::Instant::now(),
                 });
-                Ok(events)
+                if !watched {
+                    self.forget_when_idle();
+                }
+                Ok(Events { all: events, since })
             }
-            None => Ok(std::sync::Arc::new(Vec::new())),
+            None => Ok(Events {
+                all: std::sync::Arc::default(),
+                since,
+            }),
         }
+    }
+}
+
+impl Reader {
+    /// Drops the kept read once no request has used it for [`KEEP_IDLE`], and gives its
+    /// memory back: a month of a busy table viewed once is not held for good.
+    fn forget_when_idle(self: &std::sync::Arc<Self>) {
+        let reader = std::sync::Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut wait = KEEP_IDLE;
+            loop {
+                tokio::time::sleep(wait).await;
+                let Some(reader) = reader.upgrade() else {
+                    return;
+                };
+                let mut last = reader.last.lock().await;
+                match last.as_ref() {
+                    None => return,
+                    Some(kept) if kept.used.elapsed() >= KEEP_IDLE => {
+                        *last = None;
+                        drop(last);
+                        give_back_memory();
+                        return;
+                    }
+                    // Used since: wait until it has been idle long enough.
+                    Some(kept) => wait = KEEP_IDLE.saturating_sub(kept.used.elapsed()),
+                }
+            }
+        });
+    }
+}
+
+/// Returns the heap's free pages to the system (glibc keeps freed small blocks, a
+/// dropped read's strings, in its arenas otherwise).
+fn give_back_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only releases free memory of the allocator's own arenas.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
+/// The events of a [`Reader`]'s read from `since` on: the read itself, shared.
+#[derive(Clone)]
+pub struct Events {
+    all: std::sync::Arc<Vec<AlertEvent>>,
+    since: DateTime<Utc>,
+}
+
+impl Events {
+    /// The events of episodes started at or after `since`, in table order, each with its
+    /// index (for [`Events::get`]).
+    pub fn iter(&self) -> impl Iterator<Item = (usize, &AlertEvent)> {
+        self.all
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| e.started_at >= self.since)
+    }
+
+    /// The event at `index` of [`Events::iter`].
+    pub fn get(&self, index: usize) -> &AlertEvent {
+        &self.all[index]
     }
 }
 

@@ -165,19 +165,42 @@ impl Replayer {
                 millis(last)
             ));
         }
+        // Time runs to the observation a day at a time, so a gap of years with a
+        // reminder every second is refused instead of filling memory.
+        let mut events = match self.summary.last {
+            Some(last) => self.advance_from(last, o.observed_at)?,
+            None => Vec::new(),
+        };
         self.summary.observations += 1;
         self.summary.first.get_or_insert(o.observed_at);
         self.summary.last = Some(o.observed_at);
-        let events = self.engine.observe(o, o.observed_at);
-        self.count(&events);
+        let more = self.engine.observe(o, o.observed_at);
+        self.count(&more);
+        events.extend(more);
         Ok(events)
     }
 
-    /// Lets virtual time run to `t` with no more observations; returns the events.
-    pub fn advance(&mut self, t: DateTime<Utc>) -> Vec<AlertEvent> {
-        let events = self.engine.advance(t);
-        self.count(&events);
-        events
+    /// Lets virtual time run from `from` to `t` with no more observations; returns the
+    /// events, or an error past [`MAX_EVENTS`].
+    pub fn advance_from(&mut self, from: DateTime<Utc>, t: DateTime<Utc>) -> Result<Vec<AlertEvent>, String> {
+        let mut events = Vec::new();
+        let mut at = from;
+        while at < t {
+            at = at
+                .checked_add_signed(chrono::Duration::days(1))
+                .map_or(t, |next| next.min(t));
+            let more = self.engine.advance(at);
+            self.count(&more);
+            events.extend(more);
+            if events.len() > MAX_EVENTS {
+                return Err(format!(
+                    "more than {MAX_EVENTS} alert events from {} to {}: a reminder too often for so long?",
+                    millis(from),
+                    millis(at)
+                ));
+            }
+        }
+        Ok(events)
     }
 
     fn count(&mut self, events: &[AlertEvent]) {
@@ -203,6 +226,10 @@ impl Replayer {
         &self.summary
     }
 }
+
+/// The most alert events one stretch of virtual time (between two observations, or to
+/// the end) may bring.
+pub const MAX_EVENTS: usize = 100_000;
 
 /// Writes one event as a JSON line.
 pub fn write_event(out: &mut impl Write, e: &AlertEvent) -> std::io::Result<()> {

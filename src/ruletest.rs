@@ -90,7 +90,8 @@ pub struct Expected {
     pub state: String,
 }
 
-/// The most samples one series may expand to: a week at one a second is 604,800.
+/// The most samples one series, and one test's series in all, may expand to: a week
+/// at one a second is 604,800.
 pub const MAX_SAMPLES: usize = 1_000_000;
 
 /// Expands the compact notation into one entry per sample (`None`: no sample), at most
@@ -266,6 +267,12 @@ pub fn run_file(path: &Path, registry: &Registry) -> Result<Vec<Outcome>, TestFi
                 s.observations(kind, case.start, step)
                     .map_err(|m| err(format!("test `{}`: {m}", case.name)))?,
             );
+            if observations.len() > MAX_SAMPLES {
+                return Err(err(format!(
+                    "test `{}`: its series have more than {MAX_SAMPLES} samples in all",
+                    case.name
+                )));
+            }
         }
         // In time order; at one time, in the order of the series (a stable sort).
         observations.sort_by_key(|o| o.observed_at);
@@ -276,6 +283,13 @@ pub fn run_file(path: &Path, registry: &Registry) -> Result<Vec<Outcome>, TestFi
                     .observe(o)
                     .map_err(|m| err(format!("test `{}`: {m}", case.name)))?,
             );
+            if got.len() > crate::replay::MAX_EVENTS {
+                return Err(err(format!(
+                    "test `{}`: more than {} alert events",
+                    case.name,
+                    crate::replay::MAX_EVENTS
+                )));
+            }
         }
         let after = |d: &Span| {
             chrono::Duration::from_std(**d)
@@ -289,7 +303,12 @@ pub fn run_file(path: &Path, registry: &Registry) -> Result<Vec<Outcome>, TestFi
                 })
         };
         if let Some(until) = &case.until {
-            got.extend(replayer.advance(after(until)?));
+            let from = observations.last().map_or(case.start, |o| o.observed_at);
+            got.extend(
+                replayer
+                    .advance_from(from, after(until)?)
+                    .map_err(|m| err(format!("test `{}`: {m}", case.name)))?,
+            );
         }
         let key = |at: DateTime<Utc>, rule: &str, check: &str, state: &str| -> Event {
             (

@@ -6,7 +6,6 @@
 //! filtered events, at most [`CSV_ROWS`] rows, with every field a spreadsheet could
 //! take for a formula neutralised.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::body::Body;
@@ -86,57 +85,98 @@ fn keep(f: &Filters, e: &AlertEvent) -> bool {
         && is(&f.host, &e.host)
 }
 
-fn episodes(events: &[AlertEvent], active: &[String], now: DateTime<Utc>) -> Vec<Episode> {
-    let mut by_id: BTreeMap<&str, Episode> = BTreeMap::new();
-    let mut sorted: Vec<&AlertEvent> = events.iter().filter(|e| e.state != AlertState::Action).collect();
-    sorted.sort_by_key(|e| e.event_at);
-    for e in sorted {
-        let ep = by_id.entry(&e.alert_id).or_insert_with(|| Episode {
-            alert_id: e.alert_id.clone(),
-            rule: e.rule.clone(),
-            check_id: e.check_id.clone(),
-            host: e.host.clone(),
-            severity: e.severity.as_str().to_owned(),
-            class: class(e.severity),
-            message: e.message.clone(),
-            resolution: None,
-            started_at: e.started_at,
-            acknowledged_at: None,
-            resolved_at: None,
-            state: "firing",
-            duration: String::new(),
-            ack_url: None,
-        });
-        match e.state {
-            AlertState::Acknowledged => ep.acknowledged_at = ep.acknowledged_at.or(Some(e.event_at)),
-            // The episode keeps why it fired; the resolve says what resolved it.
-            AlertState::Resolved => {
-                ep.resolved_at = Some(e.event_at);
-                ep.resolution = Some(e.message.clone());
-            }
-            AlertState::Firing => e.message.clone_into(&mut ep.message),
-            AlertState::Action => {}
+/// One episode's events as they are grouped: references into the shared read, so
+/// grouping a month of a busy table copies no text.
+struct Group<'a> {
+    /// The earliest event (the episode's rule, check, host, severity, start).
+    first: &'a AlertEvent,
+    /// The latest firing event (why it fired, as the latest reminder said it).
+    fired: Option<&'a AlertEvent>,
+    acknowledged_at: Option<DateTime<Utc>>,
+    /// The latest resolve.
+    resolved: Option<&'a AlertEvent>,
+}
+
+impl Group<'_> {
+    fn state(&self) -> &'static str {
+        match (self.resolved, self.acknowledged_at) {
+            (Some(_), _) => "resolved",
+            (None, Some(_)) => "acknowledged",
+            (None, None) => "firing",
         }
     }
-    let mut out: Vec<Episode> = by_id
-        .into_values()
-        .map(|mut ep| {
-            ep.state = match (ep.resolved_at, ep.acknowledged_at) {
-                (Some(_), _) => "resolved",
-                (None, Some(_)) => "acknowledged",
-                (None, None) => "firing",
-            };
-            let end = ep.resolved_at.unwrap_or(now);
-            let secs = (end - ep.started_at).num_seconds().max(0) as u64;
-            ep.duration = crate::duration::format(std::time::Duration::from_secs(secs));
-            if ep.state != "resolved" && active.contains(&ep.alert_id) {
-                ep.ack_url = Some(format!("/api/alerts/{}/ack", ep.alert_id));
+}
+
+/// The episodes of `events` (actions left out) whose state is `state` (any: `None`),
+/// newest first: how many there are, and the first `shown` of them.
+fn episodes<'a>(
+    events: impl Iterator<Item = &'a AlertEvent>,
+    state: Option<&str>,
+    shown: usize,
+    active: &[String],
+    now: DateTime<Utc>,
+) -> (usize, Vec<Episode>) {
+    let mut by_id: std::collections::HashMap<&str, Group<'a>> = std::collections::HashMap::new();
+    for e in events.filter(|e| e.state != AlertState::Action) {
+        let g = by_id.entry(&e.alert_id).or_insert(Group {
+            first: e,
+            fired: None,
+            acknowledged_at: None,
+            resolved: None,
+        });
+        if e.event_at < g.first.event_at {
+            g.first = e;
+        }
+        let later = |had: Option<&AlertEvent>| had.is_none_or(|h| e.event_at >= h.event_at);
+        match e.state {
+            AlertState::Acknowledged => {
+                g.acknowledged_at = Some(g.acknowledged_at.map_or(e.event_at, |a| a.min(e.event_at)));
             }
-            ep
+            AlertState::Resolved if later(g.resolved) => g.resolved = Some(e),
+            AlertState::Firing if later(g.fired) => g.fired = Some(e),
+            _ => {}
+        }
+    }
+    let mut groups: Vec<Group<'a>> = by_id
+        .into_values()
+        .filter(|g| state.is_none_or(|s| g.state() == s))
+        .collect();
+    let total = groups.len();
+    groups.sort_unstable_by(|a, b| {
+        b.first
+            .started_at
+            .cmp(&a.first.started_at)
+            .then_with(|| b.first.alert_id.cmp(&a.first.alert_id))
+    });
+    groups.truncate(shown);
+    let out = groups
+        .into_iter()
+        .map(|g| {
+            let e = g.first;
+            let state = g.state();
+            let resolved_at = g.resolved.map(|r| r.event_at);
+            let end = resolved_at.unwrap_or(now);
+            let secs = (end - e.started_at).num_seconds().max(0) as u64;
+            Episode {
+                alert_id: e.alert_id.clone(),
+                rule: e.rule.clone(),
+                check_id: e.check_id.clone(),
+                host: e.host.clone(),
+                severity: e.severity.as_str().to_owned(),
+                class: class(e.severity),
+                message: g.fired.unwrap_or(e).message.clone(),
+                resolution: g.resolved.map(|r| r.message.clone()),
+                started_at: e.started_at,
+                acknowledged_at: g.acknowledged_at,
+                resolved_at,
+                state,
+                duration: crate::duration::format(std::time::Duration::from_secs(secs)),
+                ack_url: (state != "resolved" && active.contains(&e.alert_id))
+                    .then(|| format!("/api/alerts/{}/ack", e.alert_id)),
+            }
         })
         .collect();
-    out.sort_by_key(|e| std::cmp::Reverse(e.started_at));
-    out
+    (total, out)
 }
 
 /// At most this many episodes on the page (the CSV has more).
@@ -161,7 +201,7 @@ pub(super) async fn page(State(web): State<Arc<Web>>, Query(f): Query<Filters>) 
         Ok(e) => e,
         Err(e) => return unreadable(&e),
     };
-    let kept: Vec<AlertEvent> = events.iter().filter(|e| keep(&f, e)).cloned().collect();
+    let kept = || events.iter().map(|(_, e)| e).filter(|e| keep(&f, e));
     let active: Vec<String> = web
         .alerting
         .lock()
@@ -170,15 +210,9 @@ pub(super) async fn page(State(web): State<Arc<Web>>, Query(f): Query<Filters>) 
         .into_iter()
         .map(|a| a.alert_id)
         .collect();
-    let mut all = episodes(&kept, &active, now);
     let state = f.state.as_deref().filter(|s| !s.is_empty());
-    if let Some(state) = state {
-        all.retain(|e| e.state == state);
-    }
-    let total = all.len();
-    all.truncate(SHOWN);
-    let mut actions: Vec<serde_json::Value> = kept
-        .iter()
+    let (total, all) = episodes(kept(), state, SHOWN, &active, now);
+    let mut actions: Vec<serde_json::Value> = kept()
         .filter(|e| e.state == AlertState::Action && state.is_none_or(|s| s == "action"))
         .map(|e| {
             serde_json::json!({
@@ -243,6 +277,7 @@ pub(super) async fn events(State(web): State<Arc<Web>>, Query(q): Query<EventsQu
     };
     let mut kept: Vec<serde_json::Value> = events
         .iter()
+        .map(|(_, e)| e)
         .filter(|e| keep(&f, e) && matches!(e.state, AlertState::Firing | AlertState::Resolved))
         .map(|e| serde_json::json!({"state": e.state, "event_at": e.event_at, "rule": e.rule, "alert_id": e.alert_id}))
         .collect();
@@ -342,13 +377,12 @@ pub(super) async fn csv(State(web): State<Arc<Web>>, Query(f): Query<Filters>) -
     };
     let state = f.state.clone().filter(|s| !s.is_empty());
     // The rows by their place in the (shared) read: no copy of the events.
-    let mut rows: Vec<usize> = (0..events.len())
-        .filter(|&i| {
-            let e = &events[i];
-            keep(&f, e) && state.as_deref().is_none_or(|s| e.state.as_str() == s)
-        })
+    let mut rows: Vec<usize> = events
+        .iter()
+        .filter(|(_, e)| keep(&f, e) && state.as_deref().is_none_or(|s| e.state.as_str() == s))
+        .map(|(i, _)| i)
         .collect();
-    rows.sort_by_key(|&i| events[i].event_at);
+    rows.sort_by_key(|&i| events.get(i).event_at);
     let capped = rows.len() > CSV_ROWS;
     if capped {
         rows.drain(..rows.len() - CSV_ROWS);
@@ -362,7 +396,10 @@ pub(super) async fn csv(State(web): State<Arc<Web>>, Query(f): Query<Filters>) -
     });
     let body = futures::stream::unfold((events, rows, 0), move |(events, rows, at)| async move {
         let end = (at + 500).min(rows.len());
-        let text: String = rows[at..end].iter().map(|&i| csv_row(&events[i], zone)).collect();
+        let text: String = rows[at..end]
+            .iter()
+            .map(|&i| csv_row(events.get(i), zone))
+            .collect();
         (!text.is_empty()).then(|| (Ok(axum::body::Bytes::from(text)), (events, rows, end)))
     });
     let chunks = head.chain(body);

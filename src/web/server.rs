@@ -38,6 +38,9 @@ impl Default for Limits {
     }
 }
 
+/// How long a new connection past the cap waits for the oldest to give way.
+const EVICTION_WAIT: Duration = Duration::from_millis(400);
+
 /// The connections being served, oldest first, each with what closes it.
 type Open = Arc<std::sync::Mutex<std::collections::VecDeque<(u64, CancellationToken)>>>;
 
@@ -90,13 +93,14 @@ pub async fn serve(
                     );
                     at_limit_logged = true;
                 }
-                // The oldest gives way (an idle keep-alive closes at once, one that is
-                // answering finishes first); the new one waits a moment for its slot.
+                // The oldest gives way (an idle keep-alive or a half-sent request
+                // closes at once, one writing its answer finishes first); the new one
+                // waits a moment for its slot.
                 let oldest = open.lock().unwrap_or_else(|e| e.into_inner()).pop_front();
                 if let Some((_, close)) = oldest {
                     close.cancel();
                 }
-                match tokio::time::timeout(Duration::from_millis(200), slots.clone().acquire_owned()).await {
+                match tokio::time::timeout(EVICTION_WAIT, slots.clone().acquire_owned()).await {
                     Ok(Ok(slot)) => slot,
                     _ => {
                         drop(stream);
@@ -110,19 +114,56 @@ pub async fn serve(
         open.lock()
             .unwrap_or_else(|e| e.into_inner())
             .push_back((id, close.clone()));
-        let service = TowerToHyperService::new(router.clone());
+        // Whether a request is being handled (its answer not yet begun): an evicted
+        // connection finishes that one.
+        let handling = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let service = {
+            let (router, handling) = (router.clone(), handling.clone());
+            TowerToHyperService::new(tower::service_fn(move |req| {
+                use tower::ServiceExt;
+                let (router, handling) = (router.clone(), handling.clone());
+                async move {
+                    handling.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let answer = router.oneshot(req).await;
+                    handling.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+                    answer
+                }
+            }))
+        };
         let (http, open, header_timeout) = (http.clone(), open.clone(), limits.header_timeout);
         let write_timeout = limits.write_timeout;
         tasks.spawn(async move {
-            if let Some(stream) = unless_h2(stream, header_timeout).await {
-                let io = TokioIo::new(WriteDeadline::new(stream, write_timeout));
-                let connection = http.serve_connection(io, service);
+            let stream = tokio::select! {
+                s = unless_h2(stream, header_timeout) => s,
+                // Evicted before its first byte.
+                _ = close.cancelled() => None,
+            };
+            if let Some(stream) = stream {
+                let io = WriteDeadline::new(stream, write_timeout);
+                let answering = io.answering.clone();
+                let connection = http.serve_connection(TokioIo::new(io), service);
                 tokio::pin!(connection);
                 tokio::select! {
                     _ = connection.as_mut() => {}
                     _ = close.cancelled() => {
+                        // Evicted, or vitals stops: a request being handled or
+                        // answered finishes (its write bounded by write_timeout); an
+                        // idle or half-sent one ends now.
                         connection.as_mut().graceful_shutdown();
-                        let _ = connection.await;
+                        let busy = || {
+                            handling.load(std::sync::atomic::Ordering::Relaxed) > 0
+                                || answering.load(std::sync::atomic::Ordering::Relaxed)
+                        };
+                        loop {
+                            tokio::select! {
+                                _ = connection.as_mut() => break,
+                                _ = tokio::time::sleep(EVICTION_WAIT / 4) => {
+                                    if !busy() {
+                                        break;
+                                    }
+                                }
+                            }
+                        }
                     }
                 }
             }
@@ -144,6 +185,9 @@ struct WriteDeadline<S> {
     limit: Duration,
     /// Armed while a write waits.
     waiting: Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
+    /// Whether the connection is writing an answer: set by a write, cleared when the
+    /// client sends bytes of a request (a half-sent request is not being answered).
+    answering: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl<S> WriteDeadline<S> {
@@ -152,6 +196,7 @@ impl<S> WriteDeadline<S> {
             inner,
             limit,
             waiting: None,
+            answering: Arc::default(),
         }
     }
 
@@ -191,7 +236,12 @@ impl<S: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for WriteDeadline<S> 
         cx: &mut std::task::Context<'_>,
         buf: &mut tokio::io::ReadBuf<'_>,
     ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.inner).poll_read(cx, buf)
+        let before = buf.filled().len();
+        let r = std::pin::Pin::new(&mut self.inner).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            self.answering.store(false, std::sync::atomic::Ordering::Relaxed);
+        }
+        r
     }
 }
 
@@ -202,6 +252,9 @@ impl<S: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for WriteDeadline<S
         buf: &[u8],
     ) -> std::task::Poll<std::io::Result<usize>> {
         let r = std::pin::Pin::new(&mut self.inner).poll_write(cx, buf);
+        if matches!(r, std::task::Poll::Ready(Ok(n)) if n > 0) {
+            self.answering.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
         self.waited(cx, r)
     }
 

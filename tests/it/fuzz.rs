@@ -1,6 +1,8 @@
 //! Property tests of the inputs that come from outside: any config text loads or is
-//! refused with diagnostics (never a panic), and the HTTP server answers any method,
-//! path, header and body with a 2xx, 3xx or 4xx — never a 5xx, never a panic.
+//! refused with diagnostics (never a panic), any recording replays or is refused at a
+//! line, any rule-test file runs or is refused (never a panic, never more samples than
+//! the cap), and the HTTP server answers any method, path, header and body with a 2xx,
+//! 3xx or 4xx — never a 5xx, never a panic.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -155,6 +157,88 @@ proptest! {
     }
 }
 
+/// Series in `vitals test`'s notation, with counts and steps an attacker would try.
+fn series_text() -> impl Strategy<Value = String> {
+    let token = prop::sample::select(vec![
+        "95",
+        "_",
+        "10+5",
+        "1e308+1e308",
+        "x",
+        "95x3",
+        "_x999999999999",
+        "10+5x999999999",
+        "okx5",
+        "x5",
+        "+x",
+        "5x",
+        "nanx2",
+        "1x18446744073709551616",
+        "-0+-0x4",
+        "critical",
+    ]);
+    prop_oneof![
+        prop::collection::vec(token, 0..6).prop_map(|t| t.join(" ")),
+        any::<String>(),
+    ]
+}
+
+/// A rule-test file's case: times near the ends of what a date can hold, any interval,
+/// `until` and `at`.
+fn test_case() -> impl Strategy<Value = String> {
+    let start = prop::sample::select(vec![
+        "2026-11-27T14:00:00Z",
+        "+262142-12-31T00:00:00Z",
+        "-262143-01-01T00:00:00Z",
+        "1970-01-01T00:00:00Z",
+    ]);
+    let span = prop::sample::select(vec!["0s", "1ms", "5s", "1h", "99y", "100y", "101y", "-1s", "x"]);
+    (start, span.clone(), span.clone(), span, series_text()).prop_map(|(start, interval, until, at, values)| {
+        format!(
+            "config = \"vitals.toml\"\n[[tests]]\nname = \"t\"\nstart = \"{start}\"\ninterval = \"{interval}\"\n\
+             until = \"{until}\"\nseries = [{{ check = \"c\", values = {values:?} }}]\n\
+             expect = [{{ at = \"{at}\", rule = \"hot\", check = \"c\", state = \"firing\" }}]\n"
+        )
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2_000))]
+
+    #[test]
+    fn any_series_expands_within_the_cap_or_is_refused(text in series_text()) {
+        match vitals::ruletest::expand(&text) {
+            Ok(samples) => prop_assert!(samples.len() <= vitals::ruletest::MAX_SAMPLES),
+            Err(message) => prop_assert!(!message.is_empty()),
+        }
+    }
+}
+
+#[test]
+fn any_rule_test_file_runs_or_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    write_config(
+        dir.path(),
+        "[checks.c]\nkind = \"cpu\"\n\n[[rules]]\nname = \"hot\"\nchecks = [\"c\"]\nwhen = \"value > 90\"\n\
+         severity = \"WARNING\"\nrepeat = \"1h\"\n",
+    );
+    let file = dir.path().join("fuzz.test.toml");
+    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig::with_cases(300));
+    runner
+        .run(&test_case(), |text| {
+            std::fs::write(&file, &text).unwrap();
+            match vitals::ruletest::run_file(&file, registry().unwrap()) {
+                Ok(outcomes) => prop_assert_eq!(outcomes.len(), 1),
+                Err(vitals::ruletest::TestFileError::File { message, .. }) => {
+                    prop_assert!(!message.is_empty())
+                }
+                Err(e) => prop_assert!(false, "{e}"),
+            }
+            Ok(())
+        })
+        .unwrap();
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(20_000))]
 
@@ -268,6 +352,18 @@ fn any_request_gets_an_answer_that_is_not_a_server_error() {
          [checks.c]\nkind = \"command\"\ninterval = \"1h\"\ncommand = [\"/bin/sh\", \"-c\", \"echo 'OK - fine'\"]\n",
     );
     let (daemon, router) = runtime.block_on(async {
+        // Rows to read, so the table routes go all the way.
+        vitals::alerts_table::Writer::new(vitals::delta::TableRef::local(&dir.path().join("alerts")))
+            .append(&[vitals::alert::AlertEvent::new(
+                "r",
+                "c",
+                vitals::alert::Severity::Critical,
+                vitals::alert::AlertState::Firing,
+                "=1+1\nline".into(),
+                chrono::Utc::now(),
+            )])
+            .await
+            .unwrap();
         let daemon = Daemon::start(&path, registry().unwrap()).await.unwrap();
         let router = vitals::web::router(Arc::clone(&daemon.web_with_token(Some("t0ken".into()))));
         (daemon, router)

@@ -30,6 +30,7 @@ mod runner;
 #[cfg(feature = "s3")]
 mod s3;
 mod secrets;
+mod security;
 mod service;
 mod support;
 mod web;

@@ -520,22 +520,13 @@ async fn idle_and_partial_connections_are_bounded() {
     let first = observed_at().await;
     tokio::time::sleep(Duration::from_millis(400)).await;
     assert_ne!(observed_at().await, first, "the check keeps its schedule");
-    // Past the cap: closed at once, no answer.
+    // Past the cap the oldest give way (tests/it/security.rs has the attack): 20 more
+    // are served, and the desk still gets its answer.
     let mut extra: Vec<tokio::net::TcpStream> = Vec::new();
     for _ in 0..20 {
         extra.push(tokio::net::TcpStream::connect(&addr).await.unwrap());
     }
-    let mut refused = 0;
-    for s in &mut extra {
-        let mut buf = [0u8; 1];
-        if let Ok(Ok(0)) = tokio::time::timeout(Duration::from_millis(500), s.read(&mut buf)).await {
-            refused += 1;
-        }
-    }
-    assert!(
-        refused >= 10,
-        "{refused} of 20 connections past the cap were closed at once"
-    );
+    assert!(reqwest::get(&healthz).await.unwrap().status().is_success());
     drop(extra);
     // The server closes the held ones after header_timeout (2 s).
     let started = std::time::Instant::now();
