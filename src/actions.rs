@@ -26,8 +26,9 @@ pub const ACTION_TIME: Duration = Duration::from_secs(300);
 pub enum Actor<'a> {
     /// An operator (the page, the API): `rule = "action"`.
     Operator,
-    /// A rule's `remediate`: `rule = <the rule's name>`.
-    Rule(&'a str),
+    /// A rule's `remediate`: `rule = <the rule's name>`, for the attempt due at the
+    /// time given (its events' `started_at`).
+    Rule(&'a str, chrono::DateTime<chrono::Utc>),
 }
 
 impl Actor<'_> {
@@ -35,7 +36,15 @@ impl Actor<'_> {
     pub fn rule(&self) -> &str {
         match self {
             Actor::Operator => "action",
-            Actor::Rule(name) => name,
+            Actor::Rule(name, _) => name,
+        }
+    }
+
+    /// When the action was asked for: its events' `started_at`.
+    fn asked(&self) -> chrono::DateTime<chrono::Utc> {
+        match self {
+            Actor::Operator => chrono::Utc::now(),
+            Actor::Rule(_, at) => *at,
         }
     }
 }
@@ -114,7 +123,7 @@ pub async fn perform(
     });
     let who = match actor {
         Actor::Operator => String::new(),
-        Actor::Rule(r) => format!(" (remediation by rule {r})"),
+        Actor::Rule(r, _) => format!(" (remediation by rule {r})"),
     };
     match &outcome {
         Ok(o) if o.ok => {
@@ -145,15 +154,83 @@ pub async fn perform(
             record(alerting, id, action, actor, false, &format!("{prefix}{message}"));
         }
     }
+    if actor == Actor::Operator {
+        // By hand: the remediations of this action on this check count afresh.
+        alerting
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .operator_acted(id, action);
+    }
     Performed {
         outcome,
         after: Some(after),
     }
 }
 
+/// Performs the remediation attempts the rules ask for, each as a button press would
+/// be ([`perform`], the actor `rule:<name>`), and tells alerting what each came to.
+pub async fn remediate(
+    mut attempts: tokio::sync::mpsc::UnboundedReceiver<crate::rules::Attempt>,
+    instances: crate::runner::Instances,
+    board: Board,
+    alerting: std::sync::Arc<Mutex<Alerting>>,
+) {
+    while let Some(a) = attempts.recv().await {
+        let instance = instances
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&a.check)
+            .cloned();
+        let (board, alerting) = (board.clone(), alerting.clone());
+        tokio::spawn(async move {
+            let prefix = format!("{}: ", a.describe());
+            let failed = |why: String| {
+                record(
+                    &alerting,
+                    &a.check,
+                    &a.action,
+                    Actor::Rule(&a.rule, a.at),
+                    false,
+                    &format!("{prefix}{why}"),
+                );
+                warn!(check = %a.check, rule = %a.rule, "{prefix}{}", crate::text::visible(&why));
+                format!("failed: {why}")
+            };
+            let outcome = match instance {
+                None => failed(format!("{} is not running", a.check)),
+                Some(i) => {
+                    let done = perform(
+                        &i,
+                        &a.action,
+                        Actor::Rule(&a.rule, a.at),
+                        &prefix,
+                        &board,
+                        &alerting,
+                    )
+                    .await;
+                    match done.outcome {
+                        Ok(o) if o.ok => format!("done: {}", o.message),
+                        Ok(o) => format!("failed: {}", o.message),
+                        Err(e @ ActionError::NoSuchAction { .. }) => failed(e.to_string()),
+                        Err(e) => format!("failed: {e}"),
+                    }
+                }
+            };
+            alerting
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remediation_outcome(&a.rule, &a.check, &outcome);
+        });
+    }
+}
+
 fn record(alerting: &Mutex<Alerting>, id: &str, action: &str, actor: Actor<'_>, ok: bool, message: &str) {
-    alerting
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .record_action(id, action, actor.rule(), ok, message);
+    alerting.lock().unwrap_or_else(|e| e.into_inner()).record_action(
+        id,
+        action,
+        actor.rule(),
+        actor.asked(),
+        ok,
+        message,
+    );
 }

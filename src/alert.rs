@@ -185,6 +185,30 @@ pub struct ActiveAlert {
     pub started_at: DateTime<Utc>,
     /// Whether it was acknowledged.
     pub acknowledged: bool,
+    /// Its rule's `remediate`, where it has one: attempts, the next, given up, paused.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub remediation: Option<RemediationView>,
+}
+
+/// What the page and the API show of a firing alert's remediation.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RemediationView {
+    /// The action.
+    pub action: String,
+    /// Attempts made within the window.
+    pub attempts: u32,
+    /// At most.
+    pub max_attempts: u32,
+    /// When the next attempt is due, if one is.
+    pub next_at: Option<DateTime<Utc>>,
+    /// The attempts are used up and `remediation_failed` fires.
+    pub gave_up: bool,
+    /// Paused by an operator for this alert.
+    pub paused: bool,
+    /// `dry_run`.
+    pub dry_run: bool,
+    /// What the last attempt came to.
+    pub last_outcome: Option<String>,
 }
 
 /// A condition that holds but whose alert is held back by a dependency.

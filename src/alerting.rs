@@ -12,7 +12,7 @@ use crate::alert::{ActiveAlert, AlertEvent, AlertState, HeldAlert, Severity};
 use crate::config::SinkSpec;
 use crate::dispatch::{Dispatcher, SinkInstance};
 use crate::observation::Observation;
-use crate::rules::{CheckMeta, Engine, EngineState, Rule};
+use crate::rules::{Attempt, CheckMeta, Engine, EngineState, Rule};
 
 /// What alerting takes of a config (the daemon takes the config apart).
 #[derive(Debug)]
@@ -56,6 +56,9 @@ pub struct Alerting {
     state_file: PathBuf,
     /// Each sink's state as last fed to the engine (`sink_failing`).
     sink_states: HashMap<String, crate::dispatch::SinkState>,
+    /// Who performs remediation attempts (the daemon's task); none: they are logged
+    /// and dropped.
+    remediator: Option<tokio::sync::mpsc::UnboundedSender<Attempt>>,
 }
 
 fn load_state(path: &Path) -> Option<EngineState> {
@@ -101,7 +104,13 @@ impl Alerting {
             dispatcher,
             state_file,
             sink_states: HashMap::new(),
+            remediator: None,
         }
+    }
+
+    /// Hands remediation attempts to `to` from now on.
+    pub fn set_remediator(&mut self, to: tokio::sync::mpsc::UnboundedSender<Attempt>) {
+        self.remediator = Some(to);
     }
 
     /// Feeds one observation; logs, dispatches and saves what it changes.
@@ -133,9 +142,71 @@ impl Alerting {
             log_alert(e);
             self.dispatcher.send(e);
         }
+        for a in self.engine.take_attempts() {
+            if a.dry_run {
+                let outcome = "dry run, nothing was run";
+                self.record_remediation(&a, outcome);
+                self.engine.remediation_outcome(&a.rule, &a.check, outcome);
+            } else {
+                let sent = self
+                    .remediator
+                    .as_ref()
+                    .is_some_and(|to| to.send(a.clone()).is_ok());
+                if !sent {
+                    warn!(rule = %a.rule, check = %a.check, "{} not performed: no one performs remediation here", a.describe());
+                }
+            }
+        }
         if self.engine.take_changed() {
             self.save();
         }
+    }
+
+    /// Records a remediation attempt that ran nothing (a dry run) as an `action` event.
+    fn record_remediation(&mut self, a: &Attempt, outcome: &str) {
+        let now = chrono::Utc::now();
+        let text = format!("{} on {}: {outcome}", a.describe(), a.check);
+        let event = AlertEvent::new(&a.rule, &a.check, Severity::Info, AlertState::Action, text, now)
+            .of_episode(
+                &format!("action.{}.{}.{}", a.check, a.action, a.at.timestamp_millis()),
+                a.at,
+            );
+        log_alert(&event);
+        self.dispatcher.send(&event);
+    }
+
+    /// What a remediation attempt came to (`remediation_failed` names the last one).
+    pub fn remediation_outcome(&mut self, rule: &str, check: &str, outcome: &str) {
+        self.engine.remediation_outcome(rule, check, outcome);
+        if self.engine.take_changed() {
+            self.save();
+        }
+    }
+
+    /// An operator performed `action` of `check` by hand: remediations of that action
+    /// on that check count their attempts afresh.
+    pub fn operator_acted(&mut self, check: &str, action: &str) {
+        self.engine.operator_acted(check, action, chrono::Utc::now());
+        let events = self.engine.advance(chrono::Utc::now());
+        self.emit(&events);
+    }
+
+    /// Pauses the remediation of a firing alert (until it resolves), recorded as an
+    /// `action` event. `None`: no firing alert of a remediating rule has that id.
+    pub fn pause_remediation(&mut self, alert_id: &str) -> Option<AlertEvent> {
+        let (rule, check, action) = self.engine.pause_remediation(alert_id)?;
+        let now = chrono::Utc::now();
+        let event = AlertEvent::new(
+            &rule,
+            &check,
+            Severity::Info,
+            AlertState::Action,
+            format!("auto {action} on {check} paused for this alert by an operator"),
+            now,
+        )
+        .of_episode(&format!("action.{check}.pause.{}", now.timestamp_millis()), now);
+        self.emit(std::slice::from_ref(&event));
+        Some(event)
     }
 
     /// Acknowledges a firing alert (see [`Engine::acknowledge`]).
@@ -148,11 +219,13 @@ impl Alerting {
     /// Records an action (run now, reconnect, force_sync, clear — by an operator, whose
     /// `rule` is "action", or by a rule's remediation, whose `rule` is its name) as an
     /// event: logged and sent to the sinks that keep a record (the alerts table, the log).
+    /// `started_at` is when it was `asked` for, `event_at` when it was done.
     pub fn record_action(
         &mut self,
         check_id: &str,
         action: &str,
         rule: &str,
+        asked: chrono::DateTime<chrono::Utc>,
         ok: bool,
         message: &str,
     ) -> AlertEvent {
@@ -163,8 +236,8 @@ impl Alerting {
         );
         let event = AlertEvent::new(rule, check_id, Severity::Info, AlertState::Action, text, now)
             .of_episode(
-                &format!("action.{check_id}.{action}.{}", now.timestamp_millis()),
-                now,
+                &format!("action.{check_id}.{action}.{}", asked.timestamp_millis()),
+                asked,
             );
         self.emit(std::slice::from_ref(&event));
         event

@@ -147,7 +147,32 @@ pub struct BuildContext {
     pub resources: Arc<Resources>,
     /// Cancelled when this check instance is retired.
     pub cancel: CancellationToken,
+    /// When the check is expected to be quiet: its maintenance windows and market
+    /// hours (a writer idle on a Sunday is no error).
+    pub quiet: Quiet,
     pub(crate) board: Option<Board>,
+}
+
+/// A check's maintenance windows and market hours, as the check itself may ask: is it
+/// quiet now, and why?
+#[derive(Debug, Clone, Default)]
+pub struct Quiet {
+    /// `maintenance`.
+    pub windows: Vec<crate::rules::Window>,
+    /// `market_hours`.
+    pub market: Option<crate::market::MarketHours>,
+}
+
+impl Quiet {
+    /// Why the check is expected to be quiet at `t` ("maintenance: …", "market closed:
+    /// weekend"), or `None` when it is expected to be busy. Within the grace after the
+    /// open counts as quiet too (the writers catch up).
+    pub fn why(&self, t: chrono::DateTime<chrono::Utc>) -> Option<String> {
+        if let Some((cause, _)) = crate::rules::window::open_window(&self.windows, t) {
+            return Some(cause.trim_start_matches("in ").to_owned());
+        }
+        self.market.as_ref()?.held(t).map(|h| h.cause)
+    }
 }
 
 impl BuildContext {
@@ -159,6 +184,7 @@ impl BuildContext {
             config_dir: config_dir.to_owned(),
             resources: Arc::new(Resources::default()),
             cancel: CancellationToken::new(),
+            quiet: Quiet::default(),
             board: None,
         }
     }

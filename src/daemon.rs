@@ -168,12 +168,23 @@ impl Daemon {
             (h, writer)
         });
         let mut runner = Runner::new(board.clone(), Arc::new(Resources::default()));
+        let (attempts, to_perform) = tokio::sync::mpsc::unbounded_channel();
+        alerting
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .set_remediator(attempts);
+        tokio::spawn(crate::actions::remediate(
+            to_perform,
+            runner.instances(),
+            board.clone(),
+            alerting.clone(),
+        ));
         tokio::spawn(watch_liveness(runner.instances(), board, health_tx));
         let server = parts.server;
         let report = runner.apply(parts.checks, &parts.config_dir).await;
         if let Some((table, _)) = &history {
             // The board's last hour from before the restart, without delaying the start.
-            tokio::spawn(reload_last_hour(
+            tokio::spawn(crate::history::read::reload_last_hour(
                 table.clone(),
                 runner.board().clone(),
                 report.added.clone(),
@@ -356,35 +367,6 @@ impl Daemon {
         sinks.shutdown(crate::alerting::FLUSH_GRACE).await;
         info!("vitals stopped");
     }
-}
-
-/// Seeds each check's board history (sparklines, the page's last hour) from the
-/// history table, so a restart does not reset them.
-async fn reload_last_hour(table: crate::history::HistoryTable, board: Board, ids: Vec<String>) {
-    let to = chrono::Utc::now();
-    let from = to - chrono::Duration::from_std(crate::board::HISTORY_WINDOW).unwrap_or_default();
-    let step = table.resolution;
-    let mut seeded = 0;
-    for id in ids {
-        match crate::history::query(&table, &id, from, to, step).await {
-            Ok(points) => {
-                let samples: Vec<crate::board::Sample> = points
-                    .iter()
-                    .map(|p| crate::board::Sample {
-                        at: p.t,
-                        status: p.values.status,
-                        value: p.values.value_last,
-                    })
-                    .collect();
-                seeded += samples.len();
-                board.seed_history(&id, samples);
-            }
-            Err(e) => {
-                warn!(table = %table.table.location, "cannot reload the last hour of {id} from the history: {e}");
-            }
-        }
-    }
-    debug!("reloaded {seeded} history points from {}", table.table.location);
 }
 
 /// Sends a state to systemd's notify socket, if vitals was started with one

@@ -55,6 +55,10 @@ struct Line<'a> {
     started_at: String,
     event_at: String,
     reminder: bool,
+    /// A remediation attempt or `remediation_failed`: what would have happened (a
+    /// replay runs no action).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    simulated: bool,
 }
 
 fn millis(t: DateTime<Utc>) -> String {
@@ -174,10 +178,36 @@ impl Replayer {
         self.summary.observations += 1;
         self.summary.first.get_or_insert(o.observed_at);
         self.summary.last = Some(o.observed_at);
-        let more = self.engine.observe(o, o.observed_at);
+        let mut more = self.engine.observe(o, o.observed_at);
+        self.simulate(&mut more);
         self.count(&more);
         events.extend(more);
         Ok(events)
+    }
+
+    /// The remediation attempts the rules asked for, as `action` events that ran
+    /// nothing (a replay performs no action), in time order with the others.
+    fn simulate(&mut self, events: &mut Vec<AlertEvent>) {
+        let attempts = self.engine.take_attempts();
+        if attempts.is_empty() {
+            return;
+        }
+        for a in attempts {
+            let text = format!(
+                "{} on {}: simulated, nothing is run in a replay",
+                a.describe(),
+                a.check
+            );
+            events.push(
+                AlertEvent::new(&a.rule, &a.check, Severity::Info, AlertState::Action, text, a.at)
+                    .of_episode(
+                        &format!("action.{}.{}.{}", a.check, a.action, a.at.timestamp_millis()),
+                        a.at,
+                    ),
+            );
+            self.engine.remediation_outcome(&a.rule, &a.check, "simulated");
+        }
+        events.sort_by_key(|e| e.event_at);
     }
 
     /// Lets virtual time run from `from` to `t` with no more observations; returns the
@@ -189,7 +219,8 @@ impl Replayer {
             at = at
                 .checked_add_signed(chrono::Duration::days(1))
                 .map_or(t, |next| next.min(t));
-            let more = self.engine.advance(at);
+            let mut more = self.engine.advance(at);
+            self.simulate(&mut more);
             self.count(&more);
             events.extend(more);
             if events.len() > MAX_EVENTS {
@@ -244,6 +275,7 @@ pub fn write_event(out: &mut impl Write, e: &AlertEvent) -> std::io::Result<()> 
         started_at: millis(e.started_at),
         event_at: millis(e.event_at),
         reminder: e.reminder,
+        simulated: e.state == AlertState::Action || e.rule == crate::rules::REMEDIATION_FAILED,
     };
     serde_json::to_writer(&mut *out, &line)?;
     out.write_all(b"\n")

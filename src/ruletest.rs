@@ -86,7 +86,7 @@ pub struct Expected {
     pub rule: String,
     /// The check.
     pub check: String,
-    /// `firing`, `resolved` or `reminder`.
+    /// `firing`, `resolved`, `reminder`, or `action` (a remediation attempt, simulated).
     pub state: String,
 }
 
@@ -328,9 +328,9 @@ pub fn run_file(path: &Path, registry: &Registry) -> Result<Vec<Outcome>, TestFi
             .collect();
         let mut expected = BTreeSet::new();
         for x in &case.expect {
-            if !["firing", "resolved", "reminder"].contains(&x.state.as_str()) {
+            if !["firing", "resolved", "reminder", "action"].contains(&x.state.as_str()) {
                 return Err(err(format!(
-                    "test `{}`: state `{}` is not one of firing, resolved, reminder",
+                    "test `{}`: state `{}` is not one of firing, resolved, reminder, action",
                     case.name, x.state
                 )));
             }

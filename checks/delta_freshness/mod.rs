@@ -57,6 +57,12 @@ pub struct DeltaFreshnessConfig {
     /// How long the `force_sync` command may run before its process group is killed.
     #[serde(default = "crate::duration::secs::<120>")]
     pub force_sync_timeout: Span,
+    /// A regular expression matched against the command lines of running processes
+    /// (`/proc/*/cmdline`, arguments joined by spaces), e.g. `"positions_writer\\.py"`:
+    /// the writer that keeps the table in sync. While no process matches, the sync
+    /// status is `error` at once, before the table is even stale.
+    #[serde(default)]
+    pub sync_process: Option<String>,
 }
 
 impl DeltaFreshnessConfig {
@@ -71,7 +77,7 @@ pub static FRESHNESS_SECTION: Section = Section {
     title: "Data freshness",
     order: 20,
     layout: Layout::Table {
-        columns: &["Table", "Newest data", "Age", "Status", ""],
+        columns: &["Table", "Newest data", "Age", "Status", "Sync", ""],
     },
     listed_when_empty: true,
     head: "",
@@ -81,8 +87,8 @@ static PANEL: Panel = Panel {
     section: &FRESHNESS_SECTION,
     rank: 0,
     template: Some(include_str!("panel.html.j2")),
-    reads: &["crit", "newest", "warn"],
-    css: "",
+    reads: &["crit", "newest", "sync", "sync_reason", "warn"],
+    css: ".sync-running { color: var(--ok); } .sync-idle { color: var(--muted); } .sync-error { color: var(--critical); font-weight: 600; }",
 };
 
 /// `force_sync`: offered where `force_sync` names a command.
@@ -121,6 +127,22 @@ impl CheckConfig for DeltaFreshnessConfig {
         if self.column.as_deref().is_some_and(|c| c.trim().is_empty()) {
             errors.push(KeyError::new("column", "must name a column, or be left out"));
         }
+        if let Some(p) = &self.sync_process {
+            match regex::Regex::new(p) {
+                Ok(_) if p.trim().is_empty() => errors.push(KeyError::new(
+                    "sync_process",
+                    "an empty pattern matches every process: name the writer, e.g. \"positions_writer\"",
+                )),
+                Ok(_) => {}
+                Err(e) => errors.push(KeyError::new(
+                    "sync_process",
+                    format!(
+                        "not a regular expression: {}",
+                        e.to_string().lines().last().unwrap_or_default()
+                    ),
+                )),
+            }
+        }
         errors
     }
 
@@ -134,7 +156,18 @@ impl CheckConfig for DeltaFreshnessConfig {
             };
             (program, cmd[1..].to_vec())
         });
+        let sync_process = match &self.sync_process {
+            Some(p) => Some(regex::Regex::new(p).map_err(|e| BuildError::Setup {
+                what: "sync_process".into(),
+                message: e.to_string(),
+            })?),
+            None => None,
+        };
         Ok(Arc::new(Freshness {
+            sync_process,
+            sync_failed: std::sync::Mutex::new(None),
+            last_version: std::sync::atomic::AtomicI64::new(-1),
+            quiet: cx.quiet.clone(),
             force_sync,
             sync_timeout: *self.force_sync_timeout,
             table: Arc::new(Table {
@@ -154,6 +187,15 @@ impl CheckConfig for DeltaFreshnessConfig {
 }
 
 struct Freshness {
+    /// `sync_process`.
+    sync_process: Option<regex::Regex>,
+    /// The last `force_sync` failed: why, and the table version then (a later commit
+    /// or a successful sync clears it).
+    sync_failed: std::sync::Mutex<Option<(String, Option<i64>)>>,
+    /// The table version the last read saw (-1: none yet).
+    last_version: std::sync::atomic::AtomicI64,
+    /// When the table is expected to be quiet.
+    quiet: crate::check::Quiet,
     force_sync: Option<(std::path::PathBuf, Vec<String>)>,
     sync_timeout: Duration,
     /// The table, kept open between runs.
@@ -217,20 +259,124 @@ impl Check for Freshness {
         if let Some(code) = finished.exit.and_then(|s| s.code()) {
             details.insert("exit_code".into(), code.into());
         }
+        // The sync status says it until a later commit or a sync that works.
+        *self.sync_failed.lock().unwrap_or_else(|e| e.into_inner()) = (!ok).then(|| {
+            let seen = self.last_version.load(std::sync::atomic::Ordering::Relaxed);
+            (
+                format!("force_sync failed: {message}"),
+                (seen >= 0).then_some(seen),
+            )
+        });
         // The check is run again by whoever performs the action (crate::actions).
         Ok(ActionOutcome { ok, message, details })
     }
 
     async fn run(&self, cx: &RunContext) -> Reading {
+        // The writer first (a quick look at /proc), then the table with what is left.
+        let writer = match &self.sync_process {
+            Some(pattern) => Some(writer_running(pattern.clone(), cx.budget()).await),
+            None => None,
+        };
+        let r = self.read(cx).await;
+        let (sync, why) = self.sync(&r, writer);
         // The thresholds go with every reading: the page shows them next to the age.
-        self.read(cx)
-            .await
-            .with_detail("warn", self.thresholds.warn)
+        r.with_detail("warn", self.thresholds.warn)
             .with_detail("crit", self.thresholds.crit)
+            .with_detail("sync", sync)
+            .with_detail("sync_reason", why)
     }
 }
 
+/// Whether a process whose command line matches `pattern` runs (`Err`: the look did not
+/// finish within `budget`, or /proc cannot be read).
+async fn writer_running(pattern: regex::Regex, budget: Duration) -> Result<Option<u32>, String> {
+    let look = tokio::task::spawn_blocking(move || {
+        let me = std::process::id();
+        let entries = std::fs::read_dir("/proc").map_err(|e| format!("cannot read /proc: {e}"))?;
+        for entry in entries.flatten() {
+            let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+                continue;
+            };
+            if pid == me {
+                continue;
+            }
+            // A process that ended meanwhile, or a kernel thread (empty): not it.
+            let Ok(raw) = std::fs::read(entry.path().join("cmdline")) else {
+                continue;
+            };
+            let line = String::from_utf8_lossy(&raw).replace('\0', " ");
+            if pattern.is_match(line.trim_end()) {
+                return Ok(Some(pid));
+            }
+        }
+        Ok(None)
+    });
+    match tokio::time::timeout(budget, look).await {
+        Ok(Ok(found)) => found,
+        Ok(Err(e)) => Err(format!("cannot look for the writer: {e}")),
+        Err(_) => Err(format!(
+            "the look for the writer in /proc did not finish within {}",
+            duration::format(budget)
+        )),
+    }
+}
+
+/// `sync`: what the writer is doing.
+const RUNNING: &str = "running";
+const IDLE: &str = "idle";
+const ERROR: &str = "error";
+
 impl Freshness {
+    /// The sync status of a reading: `running`, `idle` or `error`, and why.
+    fn sync(&self, r: &Reading, writer: Option<Result<Option<u32>, String>>) -> (&'static str, String) {
+        let now = Utc::now();
+        let quiet = self.quiet.why(now);
+        let Some(age) = r.value else {
+            // No age: the table cannot be read (or a read hangs).
+            return (ERROR, r.message.clone());
+        };
+        let version = r.details.get("version").and_then(serde_json::Value::as_i64);
+        {
+            let mut failed = self.sync_failed.lock().unwrap_or_else(|e| e.into_inner());
+            match failed.as_ref() {
+                // A commit since the failed sync: the writer is back.
+                Some((_, Some(then))) if version.is_some_and(|v| v > *then) => *failed = None,
+                Some((why, _)) => return (ERROR, why.clone()),
+                None => {}
+            }
+        }
+        match &writer {
+            Some(Ok(None)) => {
+                let pattern = self
+                    .sync_process
+                    .as_ref()
+                    .map(regex::Regex::as_str)
+                    .unwrap_or_default();
+                return (ERROR, format!("no process matches sync_process `{pattern}`"));
+            }
+            Some(Err(why)) => return (ERROR, why.clone()),
+            _ => {}
+        }
+        let ago = fmt_num(age);
+        if age >= self.thresholds.crit && quiet.is_none() {
+            return (
+                ERROR,
+                format!("stale: no commit for {ago} s while it should be busy"),
+            );
+        }
+        if age < self.thresholds.warn {
+            let by = match writer {
+                Some(Ok(Some(pid))) => format!(", writer pid {pid}"),
+                _ => String::new(),
+            };
+            return (RUNNING, format!("last commit {ago} s ago{by}"));
+        }
+        match quiet {
+            Some(why) => (IDLE, why),
+            None => (IDLE, format!("no commit for {ago} s")),
+        }
+    }
+
     async fn read(&self, cx: &RunContext) -> Reading {
         let location = &self.table.location;
         let open = match self.reads.run(cx.budget(), self.table.clone().read()).await {
@@ -239,6 +385,10 @@ impl Freshness {
             Ok(Err(OpenError::Other(m))) => return Reading::unknown(m),
             Err(hung) => return hung.reading(location).with_detail("table", location.clone()),
         };
+        self.last_version.store(
+            i64::try_from(open.version).unwrap_or(i64::MAX),
+            std::sync::atomic::Ordering::Relaxed,
+        );
         let age = (Utc::now() - open.newest).num_microseconds().unwrap_or(i64::MAX) as f64 / 1e6;
         let age = age.max(0.0);
         let status = self.thresholds.grade(age);

@@ -347,6 +347,12 @@ pub fn parse(path: &Path, src: &str, registry: &Registry) -> Result<Config, Diag
                 .and_then(|t| t.get("when"))
                 .map(Spanned::span);
             rules::note_no_value(&mut c, &registry.checks, &checks, &rule, when);
+            let remediate = value
+                .get_ref()
+                .as_table()
+                .and_then(|t| t.get("remediate"))
+                .map(Spanned::span);
+            rules::check_remediation(&mut c, &registry.checks, &checks, &rule, remediate);
             if rules.iter().any(|r| r.config.name == rule.config.name) {
                 let span = value
                     .get_ref()

@@ -50,6 +50,16 @@ pub(super) fn parse_rule(
         );
         ok = false;
     }
+    if config.name == crate::rules::REMEDIATION_FAILED {
+        c.error(
+            span_of("name"),
+            Some(&section),
+            Some("name"),
+            "`remediation_failed` is the built-in rule that pages when a rule's `remediate` gave up: \
+             tune it with `remediation_severity`, or give yours another name",
+        );
+        ok = false;
+    }
     for id in &config.checks {
         if !check_ids.contains(&id.as_str()) {
             let m = format!(
@@ -147,4 +157,50 @@ pub(super) fn note_no_value(
         "when",
         format!("the condition reads `value`, which a {which} check can lack while critical (its target is gone): {what}"),
     );
+}
+
+/// Refuses a `remediate` action that the kind of some check the rule selects does not
+/// offer, naming the kinds and what they offer.
+pub(super) fn check_remediation(
+    c: &mut Collector,
+    kinds: &Kinds<Checks>,
+    checks: &[crate::config::CheckSpec],
+    rule: &Rule,
+    at: Option<std::ops::Range<usize>>,
+) {
+    let Some(r) = &rule.config.remediate else {
+        return;
+    };
+    let mut selected: Vec<&str> = rule
+        .config
+        .kinds
+        .iter()
+        .map(String::as_str)
+        .chain(
+            checks
+                .iter()
+                .filter(|s| rule.config.checks.contains(&s.id))
+                .map(|s| s.kind),
+        )
+        .collect();
+    selected.sort_unstable();
+    selected.dedup();
+    for kind in selected {
+        let Some(k) = kinds.get(kind) else { continue };
+        if k.actions().iter().any(|a| a.name == r.action) {
+            continue;
+        }
+        let offered: Vec<&str> = k.actions().iter().map(|a| a.name).collect();
+        let offered = if offered.is_empty() {
+            "it offers none".to_owned()
+        } else {
+            format!("it offers {}", offered.join(", "))
+        };
+        c.error(
+            at.clone(),
+            Some(&format!("rules.{}", rule.config.name)),
+            Some("remediate"),
+            format!("`{}` is not an action of `{kind}` checks ({offered})", r.action),
+        );
+    }
 }

@@ -25,8 +25,10 @@ pub struct ServerConfig {
     /// else `state` beside the config file.
     pub state_dir: Option<PathBuf>,
     /// Connections the web server serves at once, so idle or slow clients cannot use
-    /// up vitals' file descriptors. At the limit a new connection makes the oldest close
-    /// (after the answer it is writing): holding every connection open locks no one out.
+    /// up vitals' file descriptors. At the limit a new connection that sends a request
+    /// within 2 s takes the place of the oldest connection that never sent a byte (or
+    /// else the oldest, after the answer it is writing): holding every connection open
+    /// locks no one out.
     pub max_connections: usize,
     /// How long a client may take to send a request's headers, and how long a
     /// keep-alive connection may stay idle: then the server closes it.

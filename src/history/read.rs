@@ -219,6 +219,39 @@ fn rows_of(
     Ok(())
 }
 
+/// Seeds each check's board history (sparklines, the page's last hour) from the
+/// history table, so a restart does not reset them.
+pub async fn reload_last_hour(
+    table: crate::history::HistoryTable,
+    board: crate::board::Board,
+    ids: Vec<String>,
+) {
+    let to = chrono::Utc::now();
+    let from = to - chrono::Duration::from_std(crate::board::HISTORY_WINDOW).unwrap_or_default();
+    let step = table.resolution;
+    let mut seeded = 0;
+    for id in ids {
+        match crate::history::query(&table, &id, from, to, step).await {
+            Ok(points) => {
+                let samples: Vec<crate::board::Sample> = points
+                    .iter()
+                    .map(|p| crate::board::Sample {
+                        at: p.t,
+                        status: p.values.status,
+                        value: p.values.value_last,
+                    })
+                    .collect();
+                seeded += samples.len();
+                board.seed_history(&id, samples);
+            }
+            Err(e) => {
+                tracing::warn!(table = %table.table.location, "cannot reload the last hour of {id} from the history: {e}");
+            }
+        }
+    }
+    tracing::debug!("reloaded {seeded} history points from {}", table.table.location);
+}
+
 #[cfg(test)]
 mod tests {
     use chrono::TimeZone;

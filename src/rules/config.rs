@@ -100,6 +100,84 @@ pub struct RuleConfig {
     /// minutes to catch up), e.g. `"5m"`; needs `market_hours`.
     #[serde(default)]
     pub market_grace: Option<Span>,
+    /// An action the rule runs by itself while its alert fires, with safeguards, e.g.
+    /// `{ action = "force_sync", max_attempts = 3, cooldown = "5m", window = "1h" }`
+    /// (docs/alerts.md, "Remediation").
+    #[serde(default)]
+    pub remediate: Option<Remediate>,
+    /// The severity of the built-in `remediation_failed` alert, fired when the
+    /// attempts are used up and the condition still holds.
+    #[serde(default = "critical")]
+    pub remediation_severity: Severity,
+}
+
+fn critical() -> Severity {
+    Severity::Critical
+}
+
+/// A rule's `remediate`: what it runs by itself, and how often at most.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Remediate {
+    /// The action, one that the kind of every check the rule selects offers:
+    /// `force_sync` (`delta_freshness`), `clear` (`queue_backlog`), `reconnect`
+    /// (`ib_connection`), or one a plugin kind declares.
+    pub action: String,
+    /// How long after the alert fires the first attempt waits.
+    #[serde(default)]
+    pub after: Span,
+    /// Attempts at most within `window`, counted per rule and check: a new episode
+    /// does not reset the count, so a flapping condition cannot loop.
+    #[serde(default = "three")]
+    pub max_attempts: u32,
+    /// The least time between two attempts (and between the last attempt and giving
+    /// up: the fix gets this long to work).
+    #[serde(default = "crate::duration::secs::<300>")]
+    pub cooldown: Span,
+    /// The sliding window the attempts are counted in.
+    #[serde(default = "crate::duration::secs::<3600>")]
+    pub window: Span,
+    /// Run nothing: record each would-be attempt as an `action` event saying "dry
+    /// run", to watch what the automation would do before trusting it.
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+fn three() -> u32 {
+    3
+}
+
+/// The most `max_attempts` may be.
+pub const MAX_ATTEMPTS: u32 = 100;
+
+impl Remediate {
+    fn validate(&self) -> Vec<KeyError> {
+        let mut errors = Vec::new();
+        let mut bad = |m: String| errors.push(KeyError::new("remediate", m));
+        if !valid_id(&self.action) {
+            bad(format!(
+                "`{}` is not an action name: write e.g. action = \"force_sync\"",
+                self.action
+            ));
+        }
+        if self.max_attempts == 0 || self.max_attempts > MAX_ATTEMPTS {
+            bad(format!(
+                "max_attempts must be 1 to {MAX_ATTEMPTS}, not {}",
+                self.max_attempts
+            ));
+        }
+        if self.cooldown.is_zero() {
+            bad("cooldown must be longer than 0s: the fix needs time to work".to_owned());
+        }
+        if *self.window < *self.cooldown {
+            bad(format!(
+                "window ({}) must be at least the cooldown ({})",
+                crate::duration::format(*self.window),
+                crate::duration::format(*self.cooldown)
+            ));
+        }
+        errors
+    }
 }
 
 fn default_message() -> String {
@@ -120,6 +198,8 @@ pub struct Rule {
     pub sees_pending: bool,
     /// Its market hours, set by the config loader (which knows the calendars).
     pub market: Option<MarketHours>,
+    /// For a built-in `remediation_failed`: the remediating rule it belongs to.
+    pub failure_of: Option<String>,
 }
 
 /// The name of the built-in rule that pages for a check stuck in `unknown`.
@@ -146,6 +226,8 @@ impl Rule {
             maintenance: Vec::new(),
             market_hours: None,
             market_grace: None,
+            remediate: None,
+            remediation_severity: Severity::Critical,
         };
         Rule {
             condition: Condition::compile(&config.when)
@@ -154,9 +236,13 @@ impl Rule {
             windows: Vec::new(),
             sees_pending: true,
             market: None,
+            failure_of: None,
         }
     }
 }
+
+/// The name of the built-in rule that pages when a rule's remediation gave up.
+pub const REMEDIATION_FAILED: &str = "remediation_failed";
 
 /// The name of the built-in rule that pages for a sink that has been failing.
 pub const SINK_FAILING: &str = "sink_failing";
@@ -182,6 +268,8 @@ impl Rule {
             maintenance: Vec::new(),
             market_hours: None,
             market_grace: None,
+            remediate: None,
+            remediation_severity: Severity::Critical,
         };
         Rule {
             condition: Condition::compile(&config.when)
@@ -190,6 +278,49 @@ impl Rule {
             windows: Vec::new(),
             sees_pending: false,
             market: None,
+            failure_of: None,
+        }
+    }
+
+    /// The built-in `remediation_failed` rule of the remediating rule `of`: the engine
+    /// fires it for a check when `of`'s attempts are used up and its condition still
+    /// holds, and resolves it with `of`'s alert. It selects no check by itself.
+    pub fn remediation_failed(of: &str, severity: Severity) -> Rule {
+        let config = RuleConfig {
+            name: REMEDIATION_FAILED.to_owned(),
+            checks: Vec::new(),
+            kinds: Vec::new(),
+            when: "false".to_owned(),
+            severity,
+            for_: Span::ZERO,
+            keep_firing_for: Span::ZERO,
+            repeat: None,
+            message: "{message}".to_owned(),
+            on_unknown: UnknownPolicy::Hold,
+            on_no_value: NoValuePolicy::Hold,
+            maintenance: Vec::new(),
+            market_hours: None,
+            market_grace: None,
+            remediate: None,
+            remediation_severity: Severity::Critical,
+        };
+        Rule {
+            condition: Condition::compile(&config.when)
+                .unwrap_or_else(|e| unreachable!("`false` is a condition: {e}")),
+            config,
+            windows: Vec::new(),
+            sees_pending: false,
+            market: None,
+            failure_of: Some(of.to_owned()),
+        }
+    }
+
+    /// The name its state is saved under: its own, or for a built-in
+    /// `remediation_failed`, `remediation_failed:<the remediating rule>`.
+    pub fn state_name(&self) -> String {
+        match &self.failure_of {
+            Some(of) => format!("{REMEDIATION_FAILED}:{of}"),
+            None => self.config.name.clone(),
         }
     }
 
@@ -221,6 +352,9 @@ impl RuleConfig {
                 "a rule must select checks: give `checks = [\"id\", …]` or `kinds = [\"kind\", …]`",
             ));
         }
+        if let Some(r) = &self.remediate {
+            errors.extend(r.validate());
+        }
         let condition = Condition::compile(&self.when)
             .map_err(|e| errors.push(KeyError::new("when", format!("invalid condition: {e}"))))
             .ok();
@@ -249,6 +383,7 @@ impl RuleConfig {
             windows,
             sees_pending: false,
             market: None,
+            failure_of: None,
         })
     }
 }

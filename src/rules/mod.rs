@@ -10,9 +10,11 @@
 //! two observations too: [`Engine::advance`] runs them, judged on the latest
 //! observation of the check.
 
+mod active;
 pub mod config;
 pub mod expr;
 mod held;
+mod remedy;
 mod state;
 pub mod template;
 pub mod window;
@@ -23,11 +25,16 @@ use std::collections::{BTreeMap, BinaryHeap, HashMap};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::alert::{ActiveAlert, AlertEvent, AlertState, hostname};
+pub use crate::alert::RemediationView;
+use crate::alert::{AlertEvent, AlertState, hostname};
 use crate::observation::{Observation, Status};
-pub use config::{CHECK_UNKNOWN, NoValuePolicy, Rule, RuleConfig, SINK_FAILING, UnknownPolicy};
+pub use config::{
+    CHECK_UNKNOWN, NoValuePolicy, REMEDIATION_FAILED, Remediate, Rule, RuleConfig, SINK_FAILING,
+    UnknownPolicy,
+};
 pub use expr::Condition;
 pub use held::HeldRecord;
+pub use remedy::Attempt;
 pub use state::EngineState;
 pub use template::{PLACEHOLDERS, render, validate_template};
 pub use window::{Window, WindowConfig};
@@ -114,11 +121,27 @@ pub struct Engine {
     /// `check_unknown` rules: linear, not quadratic).
     by_check: HashMap<String, Vec<usize>>,
     by_kind: HashMap<String, Vec<usize>>,
+    /// Each remediating rule's built-in `remediation_failed` (rule index → its index).
+    failure_rules: HashMap<usize, usize>,
+    /// The remediation of each remediating pair that has fired.
+    remedies: BTreeMap<(usize, String), remedy::Remedy>,
+    /// Attempts asked for, not yet taken ([`Engine::take_attempts`]).
+    attempts_out: Vec<Attempt>,
 }
 
 impl Engine {
     /// An engine for `rules`, with what it needs to know of each check.
-    pub fn new(rules: Vec<Rule>, checks: HashMap<String, CheckMeta>) -> Self {
+    pub fn new(mut rules: Vec<Rule>, checks: HashMap<String, CheckMeta>) -> Self {
+        // Each remediating rule's remediation_failed, after the others.
+        let mut failure_rules = HashMap::new();
+        for i in 0..rules.len() {
+            if rules[i].config.remediate.is_some() {
+                let failure =
+                    Rule::remediation_failed(&rules[i].config.name, rules[i].config.remediation_severity);
+                failure_rules.insert(i, rules.len());
+                rules.push(failure);
+            }
+        }
         let mut by_check: HashMap<String, Vec<usize>> = HashMap::new();
         let mut by_kind: HashMap<String, Vec<usize>> = HashMap::new();
         for (i, r) in rules.iter().enumerate() {
@@ -142,6 +165,9 @@ impl Engine {
             scheduled: HashMap::new(),
             by_check,
             by_kind,
+            failure_rules,
+            remedies: BTreeMap::new(),
+            attempts_out: Vec::new(),
         }
     }
 
@@ -182,8 +208,29 @@ impl Engine {
             .collect()
     }
 
-    /// When the pair next changes by itself, without an observation.
-    fn due(&self, (index, check): &(usize, String), phase: &Phase) -> Option<DateTime<Utc>> {
+    /// When the pair is next due by itself: its phase's next step or its remediation.
+    fn due(&self, key: &(usize, String), phase: &Phase) -> Option<DateTime<Utc>> {
+        match (self.phase_due(key, phase), self.remedy_due(key)) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Puts the pair in `dues` for its next due time, unless it is there already.
+    fn schedule(&mut self, key: &(usize, String)) {
+        let Some(phase) = self.phases.get(key) else {
+            return;
+        };
+        if let Some(due) = self.due(key, phase)
+            && self.scheduled.get(key) != Some(&due)
+        {
+            self.scheduled.insert(key.clone(), due);
+            self.dues.push(Reverse((due, key.0, key.1.clone())));
+        }
+    }
+
+    /// When the pair's phase next changes by itself, without an observation.
+    fn phase_due(&self, (index, check): &(usize, String), phase: &Phase) -> Option<DateTime<Utc>> {
         if !self.last.contains_key(check) {
             return None;
         }
@@ -225,21 +272,35 @@ impl Engine {
             if self.due(&key, &phase) != Some(at) {
                 continue;
             }
-            let o = o.clone();
-            let holds = match &phase {
-                Phase::Firing(f) => f.holding,
-                _ => true,
-            };
-            let next = self.step(key.0, phase.clone(), holds, &o, at, &mut events);
-            self.apply(key, &phase, next, at);
+            if self.phase_due(&key, &phase) == Some(at) {
+                let o = o.clone();
+                let holds = match &phase {
+                    Phase::Firing(f) => f.holding,
+                    _ => true,
+                };
+                let next = self.step(key.0, phase.clone(), holds, &o, at, &mut events);
+                self.apply(key.clone(), &phase, next, at, &mut events);
+            }
+            if self.remedy_due(&key) == Some(at) {
+                self.remedy_step(&key, at, &mut events);
+            }
         }
         self.changed |= !events.is_empty();
         events
     }
 
-    /// Stores a pair's next phase, noting a change and a hold that begins.
-    fn apply(&mut self, key: (usize, String), before: &Phase, next: Phase, now: DateTime<Utc>) {
+    /// Stores a pair's next phase, noting a change and a hold that begins, and keeps
+    /// its remediation in step.
+    fn apply(
+        &mut self,
+        key: (usize, String),
+        before: &Phase,
+        next: Phase,
+        now: DateTime<Utc>,
+        events: &mut Vec<AlertEvent>,
+    ) {
         self.changed |= std::mem::discriminant(before) != std::mem::discriminant(&next);
+        self.arm(&key, before, &next, now, events);
         if let Some(due) = self.due(&key, &next)
             && self.scheduled.get(&key) != Some(&due)
         {
@@ -309,7 +370,7 @@ impl Engine {
             let key = (index, o.id.clone());
             let phase = self.phases.get(&key).cloned().unwrap_or(Phase::Inactive);
             let next = self.step(index, phase.clone(), holds, o, now, &mut events);
-            self.apply(key, &phase, next, now);
+            self.apply(key, &phase, next, now, &mut events);
         }
         self.changed |= !events.is_empty();
         events
@@ -423,61 +484,6 @@ impl Engine {
                 }
             }
         }
-    }
-
-    /// Acknowledges a firing alert: its reminders stop until it resolves (the resolve
-    /// is still sent). Returns the event, or `None` if no such alert fires.
-    pub fn acknowledge(&mut self, alert_id: &str, now: DateTime<Utc>) -> Option<AlertEvent> {
-        for ((index, check), phase) in self.phases.iter_mut() {
-            if let Phase::Firing(f) = phase
-                && f.alert_id == alert_id
-            {
-                if f.acknowledged {
-                    return None;
-                }
-                f.acknowledged = true;
-                self.changed = true;
-                let rule = &self.rules[*index].config;
-                return Some(
-                    AlertEvent::new(
-                        &rule.name,
-                        check,
-                        rule.severity,
-                        AlertState::Acknowledged,
-                        f.message.clone(),
-                        now,
-                    )
-                    .of_episode(&f.alert_id, f.started_at)
-                    .on_host(&self.host),
-                );
-            }
-        }
-        None
-    }
-
-    /// The alerts firing now, worst first.
-    pub fn active(&self) -> Vec<ActiveAlert> {
-        let mut out: Vec<ActiveAlert> = self
-            .phases
-            .iter()
-            .filter_map(|((index, check), phase)| match phase {
-                Phase::Firing(f) => {
-                    let rule = &self.rules[*index].config;
-                    Some(ActiveAlert {
-                        alert_id: f.alert_id.clone(),
-                        rule: rule.name.clone(),
-                        check_id: check.clone(),
-                        severity: rule.severity,
-                        message: f.message.clone(),
-                        started_at: f.started_at,
-                        acknowledged: f.acknowledged,
-                    })
-                }
-                _ => None,
-            })
-            .collect();
-        out.sort_by(|a, b| b.severity.cmp(&a.severity).then(a.started_at.cmp(&b.started_at)));
-        out
     }
 }
 

@@ -11,6 +11,17 @@ use super::{Engine, Phase, Rule};
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct EngineState {
     entries: Vec<StateEntry>,
+    /// Each remediating pair's attempts (so a restart does not reset the count).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    remedies: Vec<RemedyEntry>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct RemedyEntry {
+    rule: String,
+    check: String,
+    #[serde(flatten)]
+    remedy: super::remedy::Remedy,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -42,9 +53,18 @@ impl Engine {
                 .iter()
                 .filter(|(_, p)| **p != Phase::Inactive)
                 .map(|((index, check), phase)| StateEntry {
-                    rule: self.rules[*index].config.name.clone(),
+                    rule: self.rules[*index].state_name(),
                     check: check.clone(),
                     phase: phase.clone(),
+                })
+                .collect(),
+            remedies: self
+                .remedies
+                .iter()
+                .map(|((index, check), remedy)| RemedyEntry {
+                    rule: self.rules[*index].state_name(),
+                    check: check.clone(),
+                    remedy: remedy.clone(),
                 })
                 .collect(),
         }
@@ -59,7 +79,7 @@ impl Engine {
             // By name, and for rules that name their checks (the built-in check_unknown
             // is one rule per check), by check too.
             let same = |r: &Rule| {
-                r.config.name == entry.rule
+                r.state_name() == entry.rule
                     && (r.config.checks.is_empty()
                         || !r.config.kinds.is_empty()
                         || r.config.checks.contains(&entry.check))
@@ -67,6 +87,11 @@ impl Engine {
             if let Some(index) = self.rules.iter().position(same) {
                 self.phases.insert((index, entry.check), entry.phase);
                 restored += 1;
+            }
+        }
+        for entry in state.remedies {
+            if let Some(index) = self.rules.iter().position(|r| r.state_name() == entry.rule) {
+                self.remedies.insert((index, entry.check), entry.remedy);
             }
         }
         restored

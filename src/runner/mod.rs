@@ -74,7 +74,11 @@ impl Instance {
     }
 
     /// An instance for a configured check; `cx` carries its lifetime and resources.
-    pub fn from_spec(spec: CheckSpec, cx: BuildContext) -> Self {
+    pub fn from_spec(spec: CheckSpec, mut cx: BuildContext) -> Self {
+        cx.quiet = crate::check::Quiet {
+            windows: spec.maintenance.clone(),
+            market: spec.market.clone(),
+        };
         Instance {
             id: spec.id,
             kind: spec.kind,
@@ -297,6 +301,7 @@ impl Runner {
                 config_dir: dir.clone(),
                 resources: self.resources.clone(),
                 cancel: cancel.clone(),
+                quiet: Default::default(),
                 board: Some(self.board.clone()),
             };
             debug!(check = %spec.id, kind = spec.kind, "starting check");

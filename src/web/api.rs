@@ -165,6 +165,7 @@ pub(super) async fn run_now(State(web): State<Arc<Web>>, Path(id): Path<String>)
             &id,
             "run",
             "action",
+            chrono::Utc::now(),
             true,
             &format!("{}: {}", o.status, o.message),
         );
@@ -218,6 +219,26 @@ pub(super) async fn retry_sink(State(web): State<Arc<Web>>, Path(id): Path<Strin
             axum::Json(json!({"sink": id, "requeued": n})).into_response()
         }
         Err(e) => error(StatusCode::NOT_FOUND, e),
+    }
+}
+
+/// `POST /api/alerts/{alert_id}/remediation/pause`: no more automatic attempts for
+/// this alert (until it resolves); recorded as an `action` event.
+pub(super) async fn pause_remediation(State(web): State<Arc<Web>>, Path(alert_id): Path<String>) -> Response {
+    let paused = web
+        .alerting
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .pause_remediation(&alert_id);
+    match paused {
+        Some(event) => {
+            info!(alert_id = %alert_id, "remediation paused over HTTP");
+            axum::Json(event).into_response()
+        }
+        None => error(
+            StatusCode::NOT_FOUND,
+            format!("no firing alert `{alert_id}` of a rule with `remediate`"),
+        ),
     }
 }
 

@@ -86,6 +86,11 @@ pub fn render(web: &Web) -> String {
         "vitals_alerts_suppressed",
         "Alert conditions held back (the old name of vitals_alerts_held)",
     );
+    let sync = gauges(
+        &mut registry,
+        "vitals_sync_state",
+        "The sync status of each table writer a check reports (its details.sync): 1 for its state (running, idle, error), 0 for the others",
+    );
     let build = gauges(&mut registry, "vitals_build_info", "vitals' version (always 1)");
     let started = gauges(
         &mut registry,
@@ -110,6 +115,13 @@ pub fn render(web: &Web) -> String {
             let mut with_unit = labels.clone();
             with_unit.push(("unit".to_owned(), label_value(&o.unit)));
             value.get_or_create(&with_unit).set(v);
+        }
+        if let Some(now) = o.details.get("sync").and_then(serde_json::Value::as_str) {
+            for state in ["running", "idle", "error"] {
+                let mut l = labels.clone();
+                l.push(("state".to_owned(), state.to_owned()));
+                sync.get_or_create(&l).set(if state == now { 1.0 } else { 0.0 });
+            }
         }
         duration.get_or_create(&labels).set(o.duration_ms / 1000.0);
         last_run

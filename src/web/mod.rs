@@ -175,6 +175,10 @@ pub fn router(web: Arc<Web>) -> Router {
         .route("/api/checks/{id}/run", post(api::run_now))
         .route("/api/checks/{id}/actions/{action}", post(api::action))
         .route("/api/alerts/{alert_id}/ack", post(api::ack))
+        .route(
+            "/api/alerts/{alert_id}/remediation/pause",
+            post(api::pause_remediation),
+        )
         .route("/api/sinks/{id}/retry", post(api::retry_sink))
         .layer(middleware::from_fn_with_state(web.clone(), guard::guard))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))

@@ -133,6 +133,9 @@ pub fn render(web: &Web) -> Result<String, minijinja::Error> {
                 "started_at": a.started_at.to_rfc3339(), "started_shown": web.zone.time(a.started_at),
                 "acknowledged": a.acknowledged,
                 "ack_url": format!("/api/alerts/{}/ack", a.alert_id),
+                "remediation": a.remediation.as_ref().map(|r| remediation_text(r, now, &web.zone)),
+                "remediation_paused": a.remediation.as_ref().is_some_and(|r| r.paused),
+                "pause_url": format!("/api/alerts/{}/remediation/pause", a.alert_id),
                 "history": format!("/alerts?check={}&rule={}", query_value(&a.check_id), query_value(&a.rule)),
             })
         })
@@ -338,4 +341,51 @@ pub async fn js() -> Response {
         include_str!("page.js"),
     )
         .into_response()
+}
+
+/// A firing alert's remediation in a line: "auto force_sync: 2 of 3 attempts made, next
+/// in 4m 12s", "auto force_sync gave up after 3 attempts …", "… paused".
+fn remediation_text(
+    r: &crate::rules::RemediationView,
+    now: chrono::DateTime<chrono::Utc>,
+    zone: &crate::timezone::DeskZone,
+) -> String {
+    let dry = if r.dry_run { " (dry run)" } else { "" };
+    let last = r
+        .last_outcome
+        .as_deref()
+        .map(|o| format!("; last: {o}"))
+        .unwrap_or_default();
+    if r.paused {
+        return format!("auto {}{dry} paused for this alert{last}", r.action);
+    }
+    if r.gave_up {
+        let again = r
+            .next_at
+            .map(|t| {
+                format!(
+                    "; tries again when the window frees an attempt, at {}",
+                    zone.time(t)
+                )
+            })
+            .unwrap_or_default();
+        return format!(
+            "auto {}{dry} gave up after {} attempts{last}{again}",
+            r.action, r.attempts
+        );
+    }
+    let next = r
+        .next_at
+        .map(|t| {
+            let secs = (t - now).num_seconds().max(0) as u64;
+            format!(
+                ", next in {}",
+                crate::duration::format(std::time::Duration::from_secs(secs))
+            )
+        })
+        .unwrap_or_default();
+    format!(
+        "auto {}{dry}: {} of {} attempts made{next}{last}",
+        r.action, r.attempts, r.max_attempts
+    )
 }

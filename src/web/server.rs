@@ -15,9 +15,9 @@ use super::{Web, router};
 /// cannot exhaust vitals' file descriptors or tasks, nor lock the desk out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
-    /// Connections served at once. At the limit a new connection makes the oldest one
-    /// close (after the answer it is writing, if any): a client holding every
-    /// connection open cannot keep everyone else out.
+    /// Connections served at once. At the limit a new connection that speaks within
+    /// [`AUDITION`] takes the place of the oldest silent one (or else the oldest): a
+    /// client holding every connection open cannot keep everyone else out.
     pub max_connections: usize,
     /// How long a client may take to send a request's headers, and how long a
     /// keep-alive connection may sit idle before the next request: then it is closed.
@@ -38,33 +38,50 @@ impl Default for Limits {
     }
 }
 
-/// How long a new connection past the cap waits for the oldest to give way.
+/// How long a connection past the cap that has spoken waits for the evicted one's slot.
 const EVICTION_WAIT: Duration = Duration::from_millis(400);
 
-/// The connections being served, oldest first, each with what closes it.
-type Open = Arc<std::sync::Mutex<std::collections::VecDeque<(u64, CancellationToken)>>>;
+/// The connections being served, oldest first, each with what closes it and whether
+/// its client has sent a byte yet.
+type Open = Arc<std::sync::Mutex<std::collections::VecDeque<(u64, CancellationToken, Arc<AtomicBool>)>>>;
+
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Serves `router` on `listener` until `stop` is cancelled (in-flight requests finish),
 /// HTTP/1.1 only, within `limits`.
+///
+/// At the connection cap, a new connection is not served at once: it has
+/// [`AUDITION`] to send its first bytes (a request on its way does so within
+/// milliseconds). Once it has, it takes the place of the oldest connection whose
+/// client never sent a byte, or else of the oldest. A client holding every socket open
+/// and reopening each as it closes only ever evicts its own silent sockets: the new
+/// ones it opens never speak, so they never evict anyone.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     router: Router,
     stop: CancellationToken,
     limits: Limits,
 ) {
-    use hyper_util::rt::{TokioIo, TokioTimer};
-    use hyper_util::service::TowerToHyperService;
+    use hyper_util::rt::TokioTimer;
 
     let addr = listener.local_addr().ok();
     info!(listen = ?addr, "status page on http://{}/", addr.map(|a| a.to_string()).unwrap_or_default());
     let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
-    let open: Open = Arc::default();
-    let mut tasks = tokio::task::JoinSet::new();
+    // Connections past the cap waiting to speak, at most as many again.
+    let auditions = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(limits.header_timeout);
+    let served = Served {
+        open: Arc::default(),
+        stop: stop.clone(),
+        http,
+        router,
+        limits,
+        next_id: Arc::default(),
+    };
+    let mut tasks = tokio::task::JoinSet::new();
     let mut at_limit_logged = false;
-    let mut next_id = 0u64;
     loop {
         let (stream, _) = tokio::select! {
             _ = stop.cancelled() => break,
@@ -80,102 +97,152 @@ pub async fn serve(
         };
         // Reap what has finished, so the set stays small.
         while tasks.try_join_next().is_some() {}
-        let slot = match slots.clone().try_acquire_owned() {
-            Ok(slot) => {
-                at_limit_logged = false;
-                slot
+        if let Ok(slot) = slots.clone().try_acquire_owned() {
+            at_limit_logged = false;
+            tasks.spawn(
+                served
+                    .clone()
+                    .serve(stream, slot, Arc::new(AtomicBool::new(false))),
+            );
+            continue;
+        }
+        if !at_limit_logged {
+            warn!(
+                "{} connections are open: a new one that sends a request takes the place of the oldest idle one",
+                limits.max_connections
+            );
+            at_limit_logged = true;
+        }
+        let Ok(audition) = auditions.clone().try_acquire_owned() else {
+            drop(stream);
+            continue;
+        };
+        let (served, slots) = (served.clone(), slots.clone());
+        tasks.spawn(async move {
+            let _audition = audition;
+            let mut first = [0u8; 1];
+            let spoke = tokio::select! {
+                peeked = tokio::time::timeout(AUDITION, stream.peek(&mut first)) => matches!(peeked, Ok(Ok(n)) if n > 0),
+                _ = served.stop.cancelled() => false,
+            };
+            if !spoke {
+                return;
             }
-            Err(_) => {
-                if !at_limit_logged {
-                    warn!(
-                        "{} connections are open: the oldest close to make room for new ones",
-                        limits.max_connections
-                    );
-                    at_limit_logged = true;
-                }
-                // The oldest gives way (an idle keep-alive or a half-sent request
-                // closes at once, one writing its answer finishes first); the new one
-                // waits a moment for its slot.
-                let oldest = open.lock().unwrap_or_else(|e| e.into_inner()).pop_front();
-                if let Some((_, close)) = oldest {
-                    close.cancel();
-                }
-                match tokio::time::timeout(EVICTION_WAIT, slots.clone().acquire_owned()).await {
-                    Ok(Ok(slot)) => slot,
-                    _ => {
-                        drop(stream);
-                        continue;
-                    }
-                }
+            served.evict_one();
+            if let Ok(Ok(slot)) = tokio::time::timeout(EVICTION_WAIT, slots.acquire_owned()).await {
+                drop(_audition);
+                served.serve(stream, slot, Arc::new(AtomicBool::new(true))).await;
+            }
+        });
+    }
+    // In-flight requests finish (each connection's token is a child of `stop`); idle
+    // connections close now.
+    while tasks.join_next().await.is_some() {}
+}
+
+/// How long a connection past the cap has to send its first bytes.
+pub const AUDITION: Duration = Duration::from_secs(2);
+
+/// What serving one connection needs.
+#[derive(Clone)]
+struct Served {
+    open: Open,
+    stop: CancellationToken,
+    http: hyper::server::conn::http1::Builder,
+    router: Router,
+    limits: Limits,
+    next_id: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Served {
+    /// Closes the oldest connection whose client never sent a byte, or else the
+    /// oldest (an idle or half-sent one at once; one handling or writing an answer
+    /// after it).
+    fn evict_one(&self) {
+        let evicted = {
+            let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+            let silent = open
+                .iter()
+                .position(|(_, _, spoke)| !spoke.load(Ordering::Relaxed));
+            match silent {
+                Some(i) => open.remove(i),
+                None => open.pop_front(),
             }
         };
-        next_id += 1;
-        let (id, close) = (next_id, stop.child_token());
-        open.lock()
+        if let Some((_, close, _)) = evicted {
+            close.cancel();
+        }
+    }
+
+    /// Serves one connection, holding `slot` until it ends.
+    async fn serve(
+        self,
+        stream: tokio::net::TcpStream,
+        slot: tokio::sync::OwnedSemaphorePermit,
+        spoke: Arc<AtomicBool>,
+    ) {
+        use hyper_util::rt::TokioIo;
+        use hyper_util::service::TowerToHyperService;
+
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let close = self.stop.child_token();
+        self.open
+            .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .push_back((id, close.clone()));
+            .push_back((id, close.clone(), spoke.clone()));
         // Whether a request is being handled (its answer not yet begun): an evicted
         // connection finishes that one.
         let handling = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let service = {
-            let (router, handling) = (router.clone(), handling.clone());
+            let (router, handling) = (self.router.clone(), handling.clone());
             TowerToHyperService::new(tower::service_fn(move |req| {
                 use tower::ServiceExt;
                 let (router, handling) = (router.clone(), handling.clone());
                 async move {
-                    handling.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    handling.fetch_add(1, Ordering::Relaxed);
                     let answer = router.oneshot(req).await;
-                    handling.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+                    handling.fetch_sub(1, Ordering::Relaxed);
                     answer
                 }
             }))
         };
-        let (http, open, header_timeout) = (http.clone(), open.clone(), limits.header_timeout);
-        let write_timeout = limits.write_timeout;
-        tasks.spawn(async move {
-            let stream = tokio::select! {
-                s = unless_h2(stream, header_timeout) => s,
-                // Evicted before its first byte.
-                _ = close.cancelled() => None,
-            };
-            if let Some(stream) = stream {
-                let io = WriteDeadline::new(stream, write_timeout);
-                let answering = io.answering.clone();
-                let connection = http.serve_connection(TokioIo::new(io), service);
-                tokio::pin!(connection);
-                tokio::select! {
-                    _ = connection.as_mut() => {}
-                    _ = close.cancelled() => {
-                        // Evicted, or vitals stops: a request being handled or
-                        // answered finishes (its write bounded by write_timeout); an
-                        // idle or half-sent one ends now.
-                        connection.as_mut().graceful_shutdown();
-                        let busy = || {
-                            handling.load(std::sync::atomic::Ordering::Relaxed) > 0
-                                || answering.load(std::sync::atomic::Ordering::Relaxed)
-                        };
-                        loop {
-                            tokio::select! {
-                                _ = connection.as_mut() => break,
-                                _ = tokio::time::sleep(EVICTION_WAIT / 4) => {
-                                    if !busy() {
-                                        break;
-                                    }
+        let stream = tokio::select! {
+            s = unless_h2(stream, self.limits.header_timeout, &spoke) => s,
+            // Evicted before its first byte.
+            _ = close.cancelled() => None,
+        };
+        if let Some(stream) = stream {
+            let io = WriteDeadline::new(stream, self.limits.write_timeout);
+            let answering = io.answering.clone();
+            let connection = self.http.serve_connection(TokioIo::new(io), service);
+            tokio::pin!(connection);
+            tokio::select! {
+                _ = connection.as_mut() => {}
+                _ = close.cancelled() => {
+                    // Evicted, or vitals stops: a request being handled or answered
+                    // finishes (its write bounded by write_timeout); an idle or
+                    // half-sent one ends now.
+                    connection.as_mut().graceful_shutdown();
+                    let busy = || handling.load(Ordering::Relaxed) > 0 || answering.load(Ordering::Relaxed);
+                    loop {
+                        tokio::select! {
+                            _ = connection.as_mut() => break,
+                            _ = tokio::time::sleep(EVICTION_WAIT / 4) => {
+                                if !busy() {
+                                    break;
                                 }
                             }
                         }
                     }
                 }
             }
-            open.lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .retain(|(i, _)| *i != id);
-            drop(slot);
-        });
+        }
+        self.open
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|(i, _, _)| *i != id);
+        drop(slot);
     }
-    // In-flight requests finish (each connection's token is a child of `stop`); idle
-    // connections close now.
-    while tasks.join_next().await.is_some() {}
 }
 
 /// A stream whose writes may wait for the client at most `limit`: a client that does
@@ -239,7 +306,7 @@ impl<S: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for WriteDeadline<S> 
         let before = buf.filled().len();
         let r = std::pin::Pin::new(&mut self.inner).poll_read(cx, buf);
         if buf.filled().len() > before {
-            self.answering.store(false, std::sync::atomic::Ordering::Relaxed);
+            self.answering.store(false, Ordering::Relaxed);
         }
         r
     }
@@ -253,7 +320,7 @@ impl<S: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for WriteDeadline<S
     ) -> std::task::Poll<std::io::Result<usize>> {
         let r = std::pin::Pin::new(&mut self.inner).poll_write(cx, buf);
         if matches!(r, std::task::Poll::Ready(Ok(n)) if n > 0) {
-            self.answering.store(true, std::sync::atomic::Ordering::Relaxed);
+            self.answering.store(true, Ordering::Relaxed);
         }
         self.waited(cx, r)
     }
@@ -277,10 +344,17 @@ impl<S: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for WriteDeadline<S
 /// HTTP/2 with prior knowledge (h2c) is not spoken: a connection that opens with its
 /// preface gets a plain HTTP/1.1 505 and is closed, so the client learns why instead
 /// of meeting a silent close. Gives the stream back when it is not that.
-async fn unless_h2(mut stream: tokio::net::TcpStream, wait: Duration) -> Option<tokio::net::TcpStream> {
+async fn unless_h2(
+    mut stream: tokio::net::TcpStream,
+    wait: Duration,
+    spoke: &AtomicBool,
+) -> Option<tokio::net::TcpStream> {
     use tokio::io::AsyncWriteExt;
     let mut first = [0u8; 4];
     let peeked = tokio::time::timeout(wait, stream.peek(&mut first)).await;
+    if matches!(peeked, Ok(Ok(n)) if n > 0) {
+        spoke.store(true, Ordering::Relaxed);
+    }
     if !matches!(peeked, Ok(Ok(4))) || &first != b"PRI " {
         return Some(stream);
     }

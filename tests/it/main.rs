@@ -24,6 +24,7 @@ mod operator;
 mod panels;
 mod registry;
 mod reload;
+mod remediation;
 mod replay;
 mod rules;
 mod runner;
