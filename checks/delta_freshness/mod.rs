@@ -357,23 +357,30 @@ impl Freshness {
             Some(Err(why)) => return (ERROR, why.clone()),
             _ => {}
         }
-        let ago = fmt_num(age);
+        // In the table's own terms: its commits, or its timestamp column's newest value.
+        let (quiet_for, fresh) = match self.table.column {
+            Some(_) => (
+                format!("newest data {age:.0} s old"),
+                format!("newest data {age:.0} s old"),
+            ),
+            None => (
+                format!("no commit for {age:.0} s"),
+                format!("last commit {age:.0} s ago"),
+            ),
+        };
         if age >= self.thresholds.crit && quiet.is_none() {
-            return (
-                ERROR,
-                format!("stale: no commit for {ago} s while it should be busy"),
-            );
+            return (ERROR, format!("stale: {quiet_for} while it should be busy"));
         }
         if age < self.thresholds.warn {
             let by = match writer {
                 Some(Ok(Some(pid))) => format!(", writer pid {pid}"),
                 _ => String::new(),
             };
-            return (RUNNING, format!("last commit {ago} s ago{by}"));
+            return (RUNNING, format!("{fresh}{by}"));
         }
         match quiet {
             Some(why) => (IDLE, why),
-            None => (IDLE, format!("no commit for {ago} s")),
+            None => (IDLE, quiet_for),
         }
     }
 

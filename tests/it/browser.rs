@@ -196,20 +196,29 @@ async fn the_status_page_works_in_chromium() {
             "const row = document.querySelector('#freshness [data-check=greeks]'); \
              const why = row.querySelector('.why'); \
              const sync = document.querySelector('#freshness [data-check=positions] button[data-post$=force_sync]'); \
+             const state = row.querySelector('td.sync'); \
              const w = window.innerWidth; \
              return [why && why.offsetParent !== null && why.textContent.length > 0 && why.getBoundingClientRect().right <= w, \
-                     sync.getBoundingClientRect().right <= w && sync.getBoundingClientRect().left >= 0];",
+                     sync.getBoundingClientRect().right <= w && sync.getBoundingClientRect().left >= 0, \
+                     /(running|idle|error)/.test(state.textContent) && state.querySelector('.small').textContent.length > 0 \
+                       && state.offsetParent !== null && state.getBoundingClientRect().right <= w];",
             vec![],
         )
         .await
         .unwrap();
     assert_eq!(
         in_view,
-        json!([true, true]),
-        "the reason and the button are in view at 390 px"
+        json!([true, true, true]),
+        "the reason, the button and the sync status are in view at 390 px"
     );
     screenshot(&c, "phone.png").await;
     c.set_window_size(1280, 1000).await.unwrap();
+    // The writer's sync status and why, in its own column.
+    let sync = text(&c, "#freshness [data-check=greeks] td.sync").await;
+    assert!(
+        ["running", "idle", "error"].iter().any(|s| sync.contains(s)),
+        "{sync}"
+    );
     // The thresholds are next to the age, not only in a tooltip.
     assert!(
         text(&c, "#freshness [data-check=greeks]")
