@@ -5,7 +5,7 @@
 //!   tables (one of them, `positions`, appended to every second by a Python `deltalake`
 //!   writer), `strategy_slots`, `queue_backlog`, a missing table, `cpu`, `memory`,
 //!   `disk`, `host` and `ib_connection` against the gateway stand-in
-//!   (`tests/it/support/gateway.rs`, in this process), all at 5 s; the four seed rules
+//!   (`src/demo/gateway.rs`, in this process), all at 5 s; the four seed rules
 //!   feed the delta, email (a real SMTP server on loopback) and log sinks.
 //! - **the stack**: Debian's `prometheus-node-exporter`, `prometheus` and
 //!   `prometheus-alertmanager`, scrape and evaluation every 5 s, three host rules. It
@@ -28,8 +28,7 @@
 mod common;
 
 #[allow(dead_code)]
-#[path = "../tests/it/support/gateway.rs"]
-mod gateway;
+use vitals::demo::gateway;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

@@ -1,12 +1,11 @@
 //! How fast `ib_connection` tells the board, against the gateway stand-in
-//! (`tests/it/support/gateway.rs`, the real `ibapi` client on loopback): socket drop →
+//! (`src/demo/gateway.rs`, the real `ibapi` client on loopback): socket drop →
 //! DISCONNECTED, silent gateway → DISCONNECTED, gateway back → CONNECTED.
 //!
 //! `cargo bench --bench ib -- [--trials 30]`
 
 #[allow(dead_code)]
-#[path = "../tests/it/support/gateway.rs"]
-mod gateway;
+use vitals::demo::gateway;
 
 use std::time::{Duration, Instant};
 

@@ -43,6 +43,22 @@ pub enum Command {
         #[command(flatten)]
         config: ConfigArg,
     },
+    /// Run the daemon on a simulated desk (Delta writers, an IB Gateway simulator, a
+    /// strategy registry, a position queue, incidents on a cycle): everything vitals
+    /// shows, on any machine, in one command. Prints the page's address and the token
+    /// first; SIGTERM or Ctrl-C stops it and removes its folder.
+    Demo {
+        /// The page's address.
+        #[arg(long, default_value = "127.0.0.1:8686")]
+        listen: String,
+        /// Keep everything in this folder (default: a temporary one, removed at exit).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// How many times faster incidents come (1 to 30; the freshness thresholds
+        /// shrink with them).
+        #[arg(long, default_value_t = 1.0)]
+        speed: f64,
+    },
     /// Run checks once and print them. Exit 2 if any is critical, else 3 if any is
     /// unknown, else 1 if any is warning, else 0.
     Check {

@@ -25,6 +25,7 @@ pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod delta;
+pub mod demo;
 pub mod dispatch;
 pub mod duration;
 pub mod files;

@@ -27,9 +27,11 @@ use vitals::{reference, report};
 /// starts its retry: normal, and the retry's outcome comes back to vitals. The `ibapi`
 /// client's transport logs an ERROR for every dropped gateway connection ("Connection
 /// error detected, attempting to reconnect", "Failed to reconnect"): vitals owns
-/// reconnecting, and says each drop and each attempt in its own status-change line.
+/// reconnecting, and says each drop and each attempt in its own status-change line. Its
+/// gateway notices (a data farm broken or back, 2103/2104) it logs at WARN: vitals shows
+/// each farm's state on the IB card and in its status line.
 const DEFAULT_LOG: &str = "warn,vitals=info,buoyant_kernel::snapshot::builder=off,\
-     deltalake_core::kernel::transaction=error,ibapi::transport=off";
+     deltalake_core::kernel::transaction=error,ibapi::transport=off,ibapi::messages::notice=error";
 
 /// EX_CONFIG from sysexits.h: the configuration is invalid.
 const EXIT_CONFIG: u8 = 78;
@@ -100,7 +102,10 @@ fn main() -> anyhow::Result<ExitCode> {
             what: OutboxCommand::Retry { config, sink },
         } => block_on(retry_dead(&config.config, &sink, registry)),
         Command::Check { config, format, ids } => block_on(check(&config.config, registry, format, ids)),
-        Command::Run { config } => block_on(run(&config.config, registry)),
+        Command::Run { config } => block_on(run(&config.config, registry, None)),
+        Command::Demo { listen, dir, speed } => {
+            block_on(demo(vitals::demo::DemoOptions { dir, listen, speed }, registry))
+        }
     }
 }
 
@@ -398,7 +403,35 @@ async fn check(
     Ok(ExitCode::from(code as u8))
 }
 
-async fn run(path: &Path, registry: &'static Registry) -> anyhow::Result<ExitCode> {
+/// `vitals demo`: the simulated desk, then `vitals run` on it with a token (from
+/// `$VITALS_TOKEN`, else made up and printed).
+async fn demo(options: vitals::demo::DemoOptions, registry: &'static Registry) -> anyhow::Result<ExitCode> {
+    let token = std::env::var("VITALS_TOKEN")
+        .ok()
+        .filter(|t| !t.is_empty())
+        .unwrap_or_else(|| {
+            use rand::Rng;
+            let bytes: [u8; 16] = rand::rng().random();
+            bytes.iter().map(|b| format!("{b:02x}")).collect()
+        });
+    let desk = match vitals::demo::Desk::start(&options).await {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("vitals demo did not start: {e}");
+            return Ok(ExitCode::from(EXIT_UNAVAILABLE));
+        }
+    };
+    println!(
+        "vitals demo: a simulated desk in {}\n  page:  http://{}/\n  token: {token}   (the buttons ask for it)\n  stop:  Ctrl-C",
+        desk.dir().display(),
+        options.listen
+    );
+    let code = run(desk.config(), registry, Some(token)).await;
+    desk.stop().await;
+    code
+}
+
+async fn run(path: &Path, registry: &'static Registry, token: Option<String>) -> anyhow::Result<ExitCode> {
     // Listen for signals before anything starts: a SIGHUP that arrived during start-up
     // would otherwise end the process (its default action).
     use tokio::signal::unix::{SignalKind, signal};
@@ -419,7 +452,11 @@ async fn run(path: &Path, registry: &'static Registry) -> anyhow::Result<ExitCod
         header_timeout: *server.header_timeout,
         write_timeout: *server.write_timeout,
     };
-    let web = match vitals::web::spawn_with(&server.listen, limits, daemon.web()) {
+    let web = match token {
+        Some(t) => daemon.web_with_token(Some(t)),
+        None => daemon.web(),
+    };
+    let web = match vitals::web::spawn_with(&server.listen, limits, web) {
         Ok(web) => web,
         Err(e) => {
             // The page is how the desk sees vitals: without it, do not pretend to run.

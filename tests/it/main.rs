@@ -10,6 +10,7 @@ mod command;
 mod config;
 mod delta_freshness;
 mod delta_sink;
+mod demo;
 mod dispatch;
 mod docs;
 mod email;

@@ -1,6 +1,7 @@
 //! A stand-in for IB Gateway: a loopback TCP server speaking the TWS wire protocol of
 //! the protobuf era, the one `ibapi` 5.x speaks, so the real client connects to it
-//! unchanged — and misbehaving on cue.
+//! unchanged — and misbehaving on cue. `vitals demo` runs its desk on it; the tests
+//! and benchmarks drive it through outages, silences, drops and notices.
 //!
 //! Wire (from ibapi's source): every frame is a 4-byte big-endian length and a body.
 //! The client opens with `API\0` and a frame holding its version range (`v213..226`);
@@ -67,6 +68,9 @@ struct CurrentTime {
     current_time: Option<i64>,
 }
 
+/// The longest frame the stand-in reads (a client's frames are a few bytes).
+const MAX_FRAME: usize = 1 << 20;
+
 /// How the stand-in treats connections.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
@@ -109,9 +113,21 @@ pub struct Gateway {
 
 impl Gateway {
     /// Starts on a free loopback port.
+    ///
+    /// # Panics
+    /// When no loopback port can be bound (tests and benchmarks want to stop there);
+    /// [`Gateway::try_start`] says why instead.
     pub async fn start() -> Gateway {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
+        match Self::try_start().await {
+            Ok(g) => g,
+            Err(e) => panic!("the gateway stand-in cannot listen on loopback: {e}"),
+        }
+    }
+
+    /// Starts on a free loopback port, or says why it cannot.
+    pub async fn try_start() -> std::io::Result<Gateway> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
         let shared = Arc::new(Shared {
             mode: Mutex::new(Mode::Normal),
             in_use: Mutex::new(HashSet::new()),
@@ -123,19 +139,21 @@ impl Gateway {
             cues: broadcast::channel(64).0,
         });
         let accept = tokio::spawn(accept_loop(listener, shared.clone()));
-        Gateway {
+        Ok(Gateway {
             addr,
             shared,
             accept: Mutex::new(Some(accept)),
-        }
+        })
     }
 
+    /// Its loopback port.
     pub fn port(&self) -> u16 {
         self.addr.port()
     }
 
+    /// How it treats new connections from now on (and heartbeats, for `Silent`).
     pub fn set_mode(&self, mode: Mode) {
-        *self.shared.mode.lock().unwrap() = mode;
+        *lock(&self.shared.mode) = mode;
     }
 
     /// Sends a notice (error frame with id -1) to every live session.
@@ -150,16 +168,22 @@ impl Gateway {
 
     /// An outage: stops listening (connections are refused) and closes every session.
     pub fn outage(&self) {
-        if let Some(task) = self.accept.lock().unwrap().take() {
+        if let Some(task) = lock(&self.accept).take() {
             task.abort();
         }
         self.drop_sessions();
     }
 
     /// Back after an outage, on the same port.
+    ///
+    /// # Panics
+    /// When the port was taken meanwhile.
     pub async fn back(&self) {
-        let listener = TcpListener::bind(self.addr).await.unwrap();
-        *self.accept.lock().unwrap() = Some(tokio::spawn(accept_loop(listener, self.shared.clone())));
+        let listener = match TcpListener::bind(self.addr).await {
+            Ok(l) => l,
+            Err(e) => panic!("the gateway stand-in cannot listen on {} again: {e}", self.addr),
+        };
+        *lock(&self.accept) = Some(tokio::spawn(accept_loop(listener, self.shared.clone())));
     }
 
     /// Moves the server clock by `seconds`.
@@ -192,6 +216,11 @@ impl Drop for Gateway {
     fn drop(&mut self) {
         self.outage();
     }
+}
+
+/// A lock, whatever a panicked holder left.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
@@ -231,13 +260,16 @@ fn notice(code: i32, text: &str) -> Vec<u8> {
 
 async fn read_frame(stream: &mut (impl AsyncReadExt + Unpin)) -> Option<Vec<u8>> {
     let len = stream.read_u32().await.ok()? as usize;
+    if len > MAX_FRAME {
+        return None;
+    }
     let mut body = vec![0; len];
     stream.read_exact(&mut body).await.ok()?;
     Some(body)
 }
 
 async fn session(mut stream: TcpStream, shared: Arc<Shared>, mut cues: broadcast::Receiver<Cue>) {
-    let mode = *shared.mode.lock().unwrap();
+    let mode = *lock(&shared.mode);
     if mode == Mode::Hangup {
         return;
     }
@@ -266,14 +298,18 @@ async fn session(mut stream: TcpStream, shared: Arc<Shared>, mut cues: broadcast
     let Some(start) = read_frame(&mut stream).await else {
         return;
     };
-    if start.len() < 4 || i32::from_be_bytes(start[..4].try_into().unwrap()) != START_API {
+    if start
+        .get(..4)
+        .map(|b| i32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+        != Some(START_API)
+    {
         return;
     }
     let client_id = StartApi::decode(&start[4..])
         .ok()
         .and_then(|s| s.client_id)
         .unwrap_or(0);
-    if !shared.in_use.lock().unwrap().insert(client_id) {
+    if !lock(&shared.in_use).insert(client_id) {
         let _ = stream
             .write_all(&notice(
                 326,
@@ -297,7 +333,7 @@ async fn session(mut stream: TcpStream, shared: Arc<Shared>, mut cues: broadcast
     if stream.write_all(&hello).await.is_ok() {
         serve(stream, &shared, &mut cues).await;
     }
-    shared.in_use.lock().unwrap().remove(&client_id);
+    lock(&shared.in_use).remove(&client_id);
 }
 
 async fn serve(stream: TcpStream, shared: &Shared, cues: &mut broadcast::Receiver<Cue>) {
@@ -315,8 +351,8 @@ async fn serve(stream: TcpStream, shared: &Shared, cues: &mut broadcast::Receive
         tokio::select! {
             body = frames.recv() => {
                 let Some(body) = body else { break };
-                let id = body.get(..4).map(|b| i32::from_be_bytes(b.try_into().unwrap()));
-                let silent = *shared.mode.lock().unwrap() == Mode::Silent;
+                let id = body.get(..4).map(|b| i32::from_be_bytes([b[0], b[1], b[2], b[3]]));
+                let silent = *lock(&shared.mode) == Mode::Silent;
                 if id == Some(CURRENT_TIME) {
                     shared.asked.fetch_add(1, Ordering::SeqCst);
                 }
