@@ -9,6 +9,7 @@ mod disk;
 mod host;
 mod ib_connection;
 mod memory;
+mod peer;
 mod queue_backlog;
 mod strategy_slots;
 mod system;

@@ -33,6 +33,8 @@ pub struct AlertingConfig {
     pub zone: crate::timezone::DeskZone,
     /// `[server] public_url`.
     pub public_url: Option<String>,
+    /// `[server] name`: the `host` of every alert event.
+    pub name: String,
 }
 
 impl AlertingConfig {
@@ -42,6 +44,7 @@ impl AlertingConfig {
             liveness: self.health.clone(),
             zone: self.zone,
             public_url: self.public_url.clone(),
+            name: self.name.clone(),
         }
     }
 }
@@ -59,6 +62,8 @@ pub struct Alerting {
     /// Who performs remediation attempts (the daemon's task); none: they are logged
     /// and dropped.
     remediator: Option<tokio::sync::mpsc::UnboundedSender<Attempt>>,
+    /// `[server] name`: the `host` of the events it makes itself (actions).
+    host: String,
 }
 
 fn load_state(path: &Path) -> Option<EngineState> {
@@ -95,6 +100,7 @@ impl Alerting {
         let state_file = config.state_dir.join("alerts.json");
         let dispatcher = start_dispatcher(&config);
         let mut engine = Engine::new(config.rules, config.checks);
+        engine.set_host(&config.name);
         if let Some(state) = load_state(&state_file) {
             let n = engine.restore(state);
             info!("restored the state of {n} alerts from {}", state_file.display());
@@ -105,6 +111,7 @@ impl Alerting {
             state_file,
             sink_states: HashMap::new(),
             remediator: None,
+            host: config.name,
         }
     }
 
@@ -170,7 +177,8 @@ impl Alerting {
             .of_episode(
                 &format!("action.{}.{}.{}", a.check, a.action, a.at.timestamp_millis()),
                 a.at,
-            );
+            )
+            .on_host(&self.host);
         log_alert(&event);
         self.dispatcher.send(&event);
     }
@@ -204,7 +212,8 @@ impl Alerting {
             format!("auto {action} on {check} paused for this alert by an operator"),
             now,
         )
-        .of_episode(&format!("action.{check}.pause.{}", now.timestamp_millis()), now);
+        .of_episode(&format!("action.{check}.pause.{}", now.timestamp_millis()), now)
+        .on_host(&self.host);
         self.emit(std::slice::from_ref(&event));
         Some(event)
     }
@@ -238,7 +247,8 @@ impl Alerting {
             .of_episode(
                 &format!("action.{check_id}.{action}.{}", asked.timestamp_millis()),
                 asked,
-            );
+            )
+            .on_host(&self.host);
         self.emit(std::slice::from_ref(&event));
         event
     }
@@ -273,6 +283,8 @@ impl Alerting {
             SinkInstance::build_with(spec, &env, health)
         });
         self.engine = Engine::new(config.rules, config.checks);
+        self.engine.set_host(&config.name);
+        self.host = config.name;
         self.engine.restore(state);
         self.state_file = config.state_dir.join("alerts.json");
         self.save();

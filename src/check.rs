@@ -272,6 +272,12 @@ pub trait CheckConfig:
         Vec::new()
     }
 
+    /// The environment variables this check reads a secret from (a peer's read token):
+    /// no other check may pass them on to a plugin.
+    fn secret_env(&self) -> Vec<String> {
+        Vec::new()
+    }
+
     /// How checks of this kind appear on the status page: a section and an optional
     /// partial template (see [`Panel`]). `None`: a row in "Other checks".
     const PANEL: Option<&'static Panel> = None;
@@ -303,6 +309,8 @@ pub trait ParsedCheck: ParsedComponent {
     fn validate_common(&self, common: &Common) -> Vec<KeyError>;
     /// See [`CheckConfig::passes_env`].
     fn passes_env(&self) -> Vec<String>;
+    /// See [`CheckConfig::secret_env`].
+    fn secret_env(&self) -> Vec<String>;
 }
 
 impl<C: CheckConfig> ParsedComponent for C {
@@ -323,6 +331,9 @@ impl<C: CheckConfig> ParsedCheck for C {
     }
     fn passes_env(&self) -> Vec<String> {
         CheckConfig::passes_env(self)
+    }
+    fn secret_env(&self) -> Vec<String> {
+        CheckConfig::secret_env(self)
     }
 }
 

@@ -85,7 +85,11 @@ pub fn split(config: Config) -> Parts {
             s.failing_severity,
         ))
     }));
-    let (zone, public_url) = (config.server.zone(), config.server.public_url.clone());
+    let (zone, public_url, name) = (
+        config.server.zone(),
+        config.server.public_url.clone(),
+        config.server.name(),
+    );
     Parts {
         server: config.server,
         checks: config.checks,
@@ -98,6 +102,7 @@ pub fn split(config: Config) -> Parts {
             health: crate::health::Health::always(),
             zone,
             public_url,
+            name,
         },
         config_dir,
         history,
@@ -235,6 +240,7 @@ impl Daemon {
             )
             .with_allowed_hosts(self.server.allowed_hosts())
             .with_zone(self.server.zone())
+            .with_name(self.server.name(), self.server.public_url.clone())
             .with_history(self.history.as_ref().map(|(h, _)| h.clone()))
             .with_alerts_table(self.alerts_table.clone())
             .with_read_token(

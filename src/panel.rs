@@ -12,7 +12,11 @@
 //! `actions` (each with `name`, `label`, `description`, `destructive`, `confirm`,
 //! `url`; the last is the generic "Run now") and `spark` (points of a last-hour
 //! sparkline, empty when there are fewer than two). `actions_enabled` says whether a
-//! token is set.
+//! token is set. In the page (not when rendered alone: test with `is defined`) it also
+//! sees `loop` (its place among the section's checks) and the page's `host` (this
+//! instance's name), `overall` (`class`, `icon`, `text`), `counts` (by status) and
+//! `alerts` (the active alerts: `rule`, `check_id`, `severity`, `message`): the Fleet
+//! section's partial (`checks/peer/panel.html.j2`) leads with a row for this host.
 //!
 //! Two filters: `local` shows an RFC 3339 time in the desk's time zone
 //! (`{{ v.details.newest|local }}` → "2026-12-04 09:31:05 EST"), `num` a number without

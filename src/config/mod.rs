@@ -383,7 +383,7 @@ pub fn parse(path: &Path, src: &str, registry: &Registry) -> Result<Config, Diag
             sinks.push(spec);
         }
     }
-    let secrets = secrets::secret_variables(&server, &sinks);
+    let secrets = secrets::secret_variables(&server, &sinks, &checks);
     secrets::refuse_passthrough(&mut c, &secrets, &checks, &check_tables);
     // Report in file order; problems without a place (none so far) first.
     c.out.sort_by_key(|d| d.position);

@@ -8,13 +8,16 @@ use super::diag::Collector;
 use super::{CheckSpec, ServerConfig, SinkSpec};
 
 /// The variables the config names as holding a secret: `[server] token_env`,
-/// `read_token_env`, and what every sink says it reads a secret from
-/// ([`crate::sinks::SinkConfig::secret_env`]).
-pub fn secret_variables(server: &ServerConfig, sinks: &[SinkSpec]) -> Vec<String> {
+/// `read_token_env`, and what every sink and check says it reads a secret from
+/// ([`crate::sinks::SinkConfig::secret_env`], [`crate::check::CheckConfig::secret_env`]).
+pub fn secret_variables(server: &ServerConfig, sinks: &[SinkSpec], checks: &[CheckSpec]) -> Vec<String> {
     let mut secrets = vec![server.token_env.clone()];
     secrets.extend(server.read_token_env.clone());
     for sink in sinks {
         secrets.extend(sink.params.secret_env());
+    }
+    for check in checks {
+        secrets.extend(check.params.secret_env());
     }
     secrets
 }

@@ -56,6 +56,11 @@ pub struct ServerConfig {
     /// `allowed_hosts`, and the page's buttons work from it (their `Origin`). A proxy
     /// that rewrites `Host` (nginx's default `proxy_pass`) needs nothing else.
     pub public_url: Option<String>,
+    /// This instance's name, e.g. `"engine-1"`: the `host` of its alert events (the
+    /// alerts table, emails, Alertmanager's `instance`), of `/api/status` and the page's
+    /// header; what a `peer` check on another host shows. Unset: the host name. Give
+    /// each vitals of a desk its own (docs/fleet.md).
+    pub name: Option<String>,
 }
 
 /// The names the web server always answers to.
@@ -68,6 +73,13 @@ impl ServerConfig {
             .as_deref()
             .and_then(|n| crate::timezone::DeskZone::parse(n).ok())
             .unwrap_or_else(crate::timezone::DeskZone::host)
+    }
+
+    /// This instance's name: `name`, else the host name.
+    pub fn name(&self) -> String {
+        self.name
+            .clone()
+            .unwrap_or_else(|| crate::alert::hostname().to_owned())
     }
 
     /// Every host name the web server answers to (lowercase, without ports).
@@ -106,6 +118,7 @@ impl Default for ServerConfig {
             read_token_env: None,
             timezone: None,
             public_url: None,
+            name: None,
         }
     }
 }
@@ -115,6 +128,16 @@ impl super::Section for ServerConfig {
 
     fn validate(&self) -> Vec<KeyError> {
         let mut errors = Vec::new();
+        if let Some(name) = &self.name
+            && (name.trim().is_empty()
+                || name.len() > 64
+                || name.chars().any(|c| c.is_control() || c.is_whitespace()))
+        {
+            errors.push(KeyError::new(
+                "name",
+                "a name of 1 to 64 characters without spaces, e.g. \"engine-1\"",
+            ));
+        }
         if let Err(e) = self.listen.parse::<std::net::SocketAddr>() {
             errors.push(KeyError::new(
                 "listen",

@@ -101,6 +101,7 @@ impl SinkInstance {
             health: env.liveness.clone(),
             zone: env.zone,
             public_url: env.public_url.clone(),
+            name: env.name.clone(),
             report: HealthReport::to(health.clone()),
         };
         SinkInstance {

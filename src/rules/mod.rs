@@ -171,6 +171,11 @@ impl Engine {
         }
     }
 
+    /// Names the host its events come from (`[server] name`).
+    pub fn set_host(&mut self, host: &str) {
+        host.clone_into(&mut self.host);
+    }
+
     /// The rules that select this check, in rule order.
     fn selecting(&self, id: &str, kind: &str) -> Vec<usize> {
         let mut rules: Vec<usize> = self

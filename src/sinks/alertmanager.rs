@@ -76,7 +76,7 @@ impl SinkConfig for AlertmanagerConfig {
             endpoint: super::http::join(&self.url, "/api/v2/alerts"),
             shown: super::http::masked(&self.url),
             page_url: self.page_url.clone(),
-            host: crate::alert::hostname().to_owned(),
+            host: cx.name.clone(),
             active: Mutex::new(BTreeMap::new()),
             watchdog: self.watchdog.then(|| (cx.health.clone(), chrono::Utc::now())),
             report: cx.report.clone(),

@@ -113,6 +113,7 @@ impl SinkConfig for HeartbeatConfig {
             method: self.method,
             health: cx.health.clone(),
             report: cx.report.clone(),
+            name: cx.name.clone(),
         });
         tokio::spawn(beat(Arc::downgrade(&inner), *self.interval));
         Ok(Arc::new(Heartbeat(inner)))
@@ -127,16 +128,18 @@ struct Inner {
     health: Health,
     /// The sink's health: a ping that fails is the sink failing.
     report: super::health::HealthReport,
+    /// This instance's name, said in a POST's body.
+    name: String,
 }
 
 impl Inner {
     async fn ping(&self) -> Result<(), String> {
         let request = match self.method {
             PingMethod::Get => self.client.get(&self.url),
-            PingMethod::Post => self.client.post(&self.url).body(format!(
-                "vitals on {}: every check on schedule",
-                crate::alert::hostname()
-            )),
+            PingMethod::Post => self
+                .client
+                .post(&self.url)
+                .body(format!("vitals on {}: every check on schedule", self.name)),
         };
         super::http::outcome("the heartbeat service", &self.shown, request.send().await)
             .await

@@ -78,6 +78,8 @@ pub struct SinkEnv {
     pub zone: crate::timezone::DeskZone,
     /// Where people reach the page (`[server] public_url`).
     pub public_url: Option<String>,
+    /// This instance's name (`[server] name`).
+    pub name: String,
 }
 
 impl SinkEnv {
@@ -88,6 +90,7 @@ impl SinkEnv {
             liveness: crate::health::Health::always(),
             zone: crate::timezone::DeskZone::host(),
             public_url: None,
+            name: crate::alert::hostname().to_owned(),
         }
     }
 }
@@ -106,6 +109,8 @@ pub struct SinkContext {
     pub zone: crate::timezone::DeskZone,
     /// Where people reach the status page (`[server] public_url`), for links.
     pub public_url: Option<String>,
+    /// This instance's name (`[server] name`): the `instance` an alert comes from.
+    pub name: String,
     /// Where the sink reports the outcome of work it does on its own, outside
     /// deliveries (a heartbeat's pings, Alertmanager's re-sends): its health on the page
     /// and `sink_failing` follow it.

@@ -45,6 +45,8 @@ fn status_json(web: &Web) -> Value {
         "markets": super::markets::views(calendars, now),
         "generated_at": now,
         "host": web.host,
+        "name": web.host,
+        "public_url": web.public_url,
         "checks": checks,
         "alerts": alerts,
         "held": held,

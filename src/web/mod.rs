@@ -53,7 +53,10 @@ pub struct Web {
     /// Where the token comes from, for messages.
     token_env: String,
     started_at: DateTime<Utc>,
+    /// This instance's name (`[server] name`).
     host: String,
+    /// `[server] public_url`.
+    public_url: Option<String>,
     /// Rendered bodies by route, with when they were rendered.
     cache: Mutex<std::collections::HashMap<&'static str, cache::Rendered>>,
     /// The check kinds: their sections and partials.
@@ -97,6 +100,7 @@ impl Web {
             token_env: token_env.to_owned(),
             started_at: Utc::now(),
             host: crate::alert::hostname().to_owned(),
+            public_url: None,
             cache: Mutex::default(),
             kinds,
             allowed_hosts: crate::config::LOOPBACK_HOSTS.map(str::to_owned).to_vec(),
@@ -117,6 +121,15 @@ impl Web {
     }
 
     /// Shows times in `zone` (see `[server] timezone`).
+    /// Names this instance (`[server] name`) and where people reach its page
+    /// (`public_url`): `/api/status` and the page say them.
+    pub fn with_name(mut self, name: String, public_url: Option<String>) -> Web {
+        self.host = name;
+        self.public_url = public_url;
+        self
+    }
+
+    /// Shows every time in `zone`.
     pub fn with_zone(mut self, zone: crate::timezone::DeskZone) -> Web {
         self.templates = page::templates(self.kinds, zone);
         self.zone = zone;

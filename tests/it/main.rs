@@ -15,6 +15,7 @@ mod dispatch;
 mod docs;
 mod email;
 mod faults;
+mod fleet;
 mod fuzz;
 mod history;
 mod hung;

@@ -203,7 +203,7 @@ impl SinkConfig for EmailConfig {
             zone: cx.zone,
             prefix: self.subject_prefix.clone(),
             templates,
-            host: crate::alert::hostname().to_owned(),
+            host: cx.name.clone(),
             timeout: *self.timeout,
         }))
     }
