@@ -76,8 +76,9 @@ impl HistoryConfig {
     }
 }
 
-/// The history table's columns, in order (`date` is the partition).
-pub const COLUMNS: [Column; 10] = [
+/// The history table's columns, in order (`date` is the partition). `sync` came later:
+/// a table created before it is written and read without it.
+pub const COLUMNS: [Column; 11] = [
     Column::required("check_id", ColumnType::Text),
     Column::required("kind", ColumnType::Text),
     Column::required("bucket_start", ColumnType::Timestamp),
@@ -87,8 +88,12 @@ pub const COLUMNS: [Column; 10] = [
     Column::optional("value_max", ColumnType::Double),
     Column::required("unit", ColumnType::Text),
     Column::required("samples", ColumnType::Long),
+    Column::optional("sync", ColumnType::Text),
     Column::required("date", ColumnType::Text),
 ];
+
+/// The column a table created before it lacks.
+pub const SYNC: &str = "sync";
 
 /// What the history table is created with.
 pub const SPEC: TableSpec = TableSpec {

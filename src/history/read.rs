@@ -195,6 +195,11 @@ fn rows_of(
     );
     let starts = columns::times(batch, "bucket_start")?;
     let samples = columns::longs(batch, "samples")?;
+    // A table from before the column has none.
+    let sync = match batch.column_by_name(super::SYNC) {
+        Some(_) => Some(columns::text(batch, super::SYNC)?),
+        None => None,
+    };
     let value = |a: &deltalake::arrow::array::Float64Array, i| columns::opt(a, i, |a, i| a.value(i));
     for i in 0..batch.num_rows() {
         if check.is_some_and(|c| ids.value(i) != c) {
@@ -213,6 +218,10 @@ fn rows_of(
                 value_max: value(&max, i),
                 unit: units.value(i).to_owned(),
                 samples: samples.value(i),
+                sync: sync
+                    .as_ref()
+                    .filter(|s| s.is_valid(i))
+                    .map(|s| s.value(i).to_owned()),
             },
         ));
     }

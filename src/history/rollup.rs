@@ -26,6 +26,21 @@ pub struct Bucket {
     pub unit: String,
     /// Observations rolled up.
     pub samples: i64,
+    /// A table writer's worst sync status in the bucket (`error` over `idle` over
+    /// `running`), for checks that report one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sync: Option<String>,
+}
+
+/// `error` > `idle` > `running`: the worse of two sync states.
+fn worse_sync(a: Option<String>, b: Option<String>) -> Option<String> {
+    let rank = |s: &Option<String>| match s.as_deref() {
+        Some("error") => 3,
+        Some("idle") => 2,
+        Some(_) => 1,
+        None => 0,
+    };
+    if rank(&b) > rank(&a) { b } else { a }
 }
 
 impl Bucket {
@@ -39,6 +54,7 @@ impl Bucket {
             value_max: o.value,
             unit: o.unit.clone(),
             samples: 1,
+            sync: o.details.get("sync").and_then(|s| s.as_str()).map(str::to_owned),
         }
     }
 
@@ -55,6 +71,7 @@ impl Bucket {
             self.unit = later.unit;
         }
         self.samples += later.samples;
+        self.sync = worse_sync(self.sync.take(), later.sync);
     }
 }
 

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use deltalake::arrow::array::{ArrayRef, RecordBatch, StringArray};
+use deltalake::arrow::array::{ArrayRef, RecordBatch, StringArray, new_null_array};
 use deltalake::arrow::compute::cast;
 use deltalake::logstore::object_store::ObjectStoreExt;
 use deltalake::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
@@ -129,7 +129,9 @@ pub async fn maintain(
                     .iter()
                     .map(|field| match batch.column_by_name(field.name()) {
                         Some(c) => cast(c, field.data_type()),
-                        None => Ok(date.clone()),
+                        None if field.name() == "date" => Ok(date.clone()),
+                        // A column the file predates (a table's later optional one).
+                        None => Ok(new_null_array(field.data_type(), batch.num_rows())),
                     })
                     .collect::<Result<Vec<_>, _>>()?;
                 writer

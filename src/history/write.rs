@@ -19,8 +19,12 @@ use crate::delta::columns;
 /// How long after a bucket ends it is written (late observations of its last run).
 const SETTLE: Duration = Duration::from_secs(2);
 
-/// The rows of closed buckets, as one batch.
-fn to_batch(buckets: &[(i64, BTreeMap<String, Bucket>)]) -> Result<RecordBatch, DeltaTableError> {
+/// The rows of closed buckets, as one batch; `with_sync`: the table has the `sync`
+/// column (one created before it has not).
+fn to_batch(
+    buckets: &[(i64, BTreeMap<String, Bucket>)],
+    with_sync: bool,
+) -> Result<RecordBatch, DeltaTableError> {
     let rows: Vec<(i64, &String, &Bucket)> = buckets
         .iter()
         .flat_map(|(start, checks)| checks.iter().map(move |(id, b)| (*start, id, b)))
@@ -34,21 +38,29 @@ fn to_batch(buckets: &[(i64, BTreeMap<String, Bucket>)]) -> Result<RecordBatch, 
                 .unwrap_or_default()
         })
         .collect();
-    Ok(RecordBatch::try_new(
-        columns::arrow_schema(&COLUMNS),
-        vec![
-            columns::text_array(rows.iter().map(|r| r.1.as_str())),
-            columns::text_array(rows.iter().map(|r| r.2.kind.as_str())),
-            columns::time_array(rows.iter().map(|r| r.0)),
-            columns::text_array(rows.iter().map(|r| r.2.status.as_str())),
-            doubles(|b| b.value_last),
-            doubles(|b| b.value_min),
-            doubles(|b| b.value_max),
-            columns::text_array(rows.iter().map(|r| r.2.unit.as_str())),
-            columns::long_array(rows.iter().map(|r| r.2.samples)),
-            columns::text_array(dates.iter().map(String::as_str)),
-        ],
-    )?)
+    let mut arrays = vec![
+        columns::text_array(rows.iter().map(|r| r.1.as_str())),
+        columns::text_array(rows.iter().map(|r| r.2.kind.as_str())),
+        columns::time_array(rows.iter().map(|r| r.0)),
+        columns::text_array(rows.iter().map(|r| r.2.status.as_str())),
+        doubles(|b| b.value_last),
+        doubles(|b| b.value_min),
+        doubles(|b| b.value_max),
+        columns::text_array(rows.iter().map(|r| r.2.unit.as_str())),
+        columns::long_array(rows.iter().map(|r| r.2.samples)),
+    ];
+    if with_sync {
+        arrays.push(std::sync::Arc::new(
+            deltalake::arrow::array::StringArray::from_iter(rows.iter().map(|r| r.2.sync.as_deref())),
+        ));
+    }
+    arrays.push(columns::text_array(dates.iter().map(String::as_str)));
+    let wanted: Vec<_> = COLUMNS
+        .iter()
+        .filter(|c| with_sync || c.name != super::SYNC)
+        .copied()
+        .collect();
+    Ok(RecordBatch::try_new(columns::arrow_schema(&wanted), arrays)?)
 }
 
 /// The writer: feeds the rollup from the board and writes each closed bucket as one
@@ -139,7 +151,10 @@ async fn write(
     let Some(t) = open.as_mut() else {
         unreachable!("opened above")
     };
-    let batch = to_batch(closed)?;
+    let with_sync = t
+        .snapshot()
+        .is_ok_and(|s| s.schema().field(super::SYNC).is_some());
+    let batch = to_batch(closed, with_sync)?;
     let mut writer = RecordBatchWriter::for_table(t)?;
     writer.write(batch).await?;
     writer.flush_and_commit(t).await?;

@@ -31,6 +31,7 @@ print(json.dumps({
     "per_check": {k: int(v) for k, v in df.groupby("check_id").size().items()},
     "counter": [[int(r.bucket_start.timestamp() * 1000), r.value_last, r.value_max, int(r.samples)] for r in rows.itertuples()],
     "dates": sorted(set(df.date)),
+    "sync": {k: sorted(set(v.dropna())) for k, v in df.groupby("check_id")["sync"]},
 }))
 import os; sys.stdout.flush(); os._exit(0)
 "#;
@@ -55,10 +56,14 @@ async fn the_history_is_a_delta_table_python_reads_and_the_api_agrees() {
             "[history]\nresolution = \"1s\"\n\n\
              [checks.counter]\nkind = \"command\"\ninterval = \"200ms\"\n\
              command = [\"/bin/sh\", \"-c\", \"n=$(cat {f}); echo $((n+1)) > {f}; echo \\\"OK - n=$n | n=$n\\\"\"]\n\n\
-             [checks.memory]\nkind = \"memory\"\ninterval = \"500ms\"\nwarn = 99\ncrit = 100\n",
+             [checks.memory]\nkind = \"memory\"\ninterval = \"500ms\"\nwarn = 99\ncrit = 100\n\n\
+             [checks.positions]\nkind = \"delta_freshness\"\ntable = \"positions\"\ninterval = \"500ms\"\n\
+             warn = \"1h\"\ncrit = \"2h\"\ntimeout = \"20s\"\n",
             f = counter.display()
         ),
     );
+    // A table its writer has just committed to: sync `running`.
+    crate::support::delta::make(&[dir.path().join("positions").to_str().unwrap(), "tz", "5"]);
     let daemon = Daemon::start(&config, registry().unwrap()).await.expect("valid");
     let router = vitals::web::router(daemon.web_with_token(None));
     let table = dir.path().join("state/history");
@@ -90,11 +95,19 @@ async fn the_history_is_a_delta_table_python_reads_and_the_api_agrees() {
         ("value_max", "float64"),
         ("samples", "int64"),
         ("bucket_start", "datetime64[us, UTC]"),
+        ("sync", "str"),
     ] {
         assert_eq!(dtypes[column], dtype, "{column}: {dtypes}");
     }
     assert!(live["per_check"]["counter"].as_i64().unwrap() >= 2, "{live}");
     assert!(live["per_check"]["memory"].as_i64().unwrap() >= 2, "{live}");
+    // A writer's sync status is kept per bucket; checks without one leave it null.
+    assert_eq!(
+        live["sync"]["positions"],
+        serde_json::json!(["running"]),
+        "{live}"
+    );
+    assert_eq!(live["sync"]["memory"], serde_json::json!([]), "{live}");
     let today = chrono::Utc::now().format("%Y-%m-%d").to_string();
     assert!(
         live["dates"]
@@ -173,6 +186,29 @@ async fn the_history_is_a_delta_table_python_reads_and_the_api_agrees() {
         })
         .collect();
     assert_eq!(points, expected);
+    let uri = format!("/api/history?check=positions&from={}&to={}", at(first), at(last));
+    let response = router
+        .clone()
+        .oneshot(
+            Request::get(uri.replace('+', "%2B"))
+                .header("host", "127.0.0.1")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let body: Value =
+        serde_json::from_slice(&axum::body::to_bytes(response.into_body(), 1 << 22).await.unwrap()).unwrap();
+    let syncs: Vec<&Value> = body["points"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| &p["sync"])
+        .collect();
+    assert!(
+        !syncs.is_empty() && syncs.iter().all(|s| *s == "running"),
+        "{body}"
+    );
 
     // A restart keeps the picture: the board's last hour comes back from the table.
     let restarted_at = chrono::Utc::now();
@@ -309,24 +345,31 @@ async fn retention_drops_old_days_and_compaction_leaves_one_file_a_day_while_pyt
         .unwrap();
     let config = write_config(
         dir.path(),
-        "[history]\ntable = \"history\"\nresolution = \"1s\"\nretention = \"30d\"\n\n[checks.memory]\nkind = \"memory\"\nwarn = 99\ncrit = 100\n",
+        "[history]\ntable = \"history\"\nresolution = \"1s\"\nretention = \"30d\"\n\n[checks.memory]\nkind = \"memory\"\ninterval = \"200ms\"\nwarn = 99\ncrit = 100\n",
     );
     let daemon = Daemon::start(&config, registry().unwrap()).await.expect("valid");
     // Upkeep runs at start: wait for the compaction commit.
     tokio::time::timeout(Duration::from_secs(30), async {
         loop {
             let log = std::fs::read_dir(table.join("_delta_log")).unwrap();
-            let optimized = log.filter_map(Result::ok).any(|e| {
-                std::fs::read_to_string(e.path()).is_ok_and(|t| t.contains("\"operation\":\"OPTIMIZE\""))
-            });
-            if optimized {
+            let commits: Vec<String> = log
+                .filter_map(Result::ok)
+                .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+                .collect();
+            let optimized = commits.iter().any(|t| t.contains("\"operation\":\"OPTIMIZE\""));
+            // Python wrote 6 commits; more are vitals' buckets.
+            let writes = commits
+                .iter()
+                .filter(|t| t.contains("\"operation\":\"WRITE\""))
+                .count();
+            if optimized && writes > 6 {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     })
     .await
-    .expect("a compaction commit");
+    .expect("a compaction commit and a bucket of vitals");
     daemon.shutdown().await;
     std::fs::write(&stop, "").unwrap();
     let read: Value = serde_json::from_slice(&reader.wait_with_output().unwrap().stdout).unwrap();
@@ -341,6 +384,11 @@ async fn retention_drops_old_days_and_compaction_leaves_one_file_a_day_while_pyt
     );
     assert_eq!(now[&day(2)], 30);
     assert_eq!(now[&day(1)], 10);
+    // A table from before the `sync` column is still written to, without it.
+    assert!(
+        now.get(&day(0)).is_some_and(|n| *n > 0),
+        "vitals appended to the older table: {now:?}"
+    );
     // The compaction wrote one new file for the day; the three old ones stay on disk
     // (removed from the table) until vacuumed an hour later.
     let log = std::fs::read_to_string(
