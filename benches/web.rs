@@ -52,8 +52,12 @@ fn pct(v: &mut [u32], q: f64) -> f64 {
 }
 
 /// Runs wrk for `seconds` on `url`; returns (requests/s, p99 latency in ms).
-fn wrk(url: &str, seconds: u64, threads: u64) -> (f64, f64) {
-    let out = Command::new("wrk")
+fn wrk(url: &str, seconds: u64, threads: u64, gzip: bool) -> (f64, f64) {
+    let mut wrk = Command::new("wrk");
+    if gzip {
+        wrk.args(["-H", "Accept-Encoding: gzip"]);
+    }
+    let out = wrk
         .args([
             &format!("-t{threads}"),
             "-c64",
@@ -161,22 +165,32 @@ fn main() {
         tokio::time::sleep(Duration::from_secs(seconds)).await;
         let mut idle = take(&lags);
 
-        let api = format!("http://127.0.0.1:{port}/api/status");
-        let (api_rps, api_p99) = tokio::task::spawn_blocking(move || wrk(&api, seconds, threads))
+        // Each route as a client that takes the body as it is (what every request cost
+        // before compression: the same-run baseline), then as one that asks for gzip.
+        let mut phases = Vec::new();
+        for (route, gzip) in [("/api/status", false), ("/api/status", true), ("/", false), ("/", true)] {
+            let url = format!("http://127.0.0.1:{port}{route}");
+            let (rps, p99) = tokio::task::spawn_blocking(move || wrk(&url, seconds, threads, gzip))
+                .await
+                .unwrap();
+            let name = format!("wrk on `{route}`{}", if gzip { ", gzip" } else { "" });
+            phases.push((name, rps, p99, take(&lags)));
+        }
+        let gz = reqwest::Client::new()
+            .get(format!("http://127.0.0.1:{port}/api/status"))
+            .header("accept-encoding", "gzip")
+            .send()
+            .await
+            .unwrap()
+            .bytes()
             .await
             .unwrap();
-        let mut under_api = take(&lags);
-
-        let root = format!("http://127.0.0.1:{port}/");
-        let (page_rps, page_p99) = tokio::task::spawn_blocking(move || wrk(&root, seconds, threads))
-            .await
-            .unwrap();
-        let mut under_page = take(&lags);
 
         println!(
-            "{checks} checks at 1 s; wrk -t{threads} -c64 -d{seconds}s; page {} bytes, /api/status {} bytes\n",
+            "{checks} checks at 1 s; wrk -t{threads} -c64 -d{seconds}s; page {} bytes, /api/status {} bytes ({} gzipped)\n",
             page.len(),
-            status.len()
+            status.len(),
+            gz.len()
         );
         println!(
             "| phase | requests/s | request p99 | check lag p50 | check lag p99 | check lag max | runs |"
@@ -192,8 +206,9 @@ fn main() {
             );
         };
         row("no load (baseline)", None, None, &mut idle);
-        row("wrk on /api/status", Some(api_rps), Some(api_p99), &mut under_api);
-        row("wrk on /", Some(page_rps), Some(page_p99), &mut under_page);
+        for (name, rps, p99, mut lags) in phases {
+            row(&name, Some(rps), Some(p99), &mut lags);
+        }
         tokio::task::spawn_blocking(move || server.stop(Duration::from_secs(5)))
             .await
             .unwrap();

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use axum::extract::{Path, State};
-use axum::http::{StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
@@ -15,9 +15,16 @@ use crate::check::ActionError;
 
 /// `GET /api/status`: every check's latest observation, the active and held-back
 /// alerts, and which actions each check offers.
-pub(super) async fn status(State(web): State<Arc<Web>>) -> Response {
-    match web.cached("status", || serde_json::to_vec(&status_json(&web))) {
-        Ok(body) => ([(header::CONTENT_TYPE, "application/json")], body).into_response(),
+pub(super) async fn status(State(web): State<Arc<Web>>, headers: axum::http::HeaderMap) -> Response {
+    let render = || {
+        let now = Utc::now();
+        serde_json::to_vec(&status_json(&web, now)).map(|body| super::cache::Render {
+            body,
+            fills: vec![(GENERATED_AT, serde_json::to_string(&now).unwrap_or_default())],
+        })
+    };
+    match web.cached("status", render) {
+        Ok(body) => body.respond(&headers, "application/json"),
         Err(e) => error(
             StatusCode::INTERNAL_SERVER_ERROR,
             format!("cannot render the status: {e}"),
@@ -25,7 +32,10 @@ pub(super) async fn status(State(web): State<Arc<Web>>) -> Response {
     }
 }
 
-fn status_json(web: &Web) -> Value {
+/// Where the render's time goes in the status (its ETag leaves it out).
+const GENERATED_AT: &str = "\"@vitals-generated-at@\"";
+
+fn status_json(web: &Web, now: chrono::DateTime<Utc>) -> Value {
     let checks: Vec<Value> = web
         .board
         .snapshot()
@@ -40,10 +50,9 @@ fn status_json(web: &Web) -> Value {
         let a = web.alerting.lock().unwrap_or_else(|e| e.into_inner());
         (a.active(), a.held(), a.calendars(), a.sinks())
     };
-    let now = Utc::now();
     json!({
         "markets": super::markets::views(calendars, now),
-        "generated_at": now,
+        "generated_at": "@vitals-generated-at@",
         "host": web.host,
         "name": web.host,
         "public_url": web.public_url,

@@ -6,7 +6,7 @@ use std::sync::atomic::AtomicU64;
 
 use axum::extract::State;
 use axum::http::header;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -185,7 +185,38 @@ pub fn render(web: &Web) -> String {
     let mut text = String::new();
     // Writing to a String cannot fail.
     let _ = encode(&mut text, &registry);
-    text
+    sorted_series(&text)
+}
+
+/// The exposition with each family's series in label order: a family keeps its series
+/// in a hash map, so two renders of the same board would list them differently (and
+/// differ in their ETag).
+fn sorted_series(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut series: Vec<&str> = Vec::new();
+    let flush = |series: &mut Vec<&str>, out: &mut String| {
+        // By labels only (stable): a series' own lines (`_total`, `_created`) keep
+        // their order.
+        series.sort_by_key(|l| match (l.find('{'), l.rfind('}')) {
+            (Some(i), Some(j)) if i < j => &l[i..=j],
+            _ => "",
+        });
+        for l in series.drain(..) {
+            out.push_str(l);
+            out.push('\n');
+        }
+    };
+    for line in text.lines() {
+        if line.starts_with('#') {
+            flush(&mut series, &mut out);
+            out.push_str(line);
+            out.push('\n');
+        } else {
+            series.push(line);
+        }
+    }
+    flush(&mut series, &mut out);
+    out
 }
 
 /// The same exposition in the Prometheus text format (0.0.4), for a scraper that does
@@ -226,14 +257,13 @@ pub async fn metrics(State(web): State<Arc<Web>>, headers: axum::http::HeaderMap
     } else {
         ("metrics-text", "text/plain; version=0.0.4; charset=utf-8")
     };
-    (
-        [(header::CONTENT_TYPE, content_type)],
-        web.cached(route, || {
-            let text = render(&web);
-            let text = if openmetrics { text } else { prometheus_text(&text) };
-            Ok::<_, std::convert::Infallible>(text.into_bytes())
-        })
-        .unwrap_or_default(),
-    )
-        .into_response()
+    let body = web.cached(route, || {
+        let text = render(&web);
+        let text = if openmetrics { text } else { prometheus_text(&text) };
+        Ok::<_, std::convert::Infallible>(text.into_bytes().into())
+    });
+    match body {
+        Ok(body) => body.respond(&headers, content_type),
+        Err(e) => match e {},
+    }
 }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use axum::extract::State;
 use axum::http::header;
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use minijinja::{AutoEscape, Environment};
 use serde::Serialize;
@@ -55,9 +55,32 @@ pub fn templates(
     Ok(env)
 }
 
-/// The page's HTML for what the board and alerting hold now.
-pub fn render(web: &Web) -> Result<String, minijinja::Error> {
+/// Where the render's time goes in the page (its ETag leaves it out).
+const GENERATED_AT: &str = "@vitals-generated-at@";
+const GENERATED_SHOWN: &str = "@vitals-generated-shown@";
+
+/// The page for what the board and alerting hold now, with markers where the render's
+/// time goes.
+fn rendered(web: &Web) -> Result<super::cache::Render, minijinja::Error> {
     let now = Utc::now();
+    let body = render(web, now, GENERATED_AT, GENERATED_SHOWN)?;
+    Ok(super::cache::Render {
+        body: body.into_bytes(),
+        fills: vec![
+            (GENERATED_AT, now.to_rfc3339()),
+            (GENERATED_SHOWN, web.zone.time(now).to_string()),
+        ],
+    })
+}
+
+/// The page's HTML for what the board and alerting hold at `now`, rendered at
+/// `generated_at` (shown as `generated_shown`).
+fn render(
+    web: &Web,
+    now: chrono::DateTime<Utc>,
+    generated_at: &str,
+    generated_shown: &str,
+) -> Result<String, minijinja::Error> {
     let actions = web.actions();
     let mut views: Vec<View> = web
         .board
@@ -141,8 +164,8 @@ pub fn render(web: &Web) -> Result<String, minijinja::Error> {
         })
         .collect();
     let cx = minijinja::context! {
-        generated_at => now.to_rfc3339(),
-        generated_shown => web.zone.time(now),
+        generated_at => generated_at,
+        generated_shown => generated_shown,
         zone => web.zone.name(),
         host => web.host,
         actions_enabled => web.actions_enabled(),
@@ -265,9 +288,9 @@ fn sections<'v>(
     (shown, empty)
 }
 
-pub async fn page(State(web): State<Arc<Web>>) -> Response {
-    match web.cached("page", || render(&web).map(String::into_bytes)) {
-        Ok(html) => Html(html).into_response(),
+pub async fn page(State(web): State<Arc<Web>>, headers: axum::http::HeaderMap) -> Response {
+    match web.cached("page", || rendered(&web)) {
+        Ok(html) => html.respond(&headers, "text/html; charset=utf-8"),
         Err(e) => super::error(
             axum::http::StatusCode::INTERNAL_SERVER_ERROR,
             format!("the page could not be rendered: {e}"),

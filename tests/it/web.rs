@@ -787,3 +787,84 @@ async fn the_alerts_page_lists_filters_acknowledges_and_downloads() {
     let (_, none, _) = call(&router, "GET", "/alerts.csv?check=nothing", &[]).await;
     assert_eq!(none.as_str().unwrap().lines().count(), 1, "only the header");
 }
+
+/// The page, `/api/status` and `/metrics` carry an ETag over what they show: a client
+/// whose copy is current gets `304` and no body (the render's own time does not count),
+/// a change (here a `POST` run) gives a new tag; a client that accepts gzip gets the
+/// same body compressed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unchanged_bodies_answer_304_and_gzip_is_served_to_who_asks() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        "[checks.memory]\nkind = \"memory\"\ninterval = \"1h\"\nwarn = 99\ncrit = 100\n",
+    );
+    let daemon = Daemon::start(&config, registry().unwrap()).await.expect("valid");
+    let mut rx = daemon.board().follow();
+    // The board shows the check as pending until its first run.
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while daemon
+            .board()
+            .get("memory")
+            .is_none_or(|e| e.latest.value.is_none())
+        {
+            rx.recv().await;
+        }
+    })
+    .await
+    .expect("the first run");
+    let router = vitals::web::router(daemon.web_with_token(Some(TOKEN.into())));
+    let get = |uri: &'static str, headers: Vec<(&'static str, String)>| {
+        let router = router.clone();
+        async move {
+            let mut req = Request::get(uri).header("host", "127.0.0.1:8686");
+            for (k, v) in headers {
+                req = req.header(k, v);
+            }
+            let response = router.oneshot(req.body(Body::empty()).unwrap()).await.unwrap();
+            let (parts, body) = response.into_parts();
+            (parts, axum::body::to_bytes(body, 1 << 24).await.unwrap())
+        }
+    };
+    for uri in ["/", "/api/status", "/metrics"] {
+        let (first, body) = get(uri, vec![]).await;
+        assert_eq!(first.status, StatusCode::OK, "{uri}");
+        assert!(!body.is_empty());
+        let etag = first.headers["etag"].to_str().unwrap().to_owned();
+        // Browsers keep no copy (docs/security.md); a client that keeps one asks with
+        // its tag.
+        assert_eq!(first.headers["cache-control"], "no-store", "{uri}");
+        // Rendered again (past the render window), with a later time: still current.
+        tokio::time::sleep(vitals::web::RENDER_EVERY * 2).await;
+        let (again, body) = get(uri, vec![("if-none-match", etag.clone())]).await;
+        assert_eq!(again.status, StatusCode::NOT_MODIFIED, "{uri}");
+        assert!(body.is_empty(), "{uri}");
+
+        let (gz, packed) = get(uri, vec![("accept-encoding", "gzip, deflate, br".into())]).await;
+        assert_eq!(gz.headers["content-encoding"], "gzip", "{uri}");
+        let mut plain = Vec::new();
+        std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&packed[..]), &mut plain).unwrap();
+        let (_, fresh) = get(uri, vec![]).await;
+        assert_eq!(plain.len(), fresh.len(), "{uri}: the same body, compressed");
+        assert!(packed.len() < plain.len(), "{uri}");
+    }
+    // A run changes what the status shows: the old tag no longer matches.
+    let (first, _) = get("/api/status", vec![]).await;
+    let etag = first.headers["etag"].to_str().unwrap().to_owned();
+    let run = router
+        .clone()
+        .oneshot(
+            Request::post("/api/checks/memory/run")
+                .header("host", "127.0.0.1:8686")
+                .header("authorization", format!("Bearer {TOKEN}"))
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(run.status(), StatusCode::OK);
+    let (after, body) = get("/api/status", vec![("if-none-match", etag)]).await;
+    assert_eq!(after.status, StatusCode::OK);
+    assert!(!body.is_empty());
+    daemon.shutdown().await;
+}
