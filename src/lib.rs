@@ -36,6 +36,7 @@ pub mod observation;
 pub mod panel;
 pub mod plugin;
 pub mod process;
+pub mod procs;
 pub mod reference;
 pub mod registry;
 pub mod replay;

@@ -60,7 +60,8 @@ pub struct DeltaFreshnessConfig {
     /// A regular expression matched against the command lines of running processes
     /// (`/proc/*/cmdline`, arguments joined by spaces), e.g. `"positions_writer\\.py"`:
     /// the writer that keeps the table in sync. While no process matches, the sync
-    /// status is `error` at once, before the table is even stale.
+    /// status is `error` at once, before the table is even stale. One look at /proc a
+    /// second serves every check that asks, within each check's deadline.
     #[serde(default)]
     pub sync_process: Option<String>,
 }
@@ -274,7 +275,7 @@ impl Check for Freshness {
     async fn run(&self, cx: &RunContext) -> Reading {
         // The writer first (a quick look at /proc), then the table with what is left.
         let writer = match &self.sync_process {
-            Some(pattern) => Some(writer_running(pattern.clone(), cx.budget()).await),
+            Some(pattern) => Some(writer_running(pattern, cx.budget()).await),
             None => None,
         };
         let r = self.read(cx).await;
@@ -288,37 +289,16 @@ impl Check for Freshness {
 }
 
 /// Whether a process whose command line matches `pattern` runs (`Err`: the look did not
-/// finish within `budget`, or /proc cannot be read).
-async fn writer_running(pattern: regex::Regex, budget: Duration) -> Result<Option<u32>, String> {
-    let look = tokio::task::spawn_blocking(move || {
-        let me = std::process::id();
-        let entries = std::fs::read_dir("/proc").map_err(|e| format!("cannot read /proc: {e}"))?;
-        for entry in entries.flatten() {
-            let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
-                continue;
-            };
-            if pid == me {
-                continue;
-            }
-            // A process that ended meanwhile, or a kernel thread (empty): not it.
-            let Ok(raw) = std::fs::read(entry.path().join("cmdline")) else {
-                continue;
-            };
-            let line = String::from_utf8_lossy(&raw).replace('\0', " ");
-            if pattern.is_match(line.trim_end()) {
-                return Ok(Some(pid));
-            }
-        }
-        Ok(None)
-    });
-    match tokio::time::timeout(budget, look).await {
-        Ok(Ok(found)) => found,
-        Ok(Err(e)) => Err(format!("cannot look for the writer: {e}")),
-        Err(_) => Err(format!(
-            "the look for the writer in /proc did not finish within {}",
-            duration::format(budget)
-        )),
-    }
+/// finish within `budget`, or /proc cannot be read). The process table is shared by
+/// every check that asks within a second (`crate::procs`).
+async fn writer_running(pattern: &regex::Regex, budget: Duration) -> Result<Option<u32>, String> {
+    let table = crate::procs::table(budget)
+        .await
+        .map_err(|e| format!("cannot look for the writer: {e}"))?;
+    Ok(table
+        .iter()
+        .find(|(_, line)| pattern.is_match(line))
+        .map(|(pid, _)| *pid))
 }
 
 /// `sync`: what the writer is doing.
