@@ -77,15 +77,7 @@ impl<T: Send + 'static> OneAtATime<T> {
     where
         F: Future<Output = T> + Send + 'static,
     {
-        let previous = self.lock().take();
-        if let Some((since, handle)) = previous
-            && !handle.is_finished()
-        {
-            let hung = Hung {
-                stuck_for: since.elapsed(),
-                new: false,
-            };
-            *self.lock() = Some((since, handle));
+        if let Some(hung) = self.still_stuck() {
             return Err(hung);
         }
         let since = Instant::now();
@@ -104,7 +96,49 @@ impl<T: Send + 'static> OneAtATime<T> {
         }
     }
 
-    /// Whether a read is stuck now.
+    /// [`OneAtATime::run`] for a read that never blocks its thread (every wait in it is
+    /// an `.await`, blocking calls go to the blocking pool): it is polled in place,
+    /// saving the task hop on the way of every read, and only a read that outlasts
+    /// `budget` is moved into a task of its own, to finish or hang there while later
+    /// runs report it. (A read that blocked its thread would keep the budget's timer
+    /// from firing: such reads use [`OneAtATime::run`].)
+    pub async fn run_inline<F>(&self, budget: Duration, read: F) -> Result<T, Hung>
+    where
+        F: Future<Output = T> + Send + 'static,
+    {
+        if let Some(hung) = self.still_stuck() {
+            return Err(hung);
+        }
+        let since = Instant::now();
+        let mut read = Box::pin(read);
+        match tokio::time::timeout(budget, &mut read).await {
+            Ok(value) => Ok(value),
+            Err(_) => {
+                *self.lock() = Some((since, tokio::spawn(read)));
+                Err(Hung {
+                    stuck_for: since.elapsed(),
+                    new: true,
+                })
+            }
+        }
+    }
+
+    /// The earlier read's [`Hung`] while it is still going (it stays kept); none once
+    /// it finished (its answer is old: dropped).
+    fn still_stuck(&self) -> Option<Hung> {
+        let mut slot = self.lock();
+        match slot.take() {
+            Some((since, handle)) if !handle.is_finished() => {
+                *slot = Some((since, handle));
+                Some(Hung {
+                    stuck_for: since.elapsed(),
+                    new: false,
+                })
+            }
+            _ => None,
+        }
+    }
+
     pub fn is_stuck(&self) -> bool {
         self.lock().as_ref().is_some_and(|(_, h)| !h.is_finished())
     }

@@ -366,7 +366,13 @@ impl Freshness {
 
     async fn read(&self, cx: &RunContext) -> Reading {
         let location = &self.table.location;
-        let open = match self.reads.run(cx.budget(), self.table.clone().read()).await {
+        // Polled in place: the read's every wait is an await (object_store sends file
+        // access to the blocking pool).
+        let open = match self
+            .reads
+            .run_inline(cx.budget(), self.table.clone().read())
+            .await
+        {
             Ok(Ok(snapshot)) => snapshot,
             Ok(Err(OpenError::Missing(m))) => return Reading::new(Status::Critical, m).with_label("STALE"),
             Ok(Err(OpenError::Other(m))) => return Reading::unknown(m),

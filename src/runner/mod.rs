@@ -1,13 +1,14 @@
 //! The runner: schedules every check on its own interval (with a fixed random phase so
 //! checks do not fire in lockstep, skipping missed ticks rather than bursting), owns
 //! the timeout, and isolates panics. A hung or panicking check becomes `unknown` with a
-//! message; no other check is delayed, because every run is its own task.
+//! message; no other check is delayed, because every check runs in a task of its own.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::Utc;
+use futures::FutureExt;
 use rand::Rng;
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, MissedTickBehavior};
@@ -123,29 +124,17 @@ impl Instance {
                     deadline: started + self.timeout,
                     timeout: self.timeout,
                 };
-                let deadline = cx.deadline;
-                let mut task = AbortOnDrop(tokio::spawn(async move { check.run(&cx).await }));
-                match tokio::time::timeout_at(deadline, &mut task.0).await {
+                // Run in place (no task of its own per run): a panic is caught here,
+                // and at the deadline the run is dropped, which cancels it.
+                let run = std::panic::AssertUnwindSafe(check.run(&cx)).catch_unwind();
+                match tokio::time::timeout_at(cx.deadline, run).await {
                     Ok(Ok(reading)) => reading,
-                    Ok(Err(e)) if e.is_panic() => {
-                        Reading::unknown(format!("check panicked: {}", panic_message(e.into_panic())))
-                    }
-                    Ok(Err(e)) => Reading::unknown(format!("check was cancelled: {e}")),
+                    Ok(Err(panic)) => Reading::unknown(format!("check panicked: {}", panic_message(panic))),
                     Err(_) => Reading::unknown(format!("timed out after {}", duration::format(self.timeout))),
                 }
             }
         };
         Observation::from_reading(&self.id, self.kind, reading, observed_at, started.elapsed())
-    }
-}
-
-/// Aborts the task when dropped, so a run abandoned by a timeout or a retired check
-/// does not go on in the background.
-struct AbortOnDrop<T>(JoinHandle<T>);
-
-impl<T> Drop for AbortOnDrop<T> {
-    fn drop(&mut self) {
-        self.0.abort();
     }
 }
 

@@ -117,6 +117,8 @@ struct Rig {
     config: PathBuf,
     port: u16,
     daemon: Option<Daemonized>,
+    /// Daemons that have ended (their whole logs are counted at the end).
+    ended: Vec<Daemonized>,
     log: Vec<String>,
     gateway: Gateway,
     smtp: Option<SmtpServer>,
@@ -252,6 +254,7 @@ impl Rig {
             config,
             port,
             daemon: None,
+            ended: Vec::new(),
             log: Vec::new(),
             gateway,
             smtp: Some(smtp),
@@ -683,6 +686,7 @@ pub async fn run(full: bool) -> Report {
         rig.drain();
         if let Some(d) = rig.daemon.take() {
             d.signal(nix::sys::signal::Signal::SIGKILL);
+            rig.ended.push(d);
         }
         std::fs::write(rig.dir.join("plugin-mode"), "ok").unwrap();
         rig.smtp = Some(SmtpServer::start(rig.smtp_port, &rig.inbox, None));
@@ -726,6 +730,7 @@ pub async fn run(full: bool) -> Report {
         d.signal(nix::sys::signal::Signal::SIGTERM);
         rig.log.push(d.expect("vitals stopped"));
         rig.log.extend(d.drain());
+        rig.ended.push(d);
     }
     account(&rig, &mut report, &alerts_table);
     drop(rig);
@@ -759,8 +764,15 @@ fn dead(dir: &Path, sink: &str) -> usize {
 }
 
 fn account(rig: &Rig, report: &mut Report, alerts_table: &Path) {
-    // Produced: every "ALERT …" line of the daemon's log (both of its lives).
-    report.produced = rig.log.iter().filter(|l| l.contains(" ALERT ")).count();
+    // Produced: every "ALERT …" line of the daemon's log (both of its lives; whole,
+    // including lines an `expect` read past).
+    report.produced = rig
+        .ended
+        .iter()
+        .chain(&rig.daemon)
+        .flat_map(Daemonized::all_lines)
+        .filter(|l| l.contains(" ALERT "))
+        .count();
     let audit = rig.audit();
     let log = tally(audit.iter().map(|e| {
         key(
