@@ -88,7 +88,8 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-async fn vitals_costs(dir: &Path, table: &Path, column: bool) -> (f64, f64) {
+/// The first run of a new instance, and the medians of steady runs and of HEADs.
+async fn vitals_costs(dir: &Path, table: &Path, column: bool) -> (f64, f64, f64) {
     let first = {
         let i = instance(dir, table, column);
         let t = Instant::now();
@@ -98,8 +99,18 @@ async fn vitals_costs(dir: &Path, table: &Path, column: bool) -> (f64, f64) {
     };
     let i = instance(dir, table, column);
     i.run_once(tokio::time::Instant::now()).await;
+    // Steady runs and HEADs of the next commit file interleaved, so both see the same
+    // machine (a warm-up, a busy neighbour) and their ratio is fair.
+    let url = deltalake::ensure_table_uri(table.to_str().unwrap()).unwrap();
+    let t = deltalake::open_table(url).await.unwrap();
+    let store = t.log_store().object_store(None);
+    let next = commit_uri_from_version(Some(t.version().unwrap() + 1));
     let mut steady = Vec::new();
-    for _ in 0..300 {
+    let mut heads = Vec::new();
+    for _ in 0..1000 {
+        let h = Instant::now();
+        let _ = store.head(&next).await;
+        heads.push(h.elapsed().as_secs_f64() * 1000.0);
         let t = Instant::now();
         let o = i.run_once(tokio::time::Instant::now()).await;
         steady.push(t.elapsed().as_secs_f64() * 1000.0);
@@ -110,21 +121,7 @@ async fn vitals_costs(dir: &Path, table: &Path, column: bool) -> (f64, f64) {
             "a fresh table: one HEAD per run"
         );
     }
-    (first, median(steady))
-}
-
-async fn head_cost(table: &Path) -> f64 {
-    let url = deltalake::ensure_table_uri(table.to_str().unwrap()).unwrap();
-    let t = deltalake::open_table(url).await.unwrap();
-    let store = t.log_store().object_store(None);
-    let next = commit_uri_from_version(Some(t.version().unwrap() + 1));
-    let mut v = Vec::new();
-    for _ in 0..1000 {
-        let s = Instant::now();
-        let _ = store.head(&next).await;
-        v.push(s.elapsed().as_secs_f64() * 1000.0);
-    }
-    median(v)
+    (first, median(steady), median(heads))
 }
 
 fn python(table: &Path, runs: usize) -> serde_json::Value {
@@ -161,9 +158,8 @@ fn main() {
             let t = Instant::now();
             make_table(&table, commits, 1).await;
             eprintln!("made {commits} commits in {:.1} s", t.elapsed().as_secs_f64());
-            let (first, steady) = vitals_costs(dir.path(), &table, false).await;
-            let (_, steady_col) = vitals_costs(dir.path(), &table, true).await;
-            let head = head_cost(&table).await;
+            let (first, steady, head) = vitals_costs(dir.path(), &table, false).await;
+            let (_, steady_col, _) = vitals_costs(dir.path(), &table, true).await;
             let py = python(&table, if commits >= 10_000 { 5 } else { 20 });
             let open = py["open_history_ms"].as_f64().unwrap();
             let kept = py["kept_open_ms"].as_f64().unwrap();
@@ -181,8 +177,8 @@ fn main() {
         let t = Instant::now();
         make_table(&table, 1_001, 1_000).await;
         eprintln!("made 1,000,000 rows in {:.1} s", t.elapsed().as_secs_f64());
-        let (first, steady) = vitals_costs(dir.path(), &table, false).await;
-        let (first_col, steady_col) = vitals_costs(dir.path(), &table, true).await;
+        let (first, steady, _) = vitals_costs(dir.path(), &table, false).await;
+        let (first_col, steady_col, _) = vitals_costs(dir.path(), &table, true).await;
         let py = python(&table, 5);
         let col = py["column_max_ms"].as_f64().unwrap();
         println!();

@@ -5,6 +5,16 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# Where the time goes: each phase's seconds, printed as it ends and summed at the end.
+timings=()
+mark=$SECONDS
+took() {
+    timings+=("$1 $((SECONDS - mark))s")
+    echo "== $1 took $((SECONDS - mark)) s"
+    mark=$SECONDS
+}
+trap 'echo "== timings: ${timings[*]:-} (total ${SECONDS}s)"' EXIT
+
 # Debian packages the tests use: openssl makes the certificates of the STARTTLS test,
 # prometheus-alertmanager is the real Alertmanager the alertmanager sink is tested on,
 # prometheus brings promtool (checks /metrics), chromium and chromium-driver are the
@@ -29,6 +39,7 @@ if ((${#APT_PACKAGES[@]})); then
         DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
     fi
 fi
+took apt
 
 if ((${#PY_PACKAGES[@]})); then
     if [ ! -x .venv/bin/python ]; then
@@ -38,12 +49,17 @@ if ((${#PY_PACKAGES[@]})); then
     .venv/bin/pip install -q "${PY_PACKAGES[@]}"
     export VITALS_TEST_PYTHON="$PWD/.venv/bin/python"
 fi
+took pip
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
+took fmt
 # The default build, and with the `s3` feature (object storage), whose tests need it.
 echo "== cargo clippy --all-targets -- -D warnings (default features, then --features s3)"
 cargo clippy --all-targets --quiet -- -D warnings
+took clippy
 cargo clippy --all-targets --quiet --features s3 -- -D warnings
+took "clippy s3"
 echo "== cargo test --features s3"
 cargo test --features s3
+took test
