@@ -56,7 +56,9 @@ fn scan() -> Result<Vec<(u32, String)>, String> {
     let me = std::process::id();
     let entries = std::fs::read_dir("/proc").map_err(|e| format!("cannot read /proc: {e}"))?;
     let mut out = Vec::new();
-    for entry in entries.flatten() {
+    for entry in entries {
+        // A listing cut short would miss a writer that runs: say so instead.
+        let entry = entry.map_err(|e| format!("cannot list /proc: {e}"))?;
         let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
             continue;
         };
@@ -82,14 +84,19 @@ mod tests {
 
     #[tokio::test]
     async fn a_scan_lists_other_processes_and_is_shared_while_fresh() {
-        let mut child = std::process::Command::new("sleep").arg("30.123").spawn().unwrap();
+        // The process that started the tests (cargo, a shell) is listed with its
+        // command line.
+        let parent = std::os::unix::process::parent_id();
+        let line = String::from_utf8_lossy(&std::fs::read(format!("/proc/{parent}/cmdline")).unwrap())
+            .replace('\0', " ")
+            .trim_end()
+            .to_owned();
         let t = table_within(Duration::ZERO, Duration::from_secs(5))
             .await
             .unwrap();
         assert!(
-            t.iter()
-                .any(|(pid, line)| *pid == child.id() && line == "sleep 30.123"),
-            "{t:?}"
+            t.iter().any(|(pid, l)| *pid == parent && *l == line),
+            "{parent} {line:?}: {t:?}"
         );
         assert!(
             t.iter().all(|(pid, _)| *pid != std::process::id()),
@@ -100,6 +107,8 @@ mod tests {
             .await
             .unwrap();
         assert!(Arc::ptr_eq(&t, &again));
+        // A process that ended is gone from the next scan.
+        let mut child = std::process::Command::new("sleep").arg("30").spawn().unwrap();
         child.kill().unwrap();
         child.wait().unwrap();
         let after = table_within(Duration::ZERO, Duration::from_secs(5))
@@ -107,7 +116,7 @@ mod tests {
             .unwrap();
         assert!(!Arc::ptr_eq(&t, &after));
         assert!(
-            after.iter().all(|(pid, _)| *pid != child.id()),
+            !after.iter().any(|(pid, l)| *pid == child.id() && l == "sleep 30"),
             "the ended process is gone"
         );
     }
