@@ -84,6 +84,7 @@ fn sparkline(history: &[Sample], unit: &str, now: DateTime<Utc>) -> String {
         .filter(|s| s.at >= from)
         .filter_map(|s| Some(((s.at - from).num_milliseconds() as f64 / span, s.value?)))
         .collect();
+    let points = thin(points);
     if points.len() < 2 {
         return String::new();
     }
@@ -102,6 +103,34 @@ fn sparkline(history: &[Sample], unit: &str, now: DateTime<Utc>) -> String {
         })
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+/// Most points a sparkline draws: 120 px wide, two points a pixel pair. A check at
+/// 10 s has 360 samples in its hour; drawn whole, 1,000 such checks made the page
+/// grow by megabytes over its first hour (docs/performance.md, "Soak").
+const SPARK_POINTS: usize = 60;
+
+/// At most [`SPARK_POINTS`]: in each of half as many stretches, its lowest and its
+/// highest point in time order, so a spike is never thinned away.
+fn thin(points: Vec<(f64, f64)>) -> Vec<(f64, f64)> {
+    if points.len() <= SPARK_POINTS {
+        return points;
+    }
+    let stretch = points.len().div_ceil(SPARK_POINTS / 2);
+    let mut out = Vec::with_capacity(SPARK_POINTS);
+    for chunk in points.chunks(stretch) {
+        let by_y = |a: &&(f64, f64), b: &&(f64, f64)| a.1.total_cmp(&b.1);
+        let (Some(lo), Some(hi)) = (chunk.iter().min_by(by_y), chunk.iter().max_by(by_y)) else {
+            continue;
+        };
+        if lo.0 <= hi.0 {
+            out.extend([*lo, *hi]);
+        } else {
+            out.extend([*hi, *lo]);
+        }
+    }
+    out.dedup_by(|a, b| a.0 == b.0 && a.1 == b.1);
+    out
 }
 
 pub(super) fn view(
@@ -159,5 +188,38 @@ pub(super) fn view(
         spark: sparkline(&web.board.history(&o.id), &o.unit, now),
         template,
         place: panel.map(|p| (p.section.id, p.rank)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_hour_of_samples_draws_at_most_60_points_and_keeps_a_spike() {
+        let now = Utc::now();
+        // A check at 10 s: 360 samples in the hour, one of them a spike.
+        let history: Vec<Sample> = (0..360)
+            .map(|i| Sample {
+                at: now - ChronoDuration::seconds(3600 - i * 10),
+                value: Some(if i == 123 { 90.0 } else { 10.0 + (i % 3) as f64 }),
+                status: crate::check::Status::Ok,
+            })
+            .collect();
+        let line = sparkline(&history, "%", now);
+        let points: Vec<&str> = line.split(' ').collect();
+        assert!(points.len() <= SPARK_POINTS, "{} points", points.len());
+        assert!(points.len() >= SPARK_POINTS / 2, "{} points", points.len());
+        // 90 % is drawn at y = 27 - 0.9 * 26 = 3.6.
+        assert!(points.iter().any(|p| p.ends_with(",3.6")), "{line}");
+        // x only goes forward.
+        let xs: Vec<f64> = points
+            .iter()
+            .map(|p| p.split(',').next().unwrap().parse().unwrap())
+            .collect();
+        assert!(xs.windows(2).all(|w| w[0] <= w[1]), "{line}");
+        // Few samples are drawn whole.
+        let short = sparkline(&history[..20], "%", now);
+        assert_eq!(short.split(' ').count(), 20);
     }
 }
