@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::support::browser::{ChromeDriver, screenshot, until as browser_until};
-use crate::support::{Daemonized, free_port, vitals};
+use crate::support::{Daemonized, check, free_port, vitals};
 
 const TOKEN: &str = "demo-test-token";
 
@@ -20,15 +20,6 @@ async fn status(port: u16) -> Option<Value> {
         .json()
         .await
         .ok()
-}
-
-fn check<'a>(s: &'a Value, id: &str) -> &'a Value {
-    s["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["id"] == id)
-        .unwrap_or_else(|| panic!("no {id}: {s}"))
 }
 
 async fn post(port: u16, path: &str) -> (u16, Value) {

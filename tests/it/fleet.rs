@@ -11,25 +11,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::support::browser::{ChromeDriver, screenshot, until as browser_until};
-use crate::support::{Daemonized, free_port, write_config};
-
-async fn status(port: u16) -> Value {
-    reqwest::get(format!("http://127.0.0.1:{port}/api/status"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
-}
-
-fn check<'a>(s: &'a Value, id: &str) -> &'a Value {
-    s["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["id"] == id)
-        .unwrap_or_else(|| panic!("no {id}: {s}"))
-}
+use crate::support::{Daemonized, check, free_port, status, write_config};
 
 async fn within<T>(secs: u64, what: &str, mut f: impl AsyncFnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + Duration::from_secs(secs);

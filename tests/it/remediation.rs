@@ -13,27 +13,9 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::support::delta::{make, make_script};
-use crate::support::{Daemonized, audit, free_port, python, vitals, write_config};
+use crate::support::{Daemonized, audit, check, free_port, python, status, vitals, write_config};
 
 const TOKEN: &str = "remediation-token";
-
-async fn status(port: u16) -> Value {
-    reqwest::get(format!("http://127.0.0.1:{port}/api/status"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
-}
-
-fn check<'a>(status: &'a Value, id: &str) -> &'a Value {
-    status["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["id"] == id)
-        .unwrap_or_else(|| panic!("no check {id} in {status}"))
-}
 
 /// Polls until `f` holds (20 s at most).
 async fn until<T>(what: &str, mut f: impl AsyncFnMut() -> Option<T>) -> T {

@@ -262,3 +262,23 @@ pub fn audit(dir: &std::path::Path) -> Vec<serde_json::Value> {
         .map(|l| serde_json::from_str(l).unwrap())
         .collect()
 }
+
+/// The `/api/status` of the daemon on `port` (loopback, no token).
+pub async fn status(port: u16) -> serde_json::Value {
+    reqwest::get(format!("http://127.0.0.1:{port}/api/status"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// Check `id` of a status; panics naming it when it is not there.
+pub fn check<'a>(status: &'a serde_json::Value, id: &str) -> &'a serde_json::Value {
+    status["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == id)
+        .unwrap_or_else(|| panic!("no check {id} in {status}"))
+}
